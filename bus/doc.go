@@ -1,0 +1,10 @@
+// Package bus is the messaging contract with SNS/SQS semantics that the API
+// publishes commands to and the workers consume from: a topic that routes each
+// message to a queue by its "target" attribute (as SNS filter policies do), and
+// queues with at-least-once delivery, a visibility timeout, receive counts,
+// delayed delivery and a dead-letter queue after MaxReceiveCount receives.
+//
+// No backend promises exactly-once delivery: consumers stay idempotent.
+// bustest holds the suite every backend runs; the in-process backend lives in
+// package embedded, the SNS/SQS one in package table's sibling adapters.
+package bus

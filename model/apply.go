@@ -1,0 +1,144 @@
+package model
+
+import (
+	"fmt"
+)
+
+// ApplyWorkflow folds one event into workflow state. Events must come in seq
+// order with no gap; anything else is an error and s is returned unchanged.
+func ApplyWorkflow(s Workflow, e Event) (Workflow, error) {
+	if e.Seq != s.Seq+1 {
+		return s, fmt.Errorf("apply %s: seq %d after %d", e.AggregateID, e.Seq, s.Seq)
+	}
+	n := s.Clone()
+	switch e.Type {
+	case EventWorkflowCreated, EventWorkflowVersionCreated:
+		var d WorkflowDefined
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		if e.Type == EventWorkflowCreated {
+			n.WorkflowUUID = d.WorkflowUUID
+			n.CreatedAt = e.OccurredAt
+		}
+		n.Name, n.Description, n.TimeoutSeconds = d.Name, d.Description, d.TimeoutSeconds
+		n.Steps = append([]StepDefinition(nil), d.Steps...)
+		n.Version = d.Version
+	case EventWorkflowDeleted:
+		at := e.OccurredAt
+		n.DeletedAt = &at
+	default:
+		return s, fmt.Errorf("apply %s seq %d: unknown workflow event %q", e.AggregateID, e.Seq, e.Type)
+	}
+	n.UpdatedAt = e.OccurredAt
+	n.Seq = e.Seq
+	return n, nil
+}
+
+// ApplyExecution folds one event into execution state, with the same rules
+// as ApplyWorkflow.
+func ApplyExecution(s Execution, e Event) (Execution, error) {
+	if e.Seq != s.Version+1 {
+		return s, fmt.Errorf("apply %s: seq %d after %d", e.AggregateID, e.Seq, s.Version)
+	}
+	n := s.Clone()
+	at := e.OccurredAt
+	switch e.Type {
+	case EventExecutionCreated:
+		var d ExecutionCreated
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		n.WorkflowExecutionUUID = d.WorkflowExecutionUUID
+		n.WorkflowUUID = d.WorkflowUUID
+		n.WorkflowVersion = d.WorkflowVersion
+		n.TimeoutSeconds = d.TimeoutSeconds
+		n.Input = cloneRaw(d.Input)
+		n.Status = ExecutionPending
+		n.Steps = make([]StepState, len(d.Steps))
+		for i, st := range d.Steps {
+			n.Steps[i] = StepState{Name: st.Name, Type: st.Type, TimeoutSeconds: st.TimeoutSeconds, Status: StepPending}
+		}
+		n.CreatedAt = at
+	case EventExecutionStarted:
+		n.Status = ExecutionRunning
+	case EventStepStarted:
+		var d StepStarted
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		if d.Step < 0 || d.Step >= len(n.Steps) {
+			return s, fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
+		}
+		st := &n.Steps[d.Step]
+		st.Status = StepRunning
+		if st.Type == StepManual {
+			st.Status = StepWaiting
+		}
+		st.Attempts++
+		st.StartedAt = &at
+		n.CurrentStep = d.Step
+	case EventStepCompleted:
+		var d StepCompleted
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		if d.Step < 0 || d.Step >= len(n.Steps) {
+			return s, fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
+		}
+		st := &n.Steps[d.Step]
+		st.Status = StepSucceeded
+		st.Output = cloneRaw(d.Output)
+		st.FinishedAt = &at
+		n.CurrentStep = d.Step + 1
+	case EventExecutionSucceeded, EventExecutionCancelled:
+		var d ExecutionFinished
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		if e.Type == EventExecutionSucceeded {
+			n.Status = ExecutionSucceeded
+			n.Output = cloneRaw(d.Output)
+		} else {
+			n.Status = ExecutionCancelled
+			n.Error = d.Reason
+			for i := range n.Steps {
+				switch n.Steps[i].Status {
+				case StepPending:
+					n.Steps[i].Status = StepSkipped
+				case StepRunning, StepWaiting:
+					n.Steps[i].Status = StepFailed
+					n.Steps[i].Error = "cancelled"
+					n.Steps[i].FinishedAt = &at
+				}
+			}
+		}
+	default:
+		return s, fmt.Errorf("apply %s seq %d: unknown execution event %q", e.AggregateID, e.Seq, e.Type)
+	}
+	n.UpdatedAt = at
+	n.Version = e.Seq
+	return n, nil
+}
+
+// FoldWorkflow folds events into s, in order.
+func FoldWorkflow(s Workflow, events []Event) (Workflow, error) {
+	var err error
+	for _, e := range events {
+		if s, err = ApplyWorkflow(s, e); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// FoldExecution folds events into s, in order.
+func FoldExecution(s Execution, events []Event) (Execution, error) {
+	var err error
+	for _, e := range events {
+		if s, err = ApplyExecution(s, e); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,327 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Command types.
+const (
+	CommandCreateWorkflow     = "CreateWorkflow"
+	CommandUpdateWorkflow     = "UpdateWorkflow"
+	CommandDeleteWorkflow     = "DeleteWorkflow"
+	CommandStartExecution     = "StartExecution"
+	CommandBeginExecution     = "BeginExecution"
+	CommandIncrementExecution = "IncrementExecution"
+	CommandCancelExecution    = "CancelExecution"
+)
+
+// Queue names: the topic routes each command to one of them by its target
+// attribute, as the SNS filter policies do on AWS.
+const (
+	QueueWorkflows  = "workflows"
+	QueueExecutions = "executions"
+)
+
+// Command statuses, as the command-status view and the API show them.
+const (
+	CommandAccepted = "ACCEPTED"
+	CommandApplied  = "APPLIED"
+	CommandRejected = "REJECTED"
+)
+
+// MaxReasonLen bounds a cancellation reason.
+const MaxReasonLen = 1000
+
+// Payload is the typed body of a command.
+type Payload interface {
+	// CommandType is the command's type name.
+	CommandType() string
+	// AggregateID names the aggregate the command changes.
+	AggregateID() string
+	// Validate reports a *FieldError for a malformed payload.
+	Validate() error
+}
+
+// Command asks an aggregate to change. It travels as JSON through the bus.
+type Command struct {
+	CommandUUID uuid.UUID `json:"commandUUID"`
+	Type        string    `json:"type"`
+	IssuedAt    time.Time `json:"issuedAt"`
+	Payload     Payload   `json:"-"`
+}
+
+// NewCommand wraps p in a command envelope.
+func NewCommand(id uuid.UUID, p Payload, at time.Time) Command {
+	return Command{CommandUUID: id, Type: p.CommandType(), IssuedAt: at.UTC(), Payload: p}
+}
+
+// AggregateID names the aggregate the command changes.
+func (c Command) AggregateID() string { return c.Payload.AggregateID() }
+
+// Queue returns the queue that handles commands of c's type.
+func (c Command) Queue() string { return QueueFor(c.Type) }
+
+// QueueFor returns the queue that handles commands of type t ("" if none).
+func QueueFor(t string) string {
+	switch t {
+	case CommandCreateWorkflow, CommandUpdateWorkflow, CommandDeleteWorkflow:
+		return QueueWorkflows
+	case CommandStartExecution, CommandBeginExecution, CommandIncrementExecution, CommandCancelExecution:
+		return QueueExecutions
+	}
+	return ""
+}
+
+type wireCommand struct {
+	CommandUUID uuid.UUID       `json:"commandUUID"`
+	Type        string          `json:"type"`
+	IssuedAt    time.Time       `json:"issuedAt"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// MarshalJSON encodes the envelope with the payload under "data".
+func (c Command) MarshalJSON() ([]byte, error) {
+	data, err := json.Marshal(c.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(wireCommand{c.CommandUUID, c.Type, c.IssuedAt, data})
+}
+
+// ErrBadCommand is wrapped by every error DecodeCommand returns.
+var ErrBadCommand = errors.New("bad command message")
+
+// DecodeCommand parses and validates a command message. Unknown fields,
+// unknown types, missing UUIDs and invalid payloads are errors wrapping
+// ErrBadCommand: such a message can never succeed and is rejected at once.
+func DecodeCommand(b []byte) (Command, error) {
+	var w wireCommand
+	if err := strictUnmarshal(b, &w); err != nil {
+		return Command{}, fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	if w.CommandUUID == uuid.Nil {
+		return Command{}, fmt.Errorf("%w: commandUUID is required", ErrBadCommand)
+	}
+	var p Payload
+	switch w.Type {
+	case CommandCreateWorkflow:
+		p = &CreateWorkflow{}
+	case CommandUpdateWorkflow:
+		p = &UpdateWorkflow{}
+	case CommandDeleteWorkflow:
+		p = &DeleteWorkflow{}
+	case CommandStartExecution:
+		p = &StartExecution{}
+	case CommandBeginExecution:
+		p = &BeginExecution{}
+	case CommandIncrementExecution:
+		p = &IncrementExecution{}
+	case CommandCancelExecution:
+		p = &CancelExecution{}
+	default:
+		return Command{}, fmt.Errorf("%w: unknown type %q", ErrBadCommand, w.Type)
+	}
+	if len(w.Data) == 0 || string(w.Data) == "null" {
+		return Command{}, fmt.Errorf("%w: data is required", ErrBadCommand)
+	}
+	if err := strictUnmarshal(w.Data, p); err != nil {
+		return Command{}, fmt.Errorf("%w: %s data: %v", ErrBadCommand, w.Type, err)
+	}
+	if err := p.Validate(); err != nil {
+		return Command{}, fmt.Errorf("%w: %s: %v", ErrBadCommand, w.Type, err)
+	}
+	return Command{CommandUUID: w.CommandUUID, Type: w.Type, IssuedAt: w.IssuedAt, Payload: derefPayload(p)}, nil
+}
+
+// derefPayload turns the decoding pointer into the value type the rest of
+// the code switches on.
+func derefPayload(p Payload) Payload {
+	switch v := p.(type) {
+	case *CreateWorkflow:
+		return *v
+	case *UpdateWorkflow:
+		return *v
+	case *DeleteWorkflow:
+		return *v
+	case *StartExecution:
+		return *v
+	case *BeginExecution:
+		return *v
+	case *IncrementExecution:
+		return *v
+	case *CancelExecution:
+		return *v
+	}
+	return p
+}
+
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}
+
+func requireUUID(field string, id uuid.UUID) error {
+	if id == uuid.Nil {
+		return &FieldError{Field: field, Problem: "is required"}
+	}
+	return nil
+}
+
+// CreateWorkflow creates version 1 of a workflow.
+type CreateWorkflow struct {
+	WorkflowUUID uuid.UUID `json:"workflowUUID"`
+	Definition
+}
+
+func (CreateWorkflow) CommandType() string   { return CommandCreateWorkflow }
+func (c CreateWorkflow) AggregateID() string { return WorkflowAggregateID(c.WorkflowUUID) }
+func (c CreateWorkflow) Validate() error {
+	if err := requireUUID("workflowUUID", c.WorkflowUUID); err != nil {
+		return err
+	}
+	return c.Definition.Validate()
+}
+
+// UpdateWorkflow creates the next version of a workflow.
+type UpdateWorkflow struct {
+	WorkflowUUID uuid.UUID `json:"workflowUUID"`
+	Definition
+}
+
+func (UpdateWorkflow) CommandType() string   { return CommandUpdateWorkflow }
+func (c UpdateWorkflow) AggregateID() string { return WorkflowAggregateID(c.WorkflowUUID) }
+func (c UpdateWorkflow) Validate() error {
+	if err := requireUUID("workflowUUID", c.WorkflowUUID); err != nil {
+		return err
+	}
+	return c.Definition.Validate()
+}
+
+// DeleteWorkflow stops new executions of a workflow; its history stays.
+type DeleteWorkflow struct {
+	WorkflowUUID uuid.UUID `json:"workflowUUID"`
+}
+
+func (DeleteWorkflow) CommandType() string   { return CommandDeleteWorkflow }
+func (c DeleteWorkflow) AggregateID() string { return WorkflowAggregateID(c.WorkflowUUID) }
+func (c DeleteWorkflow) Validate() error     { return requireUUID("workflowUUID", c.WorkflowUUID) }
+
+// StartExecution creates an execution of the workflow's current version.
+type StartExecution struct {
+	WorkflowExecutionUUID uuid.UUID       `json:"workflowExecutionUUID"`
+	WorkflowUUID          uuid.UUID       `json:"workflowUUID"`
+	Input                 json.RawMessage `json:"input,omitempty"`
+}
+
+func (StartExecution) CommandType() string { return CommandStartExecution }
+func (c StartExecution) AggregateID() string {
+	return ExecutionAggregateID(c.WorkflowExecutionUUID)
+}
+func (c StartExecution) Validate() error {
+	if err := requireUUID("workflowExecutionUUID", c.WorkflowExecutionUUID); err != nil {
+		return err
+	}
+	return requireUUID("workflowUUID", c.WorkflowUUID)
+}
+
+// BeginExecution moves a PENDING execution to RUNNING and starts its first
+// step. The dispatcher issues it when it sees ExecutionCreated.
+type BeginExecution struct {
+	WorkflowExecutionUUID uuid.UUID `json:"workflowExecutionUUID"`
+}
+
+func (BeginExecution) CommandType() string { return CommandBeginExecution }
+func (c BeginExecution) AggregateID() string {
+	return ExecutionAggregateID(c.WorkflowExecutionUUID)
+}
+func (c BeginExecution) Validate() error {
+	return requireUUID("workflowExecutionUUID", c.WorkflowExecutionUUID)
+}
+
+// IncrementExecution completes manual step Step (0-based) and moves
+// currentStep on. A Step other than currentStep is stale and rejected.
+type IncrementExecution struct {
+	WorkflowExecutionUUID uuid.UUID       `json:"workflowExecutionUUID"`
+	Step                  int             `json:"step"`
+	Output                json.RawMessage `json:"output,omitempty"`
+}
+
+func (IncrementExecution) CommandType() string { return CommandIncrementExecution }
+func (c IncrementExecution) AggregateID() string {
+	return ExecutionAggregateID(c.WorkflowExecutionUUID)
+}
+func (c IncrementExecution) Validate() error {
+	if err := requireUUID("workflowExecutionUUID", c.WorkflowExecutionUUID); err != nil {
+		return err
+	}
+	if c.Step < 0 || c.Step >= MaxSteps {
+		return &FieldError{Field: "step", Problem: fmt.Sprintf("must be between 0 and %d", MaxSteps-1)}
+	}
+	return nil
+}
+
+// CancelExecution ends a running or pending execution as CANCELLED.
+type CancelExecution struct {
+	WorkflowExecutionUUID uuid.UUID `json:"workflowExecutionUUID"`
+	Reason                string    `json:"reason,omitempty"`
+}
+
+func (CancelExecution) CommandType() string { return CommandCancelExecution }
+func (c CancelExecution) AggregateID() string {
+	return ExecutionAggregateID(c.WorkflowExecutionUUID)
+}
+func (c CancelExecution) Validate() error {
+	if err := requireUUID("workflowExecutionUUID", c.WorkflowExecutionUUID); err != nil {
+		return err
+	}
+	if len(c.Reason) > MaxReasonLen {
+		return &FieldError{Field: "reason", Problem: fmt.Sprintf("must be at most %d bytes", MaxReasonLen)}
+	}
+	return nil
+}
+
+// CommandStatus is the command-status view: what became of a command.
+type CommandStatus struct {
+	CommandUUID uuid.UUID `json:"commandUUID"`
+	Type        string    `json:"type"`
+	Status      string    `json:"status"`
+	Error       string    `json:"error,omitempty"`
+	// Resource is the API path of the resource the command changes.
+	Resource  string    `json:"resource"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// ResourcePath returns the API path of the aggregate a command changes.
+func ResourcePath(p Payload) string {
+	switch v := p.(type) {
+	case CreateWorkflow:
+		return "/v1/workflows/" + v.WorkflowUUID.String()
+	case UpdateWorkflow:
+		return "/v1/workflows/" + v.WorkflowUUID.String()
+	case DeleteWorkflow:
+		return "/v1/workflows/" + v.WorkflowUUID.String()
+	case StartExecution:
+		return "/v1/workflow-executions/" + v.WorkflowExecutionUUID.String()
+	case BeginExecution:
+		return "/v1/workflow-executions/" + v.WorkflowExecutionUUID.String()
+	case IncrementExecution:
+		return "/v1/workflow-executions/" + v.WorkflowExecutionUUID.String()
+	case CancelExecution:
+		return "/v1/workflow-executions/" + v.WorkflowExecutionUUID.String()
+	}
+	return ""
+}

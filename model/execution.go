@@ -1,0 +1,105 @@
+package model
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Execution statuses.
+const (
+	ExecutionPending   = "PENDING"
+	ExecutionRunning   = "RUNNING"
+	ExecutionSucceeded = "SUCCEEDED"
+	ExecutionFailed    = "FAILED"
+	ExecutionCancelled = "CANCELLED"
+	ExecutionTimedOut  = "TIMED_OUT"
+)
+
+// Step statuses.
+const (
+	StepPending   = "PENDING"
+	StepRunning   = "RUNNING"
+	StepWaiting   = "WAITING"
+	StepSucceeded = "SUCCEEDED"
+	StepFailed    = "FAILED"
+	StepSkipped   = "SKIPPED"
+)
+
+// ExecutionStatuses lists every execution status, for validation.
+var ExecutionStatuses = []string{ExecutionPending, ExecutionRunning, ExecutionSucceeded, ExecutionFailed, ExecutionCancelled, ExecutionTimedOut}
+
+// IsTerminal reports whether an execution in status s can change no more.
+func IsTerminal(s string) bool {
+	switch s {
+	case ExecutionSucceeded, ExecutionFailed, ExecutionCancelled, ExecutionTimedOut:
+		return true
+	}
+	return false
+}
+
+// StepState is the state of one step of an execution.
+type StepState struct {
+	Name           string          `json:"name"`
+	Type           string          `json:"type"`
+	TimeoutSeconds int             `json:"timeoutSeconds,omitempty"`
+	Status         string          `json:"status"`
+	Attempts       int             `json:"attempts"`
+	Output         json.RawMessage `json:"output"`
+	Error          string          `json:"error,omitempty"`
+	StartedAt      *time.Time      `json:"startedAt"`
+	FinishedAt     *time.Time      `json:"finishedAt"`
+}
+
+// Execution is the state of a workflow execution aggregate and its view.
+type Execution struct {
+	WorkflowExecutionUUID uuid.UUID       `json:"workflowExecutionUUID"`
+	WorkflowUUID          uuid.UUID       `json:"workflowUUID"`
+	WorkflowVersion       int             `json:"workflowVersion"`
+	Status                string          `json:"status"`
+	CurrentStep           int             `json:"currentStep"`
+	Steps                 []StepState     `json:"steps"`
+	TimeoutSeconds        int             `json:"timeoutSeconds,omitempty"`
+	Input                 json.RawMessage `json:"input"`
+	Output                json.RawMessage `json:"output"`
+	Error                 string          `json:"error,omitempty"`
+	// Version is the seq of the last event folded into this state.
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Exists reports whether the execution has been created.
+func (x Execution) Exists() bool { return x.Version > 0 }
+
+// ExecutionAggregateID returns the event-log key of the execution with this UUID.
+func ExecutionAggregateID(id uuid.UUID) string { return "execution:" + id.String() }
+
+// Clone returns a deep copy of x.
+func (x Execution) Clone() Execution {
+	x.Steps = append([]StepState(nil), x.Steps...)
+	for i := range x.Steps {
+		x.Steps[i].Output = cloneRaw(x.Steps[i].Output)
+		x.Steps[i].StartedAt = cloneTime(x.Steps[i].StartedAt)
+		x.Steps[i].FinishedAt = cloneTime(x.Steps[i].FinishedAt)
+	}
+	x.Input = cloneRaw(x.Input)
+	x.Output = cloneRaw(x.Output)
+	return x
+}
+
+func cloneRaw(r json.RawMessage) json.RawMessage {
+	if r == nil {
+		return nil
+	}
+	return append(json.RawMessage(nil), r...)
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}

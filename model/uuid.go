@@ -1,0 +1,31 @@
+package model
+
+import (
+	"strconv"
+
+	"github.com/google/uuid"
+)
+
+// namespace is the root of every name-based UUID the service derives.
+var namespace = uuid.MustParse("6f1d8a4e-2b7c-4c61-9a5e-0d3b8f2c7a10")
+
+// EventUUID returns the deterministic UUID of the i-th event produced by the
+// command commandUUID. A redelivered command produces the same eventUUIDs, so
+// the event log can refuse the second copy.
+func EventUUID(commandUUID uuid.UUID, i int) uuid.UUID {
+	return uuid.NewSHA1(commandUUID, []byte("event/"+strconv.Itoa(i)))
+}
+
+// DerivedUUID returns a name-based UUID derived from parent and a purpose
+// (for example the workflowUUID a creation command creates, or the command
+// the dispatcher issues in reaction to an event). Same inputs, same UUID.
+func DerivedUUID(parent uuid.UUID, purpose string) uuid.UUID {
+	return uuid.NewSHA1(parent, []byte(purpose))
+}
+
+// IdempotentCommandUUID returns the command UUID for a client request carrying
+// an Idempotency-Key: the same key on the same route always names the same
+// command, so two racing requests with one key can only cause one effect.
+func IdempotentCommandUUID(route, key string) uuid.UUID {
+	return uuid.NewSHA1(namespace, []byte("idempotency/"+route+"\x00"+key))
+}

@@ -1,0 +1,125 @@
+package model
+
+import (
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Step types. Only manual steps run in this version; http and wait steps are
+// part of the contract (DESIGN.md §3) and arrive with the step-types work.
+const (
+	StepManual = "manual"
+	StepHTTP   = "http"
+	StepWait   = "wait"
+)
+
+// Limits on what a workflow definition may hold.
+const (
+	MaxNameLen        = 200
+	MaxDescriptionLen = 2000
+	MaxSteps          = 100
+	MaxTimeoutSeconds = 365 * 24 * 3600
+)
+
+// StepDefinition is one step of a workflow version.
+type StepDefinition struct {
+	Name           string `json:"name"`
+	Type           string `json:"type"`
+	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
+}
+
+// Definition is what a client supplies to create a workflow or a new version
+// of it.
+type Definition struct {
+	Name           string           `json:"name"`
+	Description    string           `json:"description,omitempty"`
+	TimeoutSeconds int              `json:"timeoutSeconds,omitempty"`
+	Steps          []StepDefinition `json:"steps"`
+}
+
+// Validate reports the first problem with d as a *FieldError, or nil.
+func (d Definition) Validate() error {
+	switch {
+	case d.Name == "":
+		return &FieldError{Field: "name", Problem: "is required"}
+	case utf8.RuneCountInString(d.Name) > MaxNameLen:
+		return &FieldError{Field: "name", Problem: fmt.Sprintf("must be at most %d characters", MaxNameLen)}
+	case utf8.RuneCountInString(d.Description) > MaxDescriptionLen:
+		return &FieldError{Field: "description", Problem: fmt.Sprintf("must be at most %d characters", MaxDescriptionLen)}
+	case d.TimeoutSeconds < 0 || d.TimeoutSeconds > MaxTimeoutSeconds:
+		return &FieldError{Field: "timeoutSeconds", Problem: fmt.Sprintf("must be between 0 and %d", MaxTimeoutSeconds)}
+	case len(d.Steps) == 0:
+		return &FieldError{Field: "steps", Problem: "must hold at least one step"}
+	case len(d.Steps) > MaxSteps:
+		return &FieldError{Field: "steps", Problem: fmt.Sprintf("must hold at most %d steps", MaxSteps)}
+	}
+	seen := make(map[string]bool, len(d.Steps))
+	for i, s := range d.Steps {
+		field := fmt.Sprintf("steps[%d]", i)
+		switch {
+		case s.Name == "":
+			return &FieldError{Field: field + ".name", Problem: "is required"}
+		case utf8.RuneCountInString(s.Name) > MaxNameLen:
+			return &FieldError{Field: field + ".name", Problem: fmt.Sprintf("must be at most %d characters", MaxNameLen)}
+		case seen[s.Name]:
+			return &FieldError{Field: field + ".name", Problem: fmt.Sprintf("%q is used by an earlier step", s.Name)}
+		case s.Type == "":
+			return &FieldError{Field: field + ".type", Problem: "is required"}
+		case s.Type == StepHTTP || s.Type == StepWait:
+			return &FieldError{Field: field + ".type", Problem: fmt.Sprintf("%q steps are not supported by this version; use %q", s.Type, StepManual)}
+		case s.Type != StepManual:
+			return &FieldError{Field: field + ".type", Problem: fmt.Sprintf("unknown step type %q; use %q", s.Type, StepManual)}
+		case s.TimeoutSeconds < 0 || s.TimeoutSeconds > MaxTimeoutSeconds:
+			return &FieldError{Field: field + ".timeoutSeconds", Problem: fmt.Sprintf("must be between 0 and %d", MaxTimeoutSeconds)}
+		}
+		seen[s.Name] = true
+	}
+	return nil
+}
+
+// FieldError says which field of a request or command is wrong and why.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + " " + e.Problem }
+
+// Workflow is the state of a workflow aggregate and its current-state view.
+type Workflow struct {
+	WorkflowUUID   uuid.UUID        `json:"workflowUUID"`
+	Name           string           `json:"name"`
+	Description    string           `json:"description"`
+	TimeoutSeconds int              `json:"timeoutSeconds,omitempty"`
+	Version        int              `json:"version"`
+	Steps          []StepDefinition `json:"steps"`
+	CreatedAt      time.Time        `json:"createdAt"`
+	UpdatedAt      time.Time        `json:"updatedAt"`
+	DeletedAt      *time.Time       `json:"deletedAt,omitempty"`
+
+	// Seq is the seq of the last event folded into this state; views are
+	// written on condition of it. Stores persist it; the API does not show it.
+	Seq int64 `json:"-"`
+}
+
+// Exists reports whether the workflow has been created.
+func (w Workflow) Exists() bool { return w.Seq > 0 }
+
+// Deleted reports whether the workflow was deleted.
+func (w Workflow) Deleted() bool { return w.DeletedAt != nil }
+
+// AggregateID returns the event-log key of the workflow with this UUID.
+func WorkflowAggregateID(id uuid.UUID) string { return "workflow:" + id.String() }
+
+// Clone returns a deep copy of w (stores and tests must not alias slices).
+func (w Workflow) Clone() Workflow {
+	w.Steps = append([]StepDefinition(nil), w.Steps...)
+	if w.DeletedAt != nil {
+		t := *w.DeletedAt
+		w.DeletedAt = &t
+	}
+	return w
+}
