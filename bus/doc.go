@@ -6,5 +6,5 @@
 //
 // No backend promises exactly-once delivery: consumers stay idempotent.
 // bustest holds the suite every backend runs; the in-process backend lives in
-// package embedded, the SNS/SQS one in package table's sibling adapters.
+// package localbus.
 package bus
