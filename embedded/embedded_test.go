@@ -1,0 +1,302 @@
+package embedded_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/workflowd/workflowd/embedded"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+	"github.com/workflowd/workflowd/storetest"
+)
+
+// MustOpen opens a store and closes it when the test ends.
+func MustOpen(tb testing.TB, opts embedded.Options) *embedded.Store {
+	tb.Helper()
+	s, err := embedded.Open(opts)
+	if err != nil {
+		tb.Fatalf("Open(%+v): got error %v, want nil", opts, err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: got error %v, want nil", err)
+		}
+	})
+	return s
+}
+
+func mustClose(tb testing.TB, s *embedded.Store) {
+	tb.Helper()
+	if err := s.Close(); err != nil {
+		tb.Fatalf("Close: got error %v, want nil", err)
+	}
+}
+
+// writeSome puts a little of everything into s.
+func writeSome(tb testing.TB, s *embedded.Store) {
+	tb.Helper()
+	ctx := context.Background()
+	agg := storetest.NewAggregateID()
+	storetest.MustAppend(tb, s, storetest.NewEvents(agg, 1, 2)...)
+	storetest.MustAppend(tb, s, storetest.NewEvents(agg, 3, 1)...)
+	w := storetest.NewWorkflow(time.Now().UTC(), 1)
+	storetest.MustPutWorkflow(tb, s, w, 0)
+	storetest.MustPutExecution(tb, s, storetest.NewExecution(w.WorkflowUUID, model.ExecutionRunning, time.Now().UTC(), 2), 0)
+	if err := s.PutCommand(ctx, model.CommandStatus{CommandUUID: uuid.New(), Type: model.CommandCreateWorkflow}); err != nil {
+		tb.Fatalf("PutCommand: got error %v, want nil", err)
+	}
+	if err := s.SaveCheckpoint(ctx, "setup", 2); err != nil {
+		tb.Fatalf("SaveCheckpoint: got error %v, want nil", err)
+	}
+}
+
+// backends are the three ways the suites run the embedded store.
+var backends = []struct {
+	name string
+	open func(tb testing.TB) *embedded.Store
+}{
+	{"memory", func(tb testing.TB) *embedded.Store { return MustOpen(tb, embedded.Options{}) }},
+	{"file", func(tb testing.TB) *embedded.Store { return MustOpen(tb, embedded.Options{Dir: tb.TempDir()}) }},
+	{"reopened", func(tb testing.TB) *embedded.Store {
+		dir := tb.TempDir()
+		s, err := embedded.Open(embedded.Options{Dir: dir})
+		if err != nil {
+			tb.Fatalf("Open: got error %v, want nil", err)
+		}
+		writeSome(tb, s)
+		mustClose(tb, s)
+		return MustOpen(tb, embedded.Options{Dir: dir})
+	}},
+}
+
+func TestStore(t *testing.T) {
+	for _, bk := range backends {
+		t.Run(bk.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Run(t, func(t *testing.T) store.Store { return bk.open(t) })
+		})
+	}
+}
+
+func TestFeed(t *testing.T) {
+	for _, bk := range backends {
+		t.Run(bk.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.RunFeed(t, func(t *testing.T) storetest.FeedStore { return bk.open(t) })
+		})
+	}
+}
+
+func BenchmarkStore(b *testing.B) {
+	b.Run("memory", func(b *testing.B) {
+		storetest.Bench(b, func(b *testing.B) store.Store { return MustOpen(b, embedded.Options{}) })
+	})
+	b.Run("file", func(b *testing.B) {
+		storetest.Bench(b, func(b *testing.B) store.Store { return MustOpen(b, embedded.Options{Dir: b.TempDir()}) })
+	})
+}
+
+func TestDataSurvivesCloseAndReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := embedded.Open(embedded.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	agg := storetest.NewAggregateID()
+	events := storetest.NewEvents(agg, 1, 4)
+	storetest.MustAppend(t, s, events[:3]...)
+	storetest.MustAppend(t, s, events[3])
+	w := storetest.NewWorkflow(time.Now().UTC(), 5)
+	storetest.MustPutWorkflow(t, s, w, 0)
+	x := storetest.NewExecution(w.WorkflowUUID, model.ExecutionRunning, time.Now().UTC(), 3)
+	storetest.MustPutExecution(t, s, x, 0)
+	cmd := model.CommandStatus{CommandUUID: uuid.New(), Type: model.CommandStartExecution, Status: model.CommandApplied}
+	if err := s.FinishCommand(ctx, cmd); err != nil {
+		t.Fatalf("FinishCommand: got error %v, want nil", err)
+	}
+	rec := store.IdempotencyRecord{Key: "survivor", CommandUUID: uuid.New(), ExpiresAt: time.Now().Add(time.Hour)}
+	if _, err := s.ClaimIdempotencyKey(ctx, rec); err != nil {
+		t.Fatalf("ClaimIdempotencyKey: got error %v, want nil", err)
+	}
+	feed, lastPos := storetest.DrainFeed(t, s, 0)
+	if len(feed) != 2 {
+		t.Fatalf("feed before reopen: got %d entries, want 2", len(feed))
+	}
+	if err := s.SaveCheckpoint(ctx, "projector", lastPos); err != nil {
+		t.Fatalf("SaveCheckpoint: got error %v, want nil", err)
+	}
+	mustClose(t, s)
+
+	s = MustOpen(t, embedded.Options{Dir: dir})
+	storetest.SameEvents(t, "Load after reopen", storetest.MustLoad(t, s, agg, 0), events)
+	storetest.WantErr(t, "Append(duplicate) after reopen", s.Append(ctx, events[3:]), store.ErrDuplicate)
+	storetest.WantErr(t, "Append(taken seq) after reopen", s.Append(ctx, storetest.NewEvents(agg, 4, 1)), store.ErrConflict)
+
+	gotW := storetest.MustGetWorkflow(t, s, w.WorkflowUUID)
+	storetest.SameJSON(t, "GetWorkflow after reopen", gotW, w)
+	if gotW.Seq != w.Seq {
+		t.Fatalf("GetWorkflow after reopen: got Seq %d, want %d", gotW.Seq, w.Seq)
+	}
+	storetest.SameJSON(t, "GetExecution after reopen", storetest.MustGetExecution(t, s, x.WorkflowExecutionUUID), x)
+	if got := storetest.MustGetCommand(t, s, cmd.CommandUUID); got.Status != model.CommandApplied {
+		t.Fatalf("GetCommand after reopen: got %s, want %s", got.Status, model.CommandApplied)
+	}
+	if got, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "survivor"}); !errors.Is(err, store.ErrDuplicate) || got.CommandUUID != rec.CommandUUID {
+		t.Fatalf("ClaimIdempotencyKey after reopen: got (%s, %v), want (%s, duplicate)", got.CommandUUID, err, rec.CommandUUID)
+	}
+	if got, err := s.LoadCheckpoint(ctx, "projector"); err != nil || got != lastPos {
+		t.Fatalf("LoadCheckpoint after reopen: got (%d, %v), want (%d, nil)", got, err, lastPos)
+	}
+	again, _ := storetest.DrainFeed(t, s, 0)
+	if len(again) != 2 || again[0].Pos != feed[0].Pos || again[1].Pos != feed[1].Pos {
+		t.Fatalf("feed after reopen: got %d entries, want the same 2 at the same positions", len(again))
+	}
+	storetest.MustAppend(t, s, storetest.NewEvents(agg, 5, 1)...)
+	next, _ := storetest.DrainFeed(t, s, lastPos)
+	if len(next) != 1 || next[0].Pos <= lastPos {
+		t.Fatalf("feed after reopen and append: got %d entries (first pos %v), want 1 past %d", len(next), positions(next), lastPos)
+	}
+}
+
+func positions(entries []store.FeedEntry) []uint64 {
+	out := make([]uint64, len(entries))
+	for i, e := range entries {
+		out[i] = e.Pos
+	}
+	return out
+}
+
+func TestFeedTrim(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := embedded.Options{Dir: dir, FeedConsumers: []string{"projector", "dispatcher"}}
+	s, err := embedded.Open(opts)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	agg := storetest.NewAggregateID()
+	for seq := int64(1); seq <= 5; seq++ {
+		storetest.MustAppend(t, s, storetest.NewEvent(agg, seq))
+	}
+	all, last := storetest.DrainFeed(t, s, 0)
+	if len(all) != 5 {
+		t.Fatalf("feed: got %d entries, want 5", len(all))
+	}
+	save := func(consumer string, pos uint64) {
+		t.Helper()
+		if err := s.SaveCheckpoint(ctx, consumer, pos); err != nil {
+			t.Fatalf("SaveCheckpoint(%s, %d): got error %v, want nil", consumer, pos, err)
+		}
+	}
+	save("projector", all[3].Pos)
+	save("someone-else", last) // not a trimming consumer
+	if got, _ := storetest.DrainFeed(t, s, 0); len(got) != 5 {
+		t.Fatalf("feed with one trimming consumer's checkpoint missing: got %d entries, want all 5", len(got))
+	}
+	save("dispatcher", all[1].Pos)
+	got, _ := storetest.DrainFeed(t, s, 0)
+	if len(got) != 3 || got[0].Pos != all[2].Pos {
+		t.Fatalf("feed after trimming to the lowest checkpoint: got positions %v, want %v", positions(got), positions(all[2:]))
+	}
+
+	// Trim everything, reopen: positions go on, never reused.
+	mustClose(t, s)
+	s, err = embedded.Open(opts) // first trim after open is immediate
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	save("projector", last)
+	save("dispatcher", last)
+	if got, _ := storetest.DrainFeed(t, s, 0); len(got) != 0 {
+		t.Fatalf("feed after every consumer passed the end: got positions %v, want none", positions(got))
+	}
+	mustClose(t, s)
+	s = MustOpen(t, opts)
+	storetest.MustAppend(t, s, storetest.NewEvent(agg, 6))
+	got, _ = storetest.DrainFeed(t, s, 0)
+	if len(got) != 1 || got[0].Pos <= last {
+		t.Fatalf("feed after reopen and append: got positions %v, want one past %d", positions(got), last)
+	}
+}
+
+func TestAppendPastNextSeqIsInvalid(t *testing.T) {
+	s := MustOpen(t, embedded.Options{})
+	agg := storetest.NewAggregateID()
+	storetest.MustAppend(t, s, storetest.NewEvent(agg, 1))
+	storetest.WantErr(t, "Append(seq 3 after 1)", s.Append(context.Background(), storetest.NewEvents(agg, 3, 1)), store.ErrInvalid)
+	storetest.WantErr(t, "Append(seq 2 on a new aggregate)", s.Append(context.Background(), storetest.NewEvents(storetest.NewAggregateID(), 2, 1)), store.ErrInvalid)
+}
+
+func TestPing(t *testing.T) {
+	s := MustOpen(t, embedded.Options{})
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: got error %v, want nil", err)
+	}
+}
+
+func TestCallsAfterCloseFail(t *testing.T) {
+	ctx := context.Background()
+	s, err := embedded.Open(embedded.Options{})
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	mustClose(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: got error %v, want nil", err)
+	}
+	agg := storetest.NewAggregateID()
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"ping", func() error { return s.Ping(ctx) }},
+		{"append", func() error { return s.Append(ctx, storetest.NewEvents(agg, 1, 1)) }},
+		{"load", func() error { _, err := s.Load(ctx, agg, 0); return err }},
+		{"get_workflow", func() error { _, err := s.GetWorkflow(ctx, uuid.New()); return err }},
+		{"put_execution", func() error {
+			return s.PutExecution(ctx, storetest.NewExecution(uuid.New(), model.ExecutionPending, time.Now(), 1), 0)
+		}},
+		{"list_executions", func() error {
+			_, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 1}})
+			return err
+		}},
+		{"get_command", func() error { _, err := s.GetCommand(ctx, uuid.New()); return err }},
+		{"claim_idempotency_key", func() error {
+			_, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "k"})
+			return err
+		}},
+		{"read_feed", func() error { _, err := s.ReadFeed(ctx, 0, 1, time.Second); return err }},
+		{"save_checkpoint", func() error { return s.SaveCheckpoint(ctx, "c", 1) }},
+		{"load_checkpoint", func() error { _, err := s.LoadCheckpoint(ctx, "c"); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.WantErr(t, tt.name+" after Close", tt.call(), embedded.ErrClosed)
+		})
+	}
+}
+
+func TestCloseWakesWaitingReader(t *testing.T) {
+	s, err := embedded.Open(embedded.Options{})
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ReadFeed(context.Background(), 0, 10, time.Minute)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	mustClose(t, s)
+	select {
+	case err := <-done:
+		storetest.WantErr(t, "ReadFeed ended by Close", err, embedded.ErrClosed)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("ReadFeed still waiting 10s after Close")
+	}
+}

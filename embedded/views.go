@@ -1,0 +1,291 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/google/uuid"
+
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+// maxListLimit is the largest page a listing returns.
+const maxListLimit = 1000
+
+// GetWorkflow returns the workflow view with its Seq, or an error wrapping
+// store.ErrNotFound.
+func (s *Store) GetWorkflow(ctx context.Context, id uuid.UUID) (model.Workflow, error) {
+	const op = "get workflow"
+	if err := s.enter(ctx, op, id.String()); err != nil {
+		return model.Workflow{}, err
+	}
+	defer s.exit()
+	v, ok, err := get(s.db, uuidKey(pWorkflow, id))
+	if err != nil {
+		return model.Workflow{}, wrap(op, id.String(), 0, err)
+	}
+	if !ok {
+		return model.Workflow{}, wrap(op, id.String(), 0, store.ErrNotFound)
+	}
+	w, err := decodeWorkflow(v)
+	if err != nil {
+		return model.Workflow{}, wrap(op, id.String(), 0, err)
+	}
+	return w, nil
+}
+
+// PutWorkflow stores w, keyed by w.WorkflowUUID with version w.Seq, if the
+// stored view's Seq is prevSeq (0: there must be none), with a NoSync write.
+// It returns an error wrapping store.ErrConflict when the condition fails,
+// and store.ErrInvalid for a nil WorkflowUUID or a w.Seq not above prevSeq.
+func (s *Store) PutWorkflow(ctx context.Context, w model.Workflow, prevSeq int64) error {
+	const op = "put workflow"
+	id := w.WorkflowUUID
+	if err := s.enter(ctx, op, id.String()); err != nil {
+		return err
+	}
+	defer s.exit()
+	if err := validateView(op, id, w.Seq, prevSeq); err != nil {
+		return err
+	}
+	v, err := encodeWorkflow(w)
+	if err != nil {
+		return wrap(op, id.String(), w.Seq, err)
+	}
+	newIdx := cat([]byte(pIdxWf), sortKey(w.CreatedAt, id))
+
+	mu := s.lock('w', id[:])
+	defer mu.Unlock()
+	key := uuidKey(pWorkflow, id)
+	old, ok, err := get(s.db, key)
+	if err != nil {
+		return wrap(op, id.String(), w.Seq, err)
+	}
+	var cur int64
+	var oldIdx []byte
+	if ok {
+		h, _, err := decodeWorkflowHeader(old)
+		if err != nil {
+			return wrap(op, id.String(), w.Seq, err)
+		}
+		cur = h.seq
+		oldIdx = cat([]byte(pIdxWf), sortKeyOf(h.created, id))
+	}
+	if !ok && prevSeq != 0 || ok && cur != prevSeq {
+		return wrap(op, id.String(), w.Seq, fmt.Errorf("%w: stored seq %d, expected %d", store.ErrConflict, cur, prevSeq))
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if oldIdx != nil && !bytes.Equal(oldIdx, newIdx) {
+		if err := b.Delete(oldIdx, nil); err != nil {
+			return wrap(op, id.String(), w.Seq, err)
+		}
+	}
+	if err := b.Set(key, v, nil); err != nil {
+		return wrap(op, id.String(), w.Seq, err)
+	}
+	if err := b.Set(newIdx, nil, nil); err != nil {
+		return wrap(op, id.String(), w.Seq, err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return wrap(op, id.String(), w.Seq, err)
+	}
+	return nil
+}
+
+func validateView(op string, id uuid.UUID, version, prev int64) error {
+	switch {
+	case id == uuid.Nil:
+		return invalid(op, "", version, "nil uuid")
+	case prev < 0:
+		return invalid(op, id.String(), version, "previous version %d is negative", prev)
+	case version <= prev:
+		return invalid(op, id.String(), version, "version %d does not move on from %d", version, prev)
+	}
+	return nil
+}
+
+// GetExecution returns the execution view, or an error wrapping
+// store.ErrNotFound.
+func (s *Store) GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error) {
+	const op = "get execution"
+	if err := s.enter(ctx, op, id.String()); err != nil {
+		return model.Execution{}, err
+	}
+	defer s.exit()
+	v, ok, err := get(s.db, uuidKey(pExecution, id))
+	if err != nil {
+		return model.Execution{}, wrap(op, id.String(), 0, err)
+	}
+	if !ok {
+		return model.Execution{}, wrap(op, id.String(), 0, store.ErrNotFound)
+	}
+	x, err := decodeExecution(v)
+	if err != nil {
+		return model.Execution{}, wrap(op, id.String(), 0, err)
+	}
+	return x, nil
+}
+
+// PutExecution stores x, keyed by x.WorkflowExecutionUUID with version
+// x.Version, if the stored view's Version is prevVersion (0: there must be
+// none), with a NoSync write; the listing indexes of the old version are
+// replaced in the same batch. It returns an error wrapping
+// store.ErrConflict when the condition fails, and store.ErrInvalid for a nil
+// uuid, a Version not above prevVersion or a status holding a NUL byte.
+func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion int64) error {
+	const op = "put execution"
+	id := x.WorkflowExecutionUUID
+	if err := s.enter(ctx, op, id.String()); err != nil {
+		return err
+	}
+	defer s.exit()
+	if err := validateView(op, id, x.Version, prevVersion); err != nil {
+		return err
+	}
+	if strings.IndexByte(x.Status, 0) >= 0 {
+		return invalid(op, id.String(), x.Version, "status contains a NUL byte")
+	}
+	v, h, err := encodeExecution(x)
+	if err != nil {
+		return wrap(op, id.String(), x.Version, err)
+	}
+	newIdx := executionIndexKeys(h, id)
+
+	mu := s.lock('x', id[:])
+	defer mu.Unlock()
+	key := uuidKey(pExecution, id)
+	old, ok, err := get(s.db, key)
+	if err != nil {
+		return wrap(op, id.String(), x.Version, err)
+	}
+	var oldIdx [][]byte
+	var cur int64
+	if ok {
+		oh, _, err := decodeExecutionHeader(old)
+		if err != nil {
+			return wrap(op, id.String(), x.Version, err)
+		}
+		cur = oh.version
+		oldIdx = executionIndexKeys(oh, id)
+	}
+	if !ok && prevVersion != 0 || ok && cur != prevVersion {
+		return wrap(op, id.String(), x.Version, fmt.Errorf("%w: stored version %d, expected %d", store.ErrConflict, cur, prevVersion))
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for i, k := range oldIdx {
+		if !bytes.Equal(k, newIdx[i]) {
+			if err := b.Delete(k, nil); err != nil {
+				return wrap(op, id.String(), x.Version, err)
+			}
+		}
+	}
+	if err := b.Set(key, v, nil); err != nil {
+		return wrap(op, id.String(), x.Version, err)
+	}
+	for i, k := range newIdx {
+		if i < len(oldIdx) && bytes.Equal(k, oldIdx[i]) {
+			continue // unchanged index key: no write
+		}
+		if err := b.Set(k, nil, nil); err != nil {
+			return wrap(op, id.String(), x.Version, err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return wrap(op, id.String(), x.Version, err)
+	}
+	return nil
+}
+
+// ListWorkflows returns a page of workflow views, newest first (CreatedAt
+// descending, then WorkflowUUID descending), after q.After. It returns
+// store.ErrInvalid when q.Limit is outside 1..1000.
+func (s *Store) ListWorkflows(ctx context.Context, q store.ListQuery) ([]model.Workflow, error) {
+	const op = "list workflows"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	var out []model.Workflow
+	err := s.list(op, []byte(pIdxWf), pWorkflow, q, func(v []byte) error {
+		w, err := decodeWorkflow(v)
+		if err == nil {
+			out = append(out, w)
+		}
+		return err
+	})
+	return out, err
+}
+
+// ListExecutions returns a page of execution views, newest first
+// (CreatedAt descending, then WorkflowExecutionUUID descending), after
+// q.After, filtered by q.WorkflowUUID and q.Status when set. It returns
+// store.ErrInvalid when q.Limit is outside 1..1000 or q.Status holds a NUL
+// byte.
+func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]model.Execution, error) {
+	const op = "list executions"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	if strings.IndexByte(q.Status, 0) >= 0 {
+		return nil, invalid(op, "", 0, "status contains a NUL byte")
+	}
+	var out []model.Execution
+	err := s.list(op, executionIndexPrefix(q.WorkflowUUID, q.Status), pExecution, q.ListQuery, func(v []byte) error {
+		x, err := decodeExecution(v)
+		if err == nil {
+			out = append(out, x)
+		}
+		return err
+	})
+	return out, err
+}
+
+// list walks the index under prefix from q.After, and hands each item's
+// view (read from viewPrefix in the same snapshot) to add.
+func (s *Store) list(op string, prefix []byte, viewPrefix string, q store.ListQuery, add func([]byte) error) error {
+	if q.Limit < 1 || q.Limit > maxListLimit {
+		return invalid(op, "", 0, "limit %d, want 1..%d", q.Limit, maxListLimit)
+	}
+	lower := prefix
+	if q.After != nil {
+		// The smallest key after the position's own: every key under the
+		// prefix has the same length, so appending a zero byte does it.
+		lower = cat(prefix, sortKey(q.After.CreatedAt, q.After.ID), []byte{0})
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return wrap(op, "", 0, err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid() && n < q.Limit; it.Next() {
+		id, ok := idFromSortKey(it.Key())
+		if !ok || len(it.Key()) != len(prefix)+sortKeyLen {
+			return wrap(op, "", 0, fmt.Errorf("index key %q: %w", it.Key(), errCorrupt))
+		}
+		v, found, err := get(snap, uuidKey(viewPrefix, id))
+		if err != nil {
+			return wrap(op, id.String(), 0, err)
+		}
+		if !found {
+			continue // cannot happen: index and view are written together
+		}
+		if err := add(v); err != nil {
+			return wrap(op, id.String(), 0, err)
+		}
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return wrap(op, "", 0, err)
+	}
+	return nil
+}

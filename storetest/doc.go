@@ -1,0 +1,15 @@
+// Package storetest is the conformance suite of the store contract: every
+// backend's tests call Run (and RunFeed when the backend offers the change
+// feed) with a constructor, and its benchmarks call Bench, so one set of
+// behaviours is proven everywhere and `make bench` prints backends side by
+// side. It is an ordinary package (like testing/fstest) so backends in other
+// packages and repositories can import it.
+//
+// It imports model and store of this project and nothing else of it.
+//
+// The suite never assumes an empty store: every test works on aggregates,
+// views and keys it creates with fresh UUIDs, and listings are checked for
+// order over everything returned and for exactly-once over the test's own
+// items. So a constructor may hand back a store that already holds data (for
+// example one that was written, closed and reopened).
+package storetest

@@ -1,0 +1,1004 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+// Run runs the conformance suite of store.Store. newStore is called once per
+// subtest and returns a store for it alone; it arranges the store's Close
+// (t.Cleanup) itself. The store may already hold data (see the package doc).
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("event_log", func(t *testing.T) { runEventLog(t, newStore) })
+	t.Run("views", func(t *testing.T) { runViews(t, newStore) })
+	t.Run("listing", func(t *testing.T) { runListing(t, newStore) })
+	t.Run("commands", func(t *testing.T) { runCommands(t, newStore) })
+	t.Run("idempotency", func(t *testing.T) { runIdempotency(t, newStore) })
+	t.Run("returned_values_are_not_aliased", func(t *testing.T) { runAliasing(t, newStore) })
+	t.Run("cancelled_context_is_an_error", func(t *testing.T) { runCancelled(t, newStore) })
+}
+
+func runEventLog(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+
+	t.Run("append_then_load_in_seq_order", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		want := NewEvents(agg, 1, 6)
+		MustAppend(t, s, want[0])
+		MustAppend(t, s, want[1:4]...)
+		MustAppend(t, s, want[4:]...)
+		SameEvents(t, "Load after 0", MustLoad(t, s, agg, 0), want)
+	})
+
+	t.Run("load_after_seq", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		all := NewEvents(agg, 1, 5)
+		MustAppend(t, s, all...)
+		tests := []struct {
+			name  string
+			after int64
+			want  []model.Event
+		}{
+			{"after_0_is_all", 0, all},
+			{"after_2", 2, all[2:]},
+			{"after_4", 4, all[4:]},
+			{"after_last_is_empty", 5, nil},
+			{"after_beyond_last_is_empty", 99, nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				SameEvents(t, fmt.Sprintf("Load after %d", tt.after), MustLoad(t, s, agg, tt.after), tt.want)
+			})
+		}
+	})
+
+	t.Run("load_unknown_aggregate_is_empty", func(t *testing.T) {
+		s := newStore(t)
+		if got := MustLoad(t, s, NewAggregateID(), 0); len(got) != 0 {
+			t.Fatalf("Load(unknown): got %d events, want 0", len(got))
+		}
+	})
+
+	t.Run("repeated_event_uuid_is_duplicate", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		first := NewEvents(agg, 1, 2)
+		MustAppend(t, s, first...)
+		WantErr(t, "Append(same two events again)", s.Append(ctx, first), store.ErrDuplicate)
+		WantErr(t, "Append(same first event again)", s.Append(ctx, first[:1]), store.ErrDuplicate)
+		SameEvents(t, "Load after duplicates", MustLoad(t, s, agg, 0), first)
+	})
+
+	t.Run("duplicate_uuid_at_new_seq_is_duplicate", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		first := NewEvents(agg, 1, 2)
+		MustAppend(t, s, first...)
+		again := first[0]
+		again.Seq = 3
+		WantErr(t, "Append(old eventUUID at seq 3)", s.Append(ctx, []model.Event{again}), store.ErrDuplicate)
+		batch := []model.Event{NewEvent(agg, 3), first[1]}
+		batch[1].Seq = 4
+		WantErr(t, "Append(new event, then old eventUUID)", s.Append(ctx, batch), store.ErrDuplicate)
+		SameEvents(t, "Load after duplicates", MustLoad(t, s, agg, 0), first)
+	})
+
+	t.Run("taken_seq_is_conflict", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		first := NewEvents(agg, 1, 2)
+		MustAppend(t, s, first...)
+		tests := []struct {
+			name  string
+			batch []model.Event
+		}{
+			{"first_seq", NewEvents(agg, 1, 1)},
+			{"last_seq", NewEvents(agg, 2, 1)},
+			{"batch_overlapping_the_end", NewEvents(agg, 2, 3)},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				WantErr(t, "Append(taken seq)", s.Append(ctx, tt.batch), store.ErrConflict)
+				SameEvents(t, "Load after conflict", MustLoad(t, s, agg, 0), first)
+			})
+		}
+	})
+
+	t.Run("multi_event_append_is_atomic", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		first := NewEvents(agg, 1, 3)
+		MustAppend(t, s, first...)
+		SameEvents(t, "Load after a 3-event append", MustLoad(t, s, agg, 0), first)
+
+		dup := NewEvents(agg, 4, 3)
+		dup[2].EventUUID = first[0].EventUUID
+		WantErr(t, "Append(batch whose last event is a duplicate)", s.Append(ctx, dup), store.ErrDuplicate)
+		SameEvents(t, "Load after the refused batch", MustLoad(t, s, agg, 0), first)
+
+		// Readers racing a writer never see half a batch.
+		agg2 := NewAggregateID()
+		const batches, size = 30, 3
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		var torn atomic.Int64
+		for r := 0; r < 4; r++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					events, err := s.Load(ctx, agg2, 0)
+					if err != nil {
+						t.Errorf("Load during appends: got error %v, want nil", err)
+						return
+					}
+					if len(events)%size != 0 {
+						torn.Store(int64(len(events)))
+					}
+				}
+			}()
+		}
+		for i := 0; i < batches; i++ {
+			if err := s.Append(ctx, NewEvents(agg2, int64(i*size+1), size)); err != nil {
+				t.Errorf("Append batch %d: got error %v, want nil", i, err)
+				break
+			}
+		}
+		close(stop)
+		wg.Wait()
+		if n := torn.Load(); n != 0 {
+			t.Fatalf("a reader saw %d events, want a multiple of %d", n, size)
+		}
+		if got := MustLoad(t, s, agg2, 0); len(got) != batches*size {
+			t.Fatalf("Load after the batches: got %d events, want %d", len(got), batches*size)
+		}
+	})
+
+	t.Run("invalid_batches", func(t *testing.T) {
+		s := newStore(t)
+		tests := []struct {
+			name  string
+			batch func(agg string) []model.Event
+		}{
+			{"empty", func(string) []model.Event { return nil }},
+			{"mixed_aggregate_ids", func(agg string) []model.Event {
+				return []model.Event{NewEvent(agg, 1), NewEvent(NewAggregateID(), 2)}
+			}},
+			{"non_consecutive_seqs", func(agg string) []model.Event {
+				return []model.Event{NewEvent(agg, 1), NewEvent(agg, 3)}
+			}},
+			{"descending_seqs", func(agg string) []model.Event {
+				return []model.Event{NewEvent(agg, 2), NewEvent(agg, 1)}
+			}},
+			{"seq_zero", func(agg string) []model.Event { return []model.Event{NewEvent(agg, 0)} }},
+			{"seq_negative", func(agg string) []model.Event {
+				return []model.Event{NewEvent(agg, -1), NewEvent(agg, 0)}
+			}},
+			{"empty_aggregate_id", func(string) []model.Event { return []model.Event{NewEvent("", 1)} }},
+			{"event_uuid_repeated_in_batch", func(agg string) []model.Event {
+				b := NewEvents(agg, 1, 2)
+				b[1].EventUUID = b[0].EventUUID
+				return b
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				agg := NewAggregateID()
+				WantErr(t, "Append("+tt.name+")", s.Append(ctx, tt.batch(agg)), store.ErrInvalid)
+				if got := MustLoad(t, s, agg, 0); len(got) != 0 {
+					t.Fatalf("Load after the invalid batch: got %d events, want 0", len(got))
+				}
+			})
+		}
+	})
+
+	t.Run("race_one_winner_per_seq", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		first := NewEvents(agg, 1, 2)
+		MustAppend(t, s, first...)
+		const n = 20
+		candidates := make([]model.Event, n)
+		for i := range candidates {
+			candidates[i] = NewEvent(agg, 3)
+		}
+		errs := make([]error, n)
+		startTogether(n, func(i int) { errs[i] = s.Append(ctx, candidates[i:i+1]) })
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("goroutines %d and %d both appended seq 3, want one winner", winner, i)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, store.ErrConflict):
+				t.Fatalf("goroutine %d: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("no goroutine appended seq 3, want exactly one")
+		}
+		SameEvents(t, "Load after the race", MustLoad(t, s, agg, 0), append(first, candidates[winner]))
+	})
+
+	t.Run("race_retry_on_conflict_appends_every_event_once", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		const n = 20
+		ids := make([]uuid.UUID, n)
+		var conflicts atomic.Int64
+		startTogether(n, func(i int) {
+			ids[i] = uuid.New()
+			for attempt := 0; attempt < 10*n; attempt++ {
+				// Load, decide, append with the expected seq.
+				events, err := s.Load(ctx, agg, 0)
+				if err != nil {
+					t.Errorf("goroutine %d: Load: got error %v, want nil", i, err)
+					return
+				}
+				e := NewEvent(agg, int64(len(events))+1)
+				e.EventUUID = ids[i]
+				err = s.Append(ctx, []model.Event{e})
+				if err == nil {
+					return
+				}
+				if !errors.Is(err, store.ErrConflict) {
+					t.Errorf("goroutine %d: Append: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
+					return
+				}
+				conflicts.Add(1)
+			}
+			t.Errorf("goroutine %d: still conflicting after %d attempts", i, 10*n)
+		})
+		events := MustLoad(t, s, agg, 0)
+		if len(events) != n {
+			t.Fatalf("Load after the race: got %d events, want %d", len(events), n)
+		}
+		seen := make(map[uuid.UUID]int)
+		for i, e := range events {
+			if e.Seq != int64(i+1) {
+				t.Fatalf("event %d: got seq %d, want %d", i, e.Seq, i+1)
+			}
+			seen[e.EventUUID]++
+		}
+		for i, id := range ids {
+			if seen[id] != 1 {
+				t.Fatalf("goroutine %d's event: got %d copies, want 1", i, seen[id])
+			}
+		}
+		t.Logf("%d conflicts retried", conflicts.Load())
+	})
+}
+
+// viewKind lets one set of tests cover both views.
+type viewKind struct {
+	name string
+	// put stores a view of id at version with prev, marked with mark.
+	put func(s store.Store, id uuid.UUID, version, prev int64, mark string) error
+	// get returns the stored view's version and mark.
+	get func(s store.Store, id uuid.UUID) (version int64, mark string, err error)
+}
+
+var viewKinds = []viewKind{
+	{
+		name: "workflow",
+		put: func(s store.Store, id uuid.UUID, version, prev int64, mark string) error {
+			w := NewWorkflow(occurredAt, version)
+			w.WorkflowUUID, w.Name = id, mark
+			return s.PutWorkflow(context.Background(), w, prev)
+		},
+		get: func(s store.Store, id uuid.UUID) (int64, string, error) {
+			w, err := s.GetWorkflow(context.Background(), id)
+			return w.Seq, w.Name, err
+		},
+	},
+	{
+		name: "execution",
+		put: func(s store.Store, id uuid.UUID, version, prev int64, mark string) error {
+			x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, version)
+			x.WorkflowExecutionUUID, x.Error = id, mark
+			return s.PutExecution(context.Background(), x, prev)
+		},
+		get: func(s store.Store, id uuid.UUID) (int64, string, error) {
+			x, err := s.GetExecution(context.Background(), id)
+			return x.Version, x.Error, err
+		},
+	},
+}
+
+func runViews(t *testing.T, newStore func(t *testing.T) store.Store) {
+	for _, k := range viewKinds {
+		t.Run(k.name, func(t *testing.T) {
+			t.Run("get_missing_is_not_found", func(t *testing.T) {
+				s := newStore(t)
+				_, _, err := k.get(s, uuid.New())
+				WantErr(t, "get(unknown)", err, store.ErrNotFound)
+			})
+
+			t.Run("put_with_prev_zero_creates", func(t *testing.T) {
+				s := newStore(t)
+				id := uuid.New()
+				if err := k.put(s, id, 1, 0, "v1"); err != nil {
+					t.Fatalf("put(version 1, prev 0): got error %v, want nil", err)
+				}
+				v, mark, err := k.get(s, id)
+				if err != nil || v != 1 || mark != "v1" {
+					t.Fatalf("get: got (%d, %q, %v), want (1, \"v1\", nil)", v, mark, err)
+				}
+			})
+
+			t.Run("version_moves_forward", func(t *testing.T) {
+				s := newStore(t)
+				id := uuid.New()
+				steps := []struct {
+					version, prev int64
+					mark          string
+				}{{1, 0, "v1"}, {2, 1, "v2"}, {5, 2, "v5"}, {6, 5, "v6"}}
+				for _, st := range steps {
+					if err := k.put(s, id, st.version, st.prev, st.mark); err != nil {
+						t.Fatalf("put(version %d, prev %d): got error %v, want nil", st.version, st.prev, err)
+					}
+					v, mark, err := k.get(s, id)
+					if err != nil || v != st.version || mark != st.mark {
+						t.Fatalf("get after version %d: got (%d, %q, %v), want (%d, %q, nil)", st.version, v, mark, err, st.version, st.mark)
+					}
+				}
+			})
+
+			t.Run("put_with_stale_prev_is_conflict", func(t *testing.T) {
+				s := newStore(t)
+				id := uuid.New()
+				for _, st := range [][2]int64{{1, 0}, {2, 1}} {
+					if err := k.put(s, id, st[0], st[1], "current"); err != nil {
+						t.Fatalf("put(version %d, prev %d): got error %v, want nil", st[0], st[1], err)
+					}
+				}
+				tests := []struct {
+					name          string
+					version, prev int64
+				}{
+					{"prev_behind", 3, 1},
+					{"prev_ahead", 4, 3},
+					{"prev_zero_but_exists", 3, 0},
+				}
+				for _, tt := range tests {
+					t.Run(tt.name, func(t *testing.T) {
+						WantErr(t, fmt.Sprintf("put(version %d, prev %d)", tt.version, tt.prev),
+							k.put(s, id, tt.version, tt.prev, "stale"), store.ErrConflict)
+						v, mark, err := k.get(s, id)
+						if err != nil || v != 2 || mark != "current" {
+							t.Fatalf("get after conflict: got (%d, %q, %v), want (2, \"current\", nil)", v, mark, err)
+						}
+					})
+				}
+				t.Run("prev_set_but_missing", func(t *testing.T) {
+					other := uuid.New()
+					WantErr(t, "put(missing, prev 1)", k.put(s, other, 2, 1, "x"), store.ErrConflict)
+					_, _, err := k.get(s, other)
+					WantErr(t, "get after conflict", err, store.ErrNotFound)
+				})
+			})
+
+			t.Run("put_version_not_after_prev_is_invalid", func(t *testing.T) {
+				s := newStore(t)
+				id := uuid.New()
+				tests := []struct {
+					name          string
+					version, prev int64
+				}{
+					{"version_zero", 0, 0},
+					{"version_equal_to_prev", 1, 1},
+					{"version_before_prev", 1, 2},
+				}
+				for _, tt := range tests {
+					t.Run(tt.name, func(t *testing.T) {
+						WantErr(t, fmt.Sprintf("put(version %d, prev %d)", tt.version, tt.prev),
+							k.put(s, id, tt.version, tt.prev, "x"), store.ErrInvalid)
+					})
+				}
+			})
+
+			t.Run("race_one_winner_per_version", func(t *testing.T) {
+				s := newStore(t)
+				id := uuid.New()
+				if err := k.put(s, id, 1, 0, "v1"); err != nil {
+					t.Fatalf("put(version 1): got error %v, want nil", err)
+				}
+				const n = 20
+				errs := make([]error, n)
+				startTogether(n, func(i int) { errs[i] = k.put(s, id, 2, 1, fmt.Sprint("racer ", i)) })
+				winner := -1
+				for i, err := range errs {
+					switch {
+					case err == nil && winner >= 0:
+						t.Fatalf("racers %d and %d both moved the view to version 2", winner, i)
+					case err == nil:
+						winner = i
+					case !errors.Is(err, store.ErrConflict):
+						t.Fatalf("racer %d: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
+					}
+				}
+				if winner < 0 {
+					t.Fatalf("no racer moved the view to version 2")
+				}
+				if _, mark, _ := k.get(s, id); mark != fmt.Sprint("racer ", winner) {
+					t.Fatalf("get after race: got mark %q, want %q", mark, fmt.Sprint("racer ", winner))
+				}
+			})
+		})
+	}
+
+	t.Run("workflow_round_trips", func(t *testing.T) {
+		s := newStore(t)
+		w := NewWorkflow(occurredAt, 3)
+		deleted := occurredAt.Add(time.Hour)
+		w.DeletedAt = &deleted
+		MustPutWorkflow(t, s, w, 0)
+		got := MustGetWorkflow(t, s, w.WorkflowUUID)
+		SameJSON(t, "GetWorkflow", got, w)
+		if got.Seq != 3 {
+			t.Fatalf("GetWorkflow: got Seq %d, want 3 (Seq is json:\"-\"; the backend must keep it)", got.Seq)
+		}
+	})
+
+	t.Run("execution_round_trips", func(t *testing.T) {
+		s := newStore(t)
+		x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 4)
+		MustPutExecution(t, s, x, 0)
+		got := MustGetExecution(t, s, x.WorkflowExecutionUUID)
+		SameJSON(t, "GetExecution", got, x)
+		if got.Version != 4 {
+			t.Fatalf("GetExecution: got Version %d, want 4", got.Version)
+		}
+	})
+}
+
+func runListing(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	// Far in the future, so the test's items come first even in a store
+	// that already holds some; three items share each createdAt, so the
+	// UUID decides their order.
+	base := time.Date(2300, 1, 1, 0, 0, 0, 987654321, time.UTC)
+	limits := []int{1, 2, 7, 1000}
+
+	t.Run("workflows_newest_first_every_item_once", func(t *testing.T) {
+		s := newStore(t)
+		own := make(map[uuid.UUID]bool)
+		var positions []store.Position
+		for i := 0; i < 23; i++ {
+			w := NewWorkflow(base.Add(-time.Duration(i/3)*time.Millisecond), 1)
+			MustPutWorkflow(t, s, w, 0)
+			own[w.WorkflowUUID] = true
+			positions = append(positions, workflowPos(w))
+		}
+		want := sortNewestFirst(positions)
+		for _, limit := range limits {
+			t.Run(fmt.Sprintf("limit_%d", limit), func(t *testing.T) {
+				items := PageAll(t, limit, workflowPos, func(q store.ListQuery) ([]model.Workflow, error) {
+					return s.ListWorkflows(ctx, q)
+				})
+				checkListing(t, "ListWorkflows", items, workflowPos, own, want)
+				for _, w := range items {
+					if own[w.WorkflowUUID] && w.Seq != 1 {
+						t.Fatalf("listed workflow %s: got Seq %d, want 1", w.WorkflowUUID, w.Seq)
+					}
+				}
+			})
+		}
+	})
+
+	t.Run("executions_filtered_newest_first_every_item_once", func(t *testing.T) {
+		s := newStore(t)
+		wfA, wfB := uuid.New(), uuid.New()
+		statuses := []string{model.ExecutionPending, model.ExecutionRunning, model.ExecutionSucceeded}
+		var all []model.Execution
+		for i := 0; i < 30; i++ {
+			wf := wfA
+			if i%2 == 1 {
+				wf = wfB
+			}
+			x := NewExecution(wf, statuses[i%3], base.Add(-time.Duration(i/3)*time.Millisecond), 1)
+			MustPutExecution(t, s, x, 0)
+			all = append(all, x)
+		}
+		tests := []struct {
+			name   string
+			wf     uuid.UUID
+			status string
+		}{
+			{"no_filter", uuid.Nil, ""},
+			{"by_workflow", wfA, ""},
+			{"by_status", uuid.Nil, model.ExecutionRunning},
+			{"by_workflow_and_status", wfB, model.ExecutionSucceeded},
+			{"unknown_workflow", uuid.New(), ""},
+			{"status_nobody_has", wfA, model.ExecutionTimedOut},
+		}
+		for _, tt := range tests {
+			own := make(map[uuid.UUID]bool)
+			var positions []store.Position
+			for _, x := range all {
+				if (tt.wf == uuid.Nil || x.WorkflowUUID == tt.wf) && (tt.status == "" || x.Status == tt.status) {
+					own[x.WorkflowExecutionUUID] = true
+					positions = append(positions, executionPos(x))
+				}
+			}
+			want := sortNewestFirst(positions)
+			for _, limit := range limits {
+				t.Run(fmt.Sprintf("%s/limit_%d", tt.name, limit), func(t *testing.T) {
+					items := PageAll(t, limit, executionPos, func(q store.ListQuery) ([]model.Execution, error) {
+						return s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: q, WorkflowUUID: tt.wf, Status: tt.status})
+					})
+					for _, x := range items {
+						if tt.wf != uuid.Nil && x.WorkflowUUID != tt.wf || tt.status != "" && x.Status != tt.status {
+							t.Fatalf("listed execution %s (workflow %s, %s) does not match the filter (workflow %s, status %q)",
+								x.WorkflowExecutionUUID, x.WorkflowUUID, x.Status, tt.wf, tt.status)
+						}
+					}
+					checkListing(t, "ListExecutions", items, executionPos, own, want)
+				})
+			}
+		}
+	})
+
+	t.Run("listed_items_equal_the_views", func(t *testing.T) {
+		s := newStore(t)
+		w := NewWorkflow(base, 2)
+		MustPutWorkflow(t, s, w, 0)
+		x := NewExecution(w.WorkflowUUID, model.ExecutionRunning, base, 7)
+		MustPutExecution(t, s, x, 0)
+		ws, err := s.ListWorkflows(ctx, store.ListQuery{Limit: 1000})
+		if err != nil {
+			t.Fatalf("ListWorkflows: got error %v, want nil", err)
+		}
+		found := false
+		for _, got := range ws {
+			if got.WorkflowUUID == w.WorkflowUUID {
+				found = true
+				SameJSON(t, "listed workflow", got, w)
+				if got.Seq != w.Seq {
+					t.Fatalf("listed workflow: got Seq %d, want %d", got.Seq, w.Seq)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("ListWorkflows: workflow %s missing", w.WorkflowUUID)
+		}
+		xs, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 10}, WorkflowUUID: w.WorkflowUUID})
+		if err != nil {
+			t.Fatalf("ListExecutions: got error %v, want nil", err)
+		}
+		if len(xs) != 1 {
+			t.Fatalf("ListExecutions(workflow): got %d items, want 1", len(xs))
+		}
+		SameJSON(t, "listed execution", xs[0], x)
+	})
+
+	t.Run("status_change_moves_execution_between_filters", func(t *testing.T) {
+		s := newStore(t)
+		wf := uuid.New()
+		x := NewExecution(wf, model.ExecutionPending, base, 1)
+		MustPutExecution(t, s, x, 0)
+		x2 := x.Clone()
+		x2.Status, x2.Version = model.ExecutionRunning, 2
+		MustPutExecution(t, s, x2, 1)
+		x3 := x2.Clone()
+		x3.Status, x3.Version = model.ExecutionSucceeded, 4
+		MustPutExecution(t, s, x3, 2)
+		tests := []struct {
+			name   string
+			wf     uuid.UUID
+			status string
+			want   int
+		}{
+			{"old_status", uuid.Nil, model.ExecutionPending, 0},
+			{"middle_status", uuid.Nil, model.ExecutionRunning, 0},
+			{"new_status", uuid.Nil, model.ExecutionSucceeded, 1},
+			{"workflow_and_old_status", wf, model.ExecutionPending, 0},
+			{"workflow_and_middle_status", wf, model.ExecutionRunning, 0},
+			{"workflow_and_new_status", wf, model.ExecutionSucceeded, 1},
+			{"workflow", wf, "", 1},
+			{"no_filter", uuid.Nil, "", 1},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				items := PageAll(t, 1000, executionPos, func(q store.ListQuery) ([]model.Execution, error) {
+					return s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: q, WorkflowUUID: tt.wf, Status: tt.status})
+				})
+				n := 0
+				for _, it := range items {
+					if it.WorkflowExecutionUUID == x.WorkflowExecutionUUID {
+						n++
+						if it.Status != x3.Status || it.Version != x3.Version {
+							t.Fatalf("listed: got (%s, version %d), want (%s, version %d)", it.Status, it.Version, x3.Status, x3.Version)
+						}
+					}
+				}
+				if n != tt.want {
+					t.Fatalf("ListExecutions(workflow %s, status %q): got the execution %d times, want %d", tt.wf, tt.status, n, tt.want)
+				}
+			})
+		}
+	})
+
+	t.Run("limit_outside_1_to_1000_is_invalid", func(t *testing.T) {
+		s := newStore(t)
+		for _, limit := range []int{-1, 0, 1001} {
+			_, err := s.ListWorkflows(ctx, store.ListQuery{Limit: limit})
+			WantErr(t, fmt.Sprintf("ListWorkflows(limit %d)", limit), err, store.ErrInvalid)
+			_, err = s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: limit}})
+			WantErr(t, fmt.Sprintf("ListExecutions(limit %d)", limit), err, store.ErrInvalid)
+		}
+	})
+}
+
+func runCommands(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	newCommand := func() model.CommandStatus {
+		return model.CommandStatus{
+			CommandUUID: uuid.New(),
+			Type:        model.CommandCreateWorkflow,
+			Resource:    "/v1/workflows/" + uuid.NewString(),
+			CreatedAt:   occurredAt,
+			UpdatedAt:   occurredAt,
+		}
+	}
+	finished := func(c model.CommandStatus, status, reason string) model.CommandStatus {
+		c.Status, c.Error, c.UpdatedAt = status, reason, occurredAt.Add(time.Second)
+		return c
+	}
+	wantStatus := func(t *testing.T, s store.Store, id uuid.UUID, status, reason string) {
+		t.Helper()
+		got := MustGetCommand(t, s, id)
+		if got.Status != status || got.Error != reason {
+			t.Fatalf("GetCommand: got (%s, %q), want (%s, %q)", got.Status, got.Error, status, reason)
+		}
+	}
+
+	t.Run("put_creates_accepted", func(t *testing.T) {
+		s := newStore(t)
+		c := newCommand()
+		if err := s.PutCommand(ctx, c); err != nil {
+			t.Fatalf("PutCommand: got error %v, want nil", err)
+		}
+		got := MustGetCommand(t, s, c.CommandUUID)
+		want := c
+		want.Status = model.CommandAccepted
+		SameJSON(t, "GetCommand", got, want)
+	})
+
+	t.Run("put_is_noop_when_a_status_exists", func(t *testing.T) {
+		s := newStore(t)
+		c := newCommand()
+		if err := s.PutCommand(ctx, c); err != nil {
+			t.Fatalf("PutCommand: got error %v, want nil", err)
+		}
+		again := c
+		again.Type = model.CommandDeleteWorkflow
+		if err := s.PutCommand(ctx, again); err != nil {
+			t.Fatalf("PutCommand again: got error %v, want nil", err)
+		}
+		if got := MustGetCommand(t, s, c.CommandUUID); got.Type != c.Type || got.Status != model.CommandAccepted {
+			t.Fatalf("GetCommand after a second put: got (%s, %s), want (%s, %s)", got.Type, got.Status, c.Type, model.CommandAccepted)
+		}
+		if err := s.FinishCommand(ctx, finished(c, model.CommandApplied, "")); err != nil {
+			t.Fatalf("FinishCommand: got error %v, want nil", err)
+		}
+		if err := s.PutCommand(ctx, c); err != nil {
+			t.Fatalf("PutCommand after finish: got error %v, want nil", err)
+		}
+		wantStatus(t, s, c.CommandUUID, model.CommandApplied, "")
+	})
+
+	t.Run("finish_moves_accepted_to_final", func(t *testing.T) {
+		tests := []struct {
+			name, status, reason string
+		}{
+			{"applied", model.CommandApplied, ""},
+			{"rejected", model.CommandRejected, "workflow not found"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := newStore(t)
+				c := newCommand()
+				if err := s.PutCommand(ctx, c); err != nil {
+					t.Fatalf("PutCommand: got error %v, want nil", err)
+				}
+				if err := s.FinishCommand(ctx, finished(c, tt.status, tt.reason)); err != nil {
+					t.Fatalf("FinishCommand: got error %v, want nil", err)
+				}
+				wantStatus(t, s, c.CommandUUID, tt.status, tt.reason)
+				got := MustGetCommand(t, s, c.CommandUUID)
+				if got.Type != c.Type || got.Resource != c.Resource || !got.CreatedAt.Equal(c.CreatedAt) {
+					t.Fatalf("GetCommand: got (%s, %s, %v), want (%s, %s, %v)", got.Type, got.Resource, got.CreatedAt, c.Type, c.Resource, c.CreatedAt)
+				}
+			})
+		}
+	})
+
+	t.Run("finish_never_changes_a_final_status", func(t *testing.T) {
+		tests := []struct {
+			name, first, second string
+		}{
+			{"applied_then_rejected", model.CommandApplied, model.CommandRejected},
+			{"rejected_then_applied", model.CommandRejected, model.CommandApplied},
+			{"applied_twice", model.CommandApplied, model.CommandApplied},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := newStore(t)
+				c := newCommand()
+				if err := s.FinishCommand(ctx, finished(c, tt.first, "first")); err != nil {
+					t.Fatalf("FinishCommand(%s): got error %v, want nil", tt.first, err)
+				}
+				if err := s.FinishCommand(ctx, finished(c, tt.second, "second")); err != nil {
+					t.Fatalf("FinishCommand(%s) again: got error %v, want nil", tt.second, err)
+				}
+				wantStatus(t, s, c.CommandUUID, tt.first, "first")
+			})
+		}
+	})
+
+	t.Run("finish_creates_when_missing", func(t *testing.T) {
+		s := newStore(t)
+		c := finished(newCommand(), model.CommandRejected, "bad")
+		if err := s.FinishCommand(ctx, c); err != nil {
+			t.Fatalf("FinishCommand: got error %v, want nil", err)
+		}
+		SameJSON(t, "GetCommand", MustGetCommand(t, s, c.CommandUUID), c)
+	})
+
+	t.Run("get_missing_is_not_found", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.GetCommand(ctx, uuid.New())
+		WantErr(t, "GetCommand(unknown)", err, store.ErrNotFound)
+	})
+
+	t.Run("race_put_and_finish_ends_final", func(t *testing.T) {
+		s := newStore(t)
+		for i := 0; i < 20; i++ {
+			c := newCommand()
+			startTogether(2, func(j int) {
+				var err error
+				if j == 0 {
+					err = s.PutCommand(ctx, c)
+				} else {
+					err = s.FinishCommand(ctx, finished(c, model.CommandApplied, ""))
+				}
+				if err != nil {
+					t.Errorf("racer %d: got error %v, want nil", j, err)
+				}
+			})
+			wantStatus(t, s, c.CommandUUID, model.CommandApplied, "")
+		}
+	})
+}
+
+func runIdempotency(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	newRecord := func(key string, expires time.Time) store.IdempotencyRecord {
+		return store.IdempotencyRecord{
+			Key:         key,
+			RequestHash: uuid.NewString(),
+			CommandUUID: uuid.New(),
+			CreatedAt:   time.Now().UTC().Truncate(time.Millisecond),
+			ExpiresAt:   expires,
+		}
+	}
+	same := func(t *testing.T, what string, got, want store.IdempotencyRecord) {
+		t.Helper()
+		if got.Key != want.Key || got.RequestHash != want.RequestHash || got.CommandUUID != want.CommandUUID ||
+			!got.CreatedAt.Equal(want.CreatedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) {
+			t.Fatalf("%s:\ngot  %+v\nwant %+v", what, got, want)
+		}
+	}
+	later := time.Now().Add(time.Hour).UTC()
+
+	t.Run("first_claim_is_stored", func(t *testing.T) {
+		s := newStore(t)
+		rec := newRecord("POST /v1/workflows\x00"+uuid.NewString(), later)
+		got, err := s.ClaimIdempotencyKey(ctx, rec)
+		if err != nil {
+			t.Fatalf("first claim: got error %v, want nil", err)
+		}
+		same(t, "first claim", got, rec)
+	})
+
+	t.Run("second_claim_returns_the_first_as_duplicate", func(t *testing.T) {
+		s := newStore(t)
+		key := "k-" + uuid.NewString()
+		first := newRecord(key, later)
+		if _, err := s.ClaimIdempotencyKey(ctx, first); err != nil {
+			t.Fatalf("first claim: got error %v, want nil", err)
+		}
+		got, err := s.ClaimIdempotencyKey(ctx, newRecord(key, later))
+		WantErr(t, "second claim", err, store.ErrDuplicate)
+		same(t, "second claim", got, first)
+	})
+
+	t.Run("expired_claim_may_be_claimed_again", func(t *testing.T) {
+		s := newStore(t)
+		key := "k-" + uuid.NewString()
+		if _, err := s.ClaimIdempotencyKey(ctx, newRecord(key, time.Now().Add(-time.Minute).UTC())); err != nil {
+			t.Fatalf("first claim: got error %v, want nil", err)
+		}
+		second := newRecord(key, later)
+		got, err := s.ClaimIdempotencyKey(ctx, second)
+		if err != nil {
+			t.Fatalf("claim after expiry: got error %v, want nil", err)
+		}
+		same(t, "claim after expiry", got, second)
+		got, err = s.ClaimIdempotencyKey(ctx, newRecord(key, later))
+		WantErr(t, "third claim", err, store.ErrDuplicate)
+		same(t, "third claim", got, second)
+	})
+
+	t.Run("race_one_claim_wins", func(t *testing.T) {
+		s := newStore(t)
+		key := "k-" + uuid.NewString()
+		const n = 20
+		recs := make([]store.IdempotencyRecord, n)
+		got := make([]store.IdempotencyRecord, n)
+		errs := make([]error, n)
+		for i := range recs {
+			recs[i] = newRecord(key, later)
+		}
+		startTogether(n, func(i int) { got[i], errs[i] = s.ClaimIdempotencyKey(ctx, recs[i]) })
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("claims %d and %d both won", winner, i)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, store.ErrDuplicate):
+				t.Fatalf("claim %d: got error %v, want nil or one wrapping %q", i, err, store.ErrDuplicate)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("no claim won")
+		}
+		for i := range got {
+			same(t, fmt.Sprintf("claim %d", i), got[i], recs[winner])
+		}
+	})
+}
+
+func runAliasing(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+
+	t.Run("events", func(t *testing.T) {
+		s := newStore(t)
+		agg := NewAggregateID()
+		in := NewEvents(agg, 1, 2)
+		want := []model.Event{in[0].Clone(), in[1].Clone()}
+		MustAppend(t, s, in...)
+		in[0].Data[0] = 'X' // the caller's slice after Append
+		in[1].Type = "Changed"
+		got := MustLoad(t, s, agg, 0)
+		SameEvents(t, "Load after changing the appended events", got, want)
+		got[0].Data[0] = 'Y' // a loaded event
+		got[0].Data = append(got[0].Data[:1], "junk"...)
+		got[1].EventUUID = uuid.Nil
+		SameEvents(t, "Load after changing loaded events", MustLoad(t, s, agg, 0), want)
+	})
+
+	t.Run("workflow_view", func(t *testing.T) {
+		s := newStore(t)
+		in := NewWorkflow(occurredAt, 1)
+		want := in.Clone()
+		MustPutWorkflow(t, s, in, 0)
+		in.Steps[0].Name = "changed after put"
+		got := MustGetWorkflow(t, s, want.WorkflowUUID)
+		SameJSON(t, "GetWorkflow after changing the put view", got, want)
+		got.Steps[0].Name = "changed after get"
+		SameJSON(t, "GetWorkflow after changing a got view", MustGetWorkflow(t, s, want.WorkflowUUID), want)
+		list, err := s.ListWorkflows(ctx, store.ListQuery{Limit: 1000})
+		if err != nil {
+			t.Fatalf("ListWorkflows: got error %v, want nil", err)
+		}
+		for i := range list {
+			if len(list[i].Steps) > 0 {
+				list[i].Steps[0].Name = "changed after list"
+			}
+		}
+		SameJSON(t, "GetWorkflow after changing listed views", MustGetWorkflow(t, s, want.WorkflowUUID), want)
+	})
+
+	t.Run("execution_view", func(t *testing.T) {
+		s := newStore(t)
+		in := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 1)
+		want := in.Clone()
+		MustPutExecution(t, s, in, 0)
+		in.Steps[0].Name = "changed after put"
+		in.Steps[0].Output[2] = 'X'
+		in.Input[2] = 'X'
+		*in.Steps[0].StartedAt = time.Time{}
+		got := MustGetExecution(t, s, want.WorkflowExecutionUUID)
+		SameJSON(t, "GetExecution after changing the put view", got, want)
+		got.Steps[0].Name = "changed after get"
+		got.Steps[0].Output[2] = 'Y'
+		got.Input[2] = 'Y'
+		*got.Steps[0].StartedAt = time.Time{}
+		SameJSON(t, "GetExecution after changing a got view", MustGetExecution(t, s, want.WorkflowExecutionUUID), want)
+		list, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 10}, WorkflowUUID: want.WorkflowUUID})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("ListExecutions: got (%d items, %v), want (1, nil)", len(list), err)
+		}
+		list[0].Steps[1].Status = "changed after list"
+		SameJSON(t, "GetExecution after changing a listed view", MustGetExecution(t, s, want.WorkflowExecutionUUID), want)
+	})
+}
+
+func runCancelled(t *testing.T, newStore func(t *testing.T) store.Store) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	agg := NewAggregateID()
+	wf := NewWorkflow(occurredAt, 1)
+	x := NewExecution(uuid.New(), model.ExecutionPending, occurredAt, 1)
+	cmd := model.CommandStatus{CommandUUID: uuid.New(), Type: model.CommandCreateWorkflow, Status: model.CommandApplied}
+	rec := store.IdempotencyRecord{Key: "k-" + uuid.NewString(), CommandUUID: uuid.New()}
+	tests := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"append", func(ctx context.Context) error { return s.Append(ctx, NewEvents(agg, 1, 1)) }},
+		{"load", func(ctx context.Context) error { _, err := s.Load(ctx, agg, 0); return err }},
+		{"put_workflow", func(ctx context.Context) error { return s.PutWorkflow(ctx, wf, 0) }},
+		{"get_workflow", func(ctx context.Context) error { _, err := s.GetWorkflow(ctx, wf.WorkflowUUID); return err }},
+		{"list_workflows", func(ctx context.Context) error {
+			_, err := s.ListWorkflows(ctx, store.ListQuery{Limit: 10})
+			return err
+		}},
+		{"put_execution", func(ctx context.Context) error { return s.PutExecution(ctx, x, 0) }},
+		{"get_execution", func(ctx context.Context) error {
+			_, err := s.GetExecution(ctx, x.WorkflowExecutionUUID)
+			return err
+		}},
+		{"list_executions", func(ctx context.Context) error {
+			_, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 10}})
+			return err
+		}},
+		{"put_command", func(ctx context.Context) error { return s.PutCommand(ctx, cmd) }},
+		{"finish_command", func(ctx context.Context) error { return s.FinishCommand(ctx, cmd) }},
+		{"get_command", func(ctx context.Context) error { _, err := s.GetCommand(ctx, cmd.CommandUUID); return err }},
+		{"claim_idempotency_key", func(ctx context.Context) error { _, err := s.ClaimIdempotencyKey(ctx, rec); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			WantErr(t, tt.name+" with a cancelled context", tt.call(ctx), context.Canceled)
+		})
+	}
+	t.Run("nothing_was_written", func(t *testing.T) {
+		bg := context.Background()
+		if got := MustLoad(t, s, agg, 0); len(got) != 0 {
+			t.Fatalf("Load: got %d events, want 0", len(got))
+		}
+		_, err := s.GetWorkflow(bg, wf.WorkflowUUID)
+		WantErr(t, "GetWorkflow", err, store.ErrNotFound)
+		_, err = s.GetExecution(bg, x.WorkflowExecutionUUID)
+		WantErr(t, "GetExecution", err, store.ErrNotFound)
+		_, err = s.GetCommand(bg, cmd.CommandUUID)
+		WantErr(t, "GetCommand", err, store.ErrNotFound)
+		if _, err := s.ClaimIdempotencyKey(bg, rec); err != nil {
+			t.Fatalf("ClaimIdempotencyKey: got error %v, want nil (the cancelled claim stored nothing)", err)
+		}
+	})
+}
