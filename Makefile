@@ -1,0 +1,44 @@
+# workflowd — see README.md. Every target works on a fresh machine with Go.
+GO       ?= go
+DATA     ?= ./data
+ADDR     ?= 127.0.0.1:8080
+FUZZTIME ?= 5s
+# Packages with goroutines of their own; -race runs on all of them anyway.
+PKGS     := ./...
+
+.PHONY: run build test vet lint fuzz bench clean
+
+## run: the whole service in one process on the embedded store (API on $(ADDR), data under $(DATA))
+run:
+	$(GO) run ./cmd/workflowd -addr $(ADDR) -data $(DATA)
+
+## build: a static binary in bin/ (no cgo)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/workflowd ./cmd/workflowd
+
+## test: vet, every test with the race detector, then a short pass of each fuzz target
+test: vet
+	$(GO) test -race -count=1 $(PKGS)
+	$(MAKE) --no-print-directory fuzz
+
+vet:
+	$(GO) vet $(PKGS)
+
+## lint: formatting and vet
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: each fuzz target for $(FUZZTIME)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./model
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime $(FUZZTIME) ./api
+
+## bench: store and bus micro-benchmarks, then the end-to-end benchmark of workflowd
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./embedded ./localbus
+	CGO_ENABLED=0 $(GO) build -o bin/workflowd ./cmd/workflowd
+	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd
+
+clean:
+	rm -rf bin $(DATA)

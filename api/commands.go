@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"github.com/workflowd/workflowd/model"
+)
+
+// CommandAnswer is the answer of GET /v1/commands/{commandUUID}.
+type CommandAnswer struct {
+	CommandUUID uuid.UUID `json:"commandUUID"`
+	Type        string    `json:"type,omitempty"`
+	Status      string    `json:"status"`
+	Error       string    `json:"error,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	Links       Links     `json:"links"`
+}
+
+func (s *Server) registerCommandRoutes() {
+	s.handle("/v1/commands/{commandUUID}", s.getCommand, http.MethodGet)
+}
+
+func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathUUID(mux.Vars(r), "commandUUID")
+	if err != nil {
+		return err
+	}
+	q, err := queryParams(r, "wait")
+	if err != nil {
+		return err
+	}
+	wait, err := parseWait(q.Get("wait"))
+	if err != nil {
+		return err
+	}
+	st, err := s.waitCommand(r.Context(), id, wait)
+	if isNotFound(err) {
+		return notFound("command " + id.String() + " not found")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "application/json", CommandAnswer{
+		CommandUUID: st.CommandUUID, Type: st.Type, Status: st.Status, Error: st.Error,
+		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
+		Links: Links{Self: "/v1/commands/" + id.String(), Resource: st.Resource},
+	})
+	return nil
+}
+
+// waitCommand returns the command's status, waiting up to wait for it to
+// leave ACCEPTED. It wakes on the Waiter when there is one and otherwise
+// polls the store with a growing interval.
+func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Duration) (model.CommandStatus, error) {
+	deadline := time.Now().Add(wait)
+	poll := 5 * time.Millisecond
+	for {
+		var woken <-chan struct{}
+		var done func()
+		if s.cfg.Waiter != nil && wait > 0 {
+			woken, done = s.cfg.Waiter.subscribe(id)
+		}
+		st, err := s.cfg.Commands.GetCommand(ctx, id)
+		finished := err == nil && st.Status != model.CommandAccepted
+		left := time.Until(deadline)
+		if finished || left <= 0 || (err != nil && !isNotFound(err)) {
+			if done != nil {
+				done()
+			}
+			return st, err
+		}
+		step := min(poll, left)
+		if woken != nil {
+			step = min(time.Second, left) // the waiter wakes us; poll rarely as a safety net
+		}
+		t := time.NewTimer(step)
+		select {
+		case <-ctx.Done():
+		case <-woken:
+		case <-t.C:
+		}
+		t.Stop()
+		if done != nil {
+			done()
+		}
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		poll = min(poll*2, 250*time.Millisecond)
+	}
+}

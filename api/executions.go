@@ -1,0 +1,222 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+func (s *Server) registerExecutionRoutes() {
+	s.handle("/v1/workflow-executions", s.startExecution, http.MethodPost)
+	s.handle("/v1/workflow-executions", s.listExecutions, http.MethodGet)
+	s.handle("/v1/workflow-executions/{id}", s.getExecution, http.MethodGet)
+	s.handle("/v1/workflow-executions/{id}/events", s.listEvents, http.MethodGet)
+	s.handle("/v1/workflow-executions/{id}/increments", s.increment, http.MethodPost)
+	s.handle("/v1/workflow-executions/{id}/cancellations", s.cancel, http.MethodPost)
+}
+
+// StartExecutionRequest is the body of POST /v1/workflow-executions.
+type StartExecutionRequest struct {
+	WorkflowUUID *uuid.UUID      `json:"workflowUUID"`
+	Input        json.RawMessage `json:"input,omitempty"`
+}
+
+// IncrementRequest is the body of POST .../increments.
+type IncrementRequest struct {
+	Step   *int            `json:"step"`
+	Output json.RawMessage `json:"output,omitempty"`
+}
+
+// CancelRequest is the body of POST .../cancellations.
+type CancelRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (s *Server) startExecution(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, false)
+	if err != nil {
+		return err
+	}
+	var req StartExecutionRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	if req.WorkflowUUID == nil || *req.WorkflowUUID == uuid.Nil {
+		return invalidField(&model.FieldError{Field: "workflowUUID", Problem: "is required"})
+	}
+	req.Input = compactJSON(req.Input)
+	if err := s.requireLiveWorkflow(r, *req.WorkflowUUID); err != nil {
+		return err
+	}
+	return s.accept(w, r, req, func(commandUUID uuid.UUID) model.Payload {
+		return model.StartExecution{
+			WorkflowExecutionUUID: model.DerivedUUID(commandUUID, "execution"),
+			WorkflowUUID:          *req.WorkflowUUID,
+			Input:                 req.Input,
+		}
+	})
+}
+
+// requireLiveWorkflow refuses at once an execution of a workflow the views
+// show as deleted. An unknown workflow is let through: it may be one whose
+// creation is not projected yet; the worker then retries for a few seconds
+// before rejecting the command with "workflow not found".
+func (s *Server) requireLiveWorkflow(r *http.Request, id uuid.UUID) error {
+	wf, err := s.cfg.Views.GetWorkflow(r.Context(), id)
+	switch {
+	case isNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	case wf.Deleted():
+		return problem(http.StatusConflict, "workflow-deleted", "Workflow deleted",
+			"workflow "+id.String()+" is deleted; it takes no new executions")
+	}
+	return nil
+}
+
+func (s *Server) increment(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathUUID(mux.Vars(r), "id")
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r, false)
+	if err != nil {
+		return err
+	}
+	var req IncrementRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	if req.Step == nil {
+		return invalidField(&model.FieldError{Field: "step", Problem: "is required"})
+	}
+	req.Output = compactJSON(req.Output)
+	return s.accept(w, r, req, func(uuid.UUID) model.Payload {
+		return model.IncrementExecution{WorkflowExecutionUUID: id, Step: *req.Step, Output: req.Output}
+	})
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathUUID(mux.Vars(r), "id")
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r, true)
+	if err != nil {
+		return err
+	}
+	var req CancelRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	return s.accept(w, r, req, func(uuid.UUID) model.Payload {
+		return model.CancelExecution{WorkflowExecutionUUID: id, Reason: req.Reason}
+	})
+}
+
+func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathUUID(mux.Vars(r), "id")
+	if err != nil {
+		return err
+	}
+	x, err := s.cfg.Views.GetExecution(r.Context(), id)
+	if isNotFound(err) {
+		return notFound("workflow execution " + id.String() + " not found")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "application/json", x)
+	return nil
+}
+
+func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) error {
+	q, err := queryParams(r, "workflowUUID", "status", "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	lq, err := listQuery(q)
+	if err != nil {
+		return err
+	}
+	eq := store.ExecutionQuery{ListQuery: lq}
+	if v := q.Get("workflowUUID"); v != "" || q.Has("workflowUUID") {
+		if eq.WorkflowUUID, err = parseUUID(v); err != nil {
+			return badRequest("query parameter workflowUUID: " + err.Error())
+		}
+	}
+	if v := q.Get("status"); v != "" || q.Has("status") {
+		if !slices.Contains(model.ExecutionStatuses, v) {
+			return badRequest(fmt.Sprintf("status must be one of %s, not %q", strings.Join(model.ExecutionStatuses, ", "), v))
+		}
+		eq.Status = v
+	}
+	limit := eq.Limit
+	eq.Limit++
+	items, err := s.cfg.Views.ListExecutions(r.Context(), eq)
+	if err != nil {
+		return err
+	}
+	page := Page[model.Execution]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := page.Items[limit-1]
+		page.NextCursor = encodeCursor(store.Position{CreatedAt: last.CreatedAt, ID: last.WorkflowExecutionUUID})
+	}
+	if page.Items == nil {
+		page.Items = []model.Execution{}
+	}
+	writeJSON(w, http.StatusOK, "application/json", page)
+	return nil
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathUUID(mux.Vars(r), "id")
+	if err != nil {
+		return err
+	}
+	if _, err := queryParams(r); err != nil {
+		return err
+	}
+	events, err := s.cfg.Events.Load(r.Context(), model.ExecutionAggregateID(id), 0)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return notFound("workflow execution " + id.String() + " not found")
+	}
+	writeJSON(w, http.StatusOK, "application/json", Page[model.Event]{Items: events})
+	return nil
+}
+
+// compactJSON normalises client JSON (already known to be valid) so that
+// equal values hash equal for the Idempotency-Key check. Numbers keep their
+// literal text (UseNumber): a large integer in an input must not lose digits.
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return raw
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return json.RawMessage(out)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+// Publisher is the topic commands go to.
+type Publisher interface {
+	Publish(ctx context.Context, msg bus.Message) error
+}
+
+// Views is what the API reads of the current-state views.
+type Views interface {
+	GetWorkflow(ctx context.Context, id uuid.UUID) (model.Workflow, error)
+	ListWorkflows(ctx context.Context, q store.ListQuery) ([]model.Workflow, error)
+	GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error)
+	ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]model.Execution, error)
+}
+
+// EventReader reads the event log for the history endpoint.
+type EventReader interface {
+	Load(ctx context.Context, aggregateID string, afterSeq int64) ([]model.Event, error)
+}
+
+// Commands is the command-status view and the idempotency records.
+type Commands interface {
+	PutCommand(ctx context.Context, c model.CommandStatus) error
+	GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStatus, error)
+	ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, error)
+}
+
+// Pinger is the optional readiness check of a dependency.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config holds a Server's dependencies.
+type Config struct {
+	Publisher Publisher
+	Views     Views
+	Events    EventReader
+	Commands  Commands
+	// Ready lists the dependencies /readyz checks.
+	Ready []Pinger
+	// Waiter, if set, wakes command-status long polls the moment a command
+	// finishes (the embedded runtime); without it they poll the store.
+	Waiter *Waiter
+	Logger *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
+	IdempotencyTTL time.Duration
+}
+
+// Server is the REST API as an http.Handler.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	router *mux.Router
+}
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// OpenAPIDocument returns the OpenAPI 3 document served at /v1/openapi.json.
+func OpenAPIDocument() []byte { return openAPIDocument }
+
+// NewServer builds the API.
+func NewServer(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, router: mux.NewRouter()}
+	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, notFound("no route for "+r.URL.Path))
+	})
+	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, problem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+			r.Method+" is not allowed on "+r.URL.Path))
+	})
+	s.registerWorkflowRoutes()
+	s.registerExecutionRoutes()
+	s.registerCommandRoutes()
+	s.registerOpsRoutes()
+	return s
+}
+
+// ServeHTTP serves the API, turning panics into 500 problems.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
+			writeError(w, r, s.log, problem(http.StatusInternalServerError, "internal", "Internal error", "the server failed to handle the request; it has been logged"))
+		}
+	}()
+	s.router.ServeHTTP(w, r)
+}
+
+// handlerFunc is a handler that returns its error for writeError.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(path string, h handlerFunc, methods ...string) {
+	s.router.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, r, s.log, err)
+		}
+	}).Methods(methods...)
+}
+
+func (s *Server) registerOpsRoutes() {
+	s.handle("/healthz", func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ok"})
+		return nil
+	}, http.MethodGet)
+	s.handle("/readyz", func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		for _, p := range s.cfg.Ready {
+			if err := p.Ping(ctx); err != nil {
+				s.log.Warn("not ready", "err", err)
+				return problem(http.StatusServiceUnavailable, "not-ready", "Not ready", "a dependency is unreachable")
+			}
+		}
+		writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ready"})
+		return nil
+	}, http.MethodGet)
+	s.handle("/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPIDocument)
+		return nil
+	}, http.MethodGet)
+}

@@ -1,0 +1,185 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/internal/apitest"
+)
+
+// runEmbedded runs the whole service on a file-backed data dir and returns
+// a client of its API. Everything stops at the end of the test.
+func runEmbedded(t *testing.T, dir string) *apitest.Client {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e, err := app.Open(app.Config{DataDir: dir, VisibilityTimeout: 2 * time.Second, Logger: log})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		if err := e.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return apitest.New(srv.URL)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// startRunning creates a workflow of n manual steps and an execution of it,
+// and waits until the execution is RUNNING.
+func startRunning(t *testing.T, c *apitest.Client, n int) (wf, ex string) {
+	t.Helper()
+	wf = c.MustApply(t, "POST", "/v1/workflows", apitest.ManualWorkflow("wf", n)).String("workflowUUID")
+	ex = c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"a":1}}`, wf)).String("workflowExecutionUUID")
+	c.WaitExecution(t, ex, 10*time.Second, "RUNNING", func(r apitest.Response) bool { return r.String("status") == "RUNNING" })
+	return wf, ex
+}
+
+func TestTourEndToEnd(t *testing.T) {
+	c := runEmbedded(t, t.TempDir())
+	wf, ex := startRunning(t, c, 2)
+
+	got := c.Expect(t, 200, "GET", "/v1/workflows/"+wf, "")
+	if got.String("name") != "wf" || got.Number("version") != 1 {
+		t.Fatalf("workflow view: %s", got.Raw)
+	}
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":0,"output":{"ok":true}}`)
+	x := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+	if x.Number("currentStep") != 1 || x.String("status") != "RUNNING" {
+		t.Fatalf("after step 0: %s", x.Raw)
+	}
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":1}`)
+	x = c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+	if x.String("status") != "SUCCEEDED" || x.Number("currentStep") != 2 {
+		t.Fatalf("after step 1: %s", x.Raw)
+	}
+	h := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex+"/events", "")
+	var types []string
+	for _, e := range h.Body["items"].([]any) {
+		types = append(types, e.(map[string]any)["type"].(string))
+	}
+	want := "[ExecutionCreated ExecutionStarted StepStarted StepCompleted StepStarted StepCompleted ExecutionSucceeded]"
+	if fmt.Sprint(types) != want {
+		t.Fatalf("history: got %v, want %s", types, want)
+	}
+	list := c.Expect(t, 200, "GET", "/v1/workflow-executions?workflowUUID="+wf+"&status=SUCCEEDED", "")
+	if n := len(list.Body["items"].([]any)); n != 1 {
+		t.Fatalf("listing SUCCEEDED executions of the workflow: got %d items, want 1", n)
+	}
+}
+
+func TestTenRacingIncrementsMoveCurrentStepOnce(t *testing.T) {
+	c := runEmbedded(t, t.TempDir())
+	_, ex := startRunning(t, c, 3)
+	before := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "").Number("version")
+
+	// Ten increments of step 0 at once; four of them share one key.
+	answers := make([]apitest.Response, 10)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			var hdr []string
+			if i < 4 {
+				hdr = []string{"Idempotency-Key", "same-key"}
+			}
+			answers[i] = c.Expect(t, http.StatusAccepted, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":0}`, hdr...)
+		})
+	}
+	wg.Wait()
+
+	applied := map[string]bool{}
+	rejected := 0
+	for i, a := range answers {
+		id := a.String("commandUUID")
+		if i < 4 && id != answers[0].String("commandUUID") {
+			t.Fatalf("requests sharing an Idempotency-Key got different commands: %s and %s", id, answers[0].String("commandUUID"))
+		}
+		st := c.WaitCommand(t, id, 20*time.Second)
+		switch st.String("status") {
+		case "APPLIED":
+			applied[id] = true
+		case "REJECTED":
+			rejected++
+			if st.String("error") == "" {
+				t.Errorf("rejected command %s has no reason: %s", id, st.Raw)
+			}
+		}
+	}
+	if len(applied) != 1 {
+		t.Fatalf("distinct applied commands: got %d, want exactly 1", len(applied))
+	}
+	x := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+	if got := x.Number("currentStep"); got != 1 {
+		t.Fatalf("currentStep: got %d, want 1", got)
+	}
+	if got := x.Number("version"); got != before+2 { // StepCompleted + StepStarted
+		t.Fatalf("version: got %d, want %d (one increment's two events)", got, before+2)
+	}
+	if rejected == 0 {
+		t.Fatalf("no increment was rejected, yet only one applied")
+	}
+
+	// A stale increment is rejected with a reason and changes no view.
+	r := c.Expect(t, http.StatusAccepted, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":0}`)
+	st := c.WaitCommand(t, r.String("commandUUID"), 20*time.Second)
+	if st.String("status") != "REJECTED" || st.String("error") == "" {
+		t.Fatalf("stale increment: %s", st.Raw)
+	}
+	after := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+	if after.Number("version") != x.Number("version") || after.Number("currentStep") != 1 {
+		t.Fatalf("stale increment changed the view: before %s after %s", x.Raw, after.Raw)
+	}
+}
+
+func TestAppliedMeansTheViewShowsIt(t *testing.T) {
+	c := runEmbedded(t, t.TempDir())
+	const steps = 25
+	_, ex := startRunning(t, c, steps)
+	for step := range steps {
+		c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", fmt.Sprintf(`{"step":%d}`, step))
+		// No waiting: the APPLIED status promises the view already shows it.
+		x := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+		if got := x.Number("currentStep"); got != step+1 {
+			t.Fatalf("after APPLIED increment of step %d: currentStep %d, want %d", step, got, step+1)
+		}
+	}
+}
+
+func TestStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	var wf, ex string
+	t.Run("first_run", func(t *testing.T) {
+		c := runEmbedded(t, dir)
+		wf, ex = startRunning(t, c, 2)
+		c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":0}`)
+	})
+	t.Run("second_run", func(t *testing.T) {
+		c := runEmbedded(t, dir)
+		c.Expect(t, 200, "GET", "/v1/workflows/"+wf, "")
+		x := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+		if x.Number("currentStep") != 1 {
+			t.Fatalf("after restart: %s", x.Raw)
+		}
+		c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":1}`)
+		c.WaitExecution(t, ex, 5*time.Second, "SUCCEEDED", func(r apitest.Response) bool { return r.String("status") == "SUCCEEDED" })
+	})
+}

@@ -1,0 +1,166 @@
+// Command workflowd runs the workflow service. With no AWS settings it runs
+// everything in one process on an embedded, durable store (see README.md for
+// every flag and environment variable).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/workflowd/workflowd/app"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "workflowd:", err)
+		os.Exit(1)
+	}
+}
+
+// settings are the command line and environment, flags winning.
+type settings struct {
+	addr              string
+	dataDir           string
+	logLevel          slog.Level
+	visibilityTimeout time.Duration
+	maxReceiveCount   int
+	workers           int
+	shutdownTimeout   time.Duration
+}
+
+func parseSettings(args []string, getenv func(string) string) (settings, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var s settings
+	var level, vis, shutdown string
+	var maxRecv, nWorkers string
+	fs := flag.NewFlagSet("workflowd", flag.ContinueOnError)
+	fs.StringVar(&s.addr, "addr", env("WORKFLOWD_ADDR", "127.0.0.1:8080"), "listen address of the API (env WORKFLOWD_ADDR)")
+	fs.StringVar(&s.dataDir, "data", env("WORKFLOWD_DATA", "./data"), "directory of the embedded store and bus (env WORKFLOWD_DATA)")
+	fs.StringVar(&level, "log-level", env("WORKFLOWD_LOG_LEVEL", "info"), "debug, info, warn or error (env WORKFLOWD_LOG_LEVEL)")
+	fs.StringVar(&vis, "visibility-timeout", env("WORKFLOWD_VISIBILITY_TIMEOUT", "30s"), "queue visibility timeout (env WORKFLOWD_VISIBILITY_TIMEOUT)")
+	fs.StringVar(&maxRecv, "max-receive-count", env("WORKFLOWD_MAX_RECEIVE_COUNT", "5"), "receives before a message goes to the dead-letter queue (env WORKFLOWD_MAX_RECEIVE_COUNT)")
+	fs.StringVar(&nWorkers, "workers", env("WORKFLOWD_WORKERS", "16"), "consuming goroutines per queue (env WORKFLOWD_WORKERS)")
+	fs.StringVar(&shutdown, "shutdown-timeout", env("WORKFLOWD_SHUTDOWN_TIMEOUT", "20s"), "how long a graceful shutdown may take (env WORKFLOWD_SHUTDOWN_TIMEOUT)")
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if err = s.logLevel.UnmarshalText([]byte(level)); err != nil {
+		return s, fmt.Errorf("log level: %w", err)
+	}
+	if s.visibilityTimeout, err = positiveDuration("visibility-timeout", vis); err != nil {
+		return s, err
+	}
+	if s.shutdownTimeout, err = positiveDuration("shutdown-timeout", shutdown); err != nil {
+		return s, err
+	}
+	if s.maxReceiveCount, err = positiveInt("max-receive-count", maxRecv); err != nil {
+		return s, err
+	}
+	if s.workers, err = positiveInt("workers", nWorkers); err != nil {
+		return s, err
+	}
+	if s.dataDir == "" {
+		return s, errors.New("data directory must not be empty")
+	}
+	return s, nil
+}
+
+func positiveDuration(name, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s must be a positive duration like 30s, not %q", name, v)
+	}
+	return d, nil
+}
+
+func positiveInt(name, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s must be a positive whole number, not %q", name, v)
+	}
+	return n, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	s, err := parseSettings(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.logLevel}))
+	slog.SetDefault(log)
+
+	e, err := app.Open(app.Config{
+		DataDir: s.dataDir, VisibilityTimeout: s.visibilityTimeout,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := e.Close(); err != nil {
+			log.Error("close", "err", err)
+		}
+	}()
+
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- e.Run(runCtx) }()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("workflowd listening", "addr", ln.Addr().String(), "data", s.dataDir)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		stopRun()
+		<-ran
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("shutting down: no new requests; finishing in-flight work")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopRun()
+	select {
+	case err := <-ran:
+		if err != nil {
+			log.Error("workers", "err", err)
+		}
+	case <-shutdownCtx.Done():
+		log.Warn("workers did not finish in time; undeleted messages will be redelivered at the next start")
+	}
+	log.Info("stopped")
+	return nil
+}

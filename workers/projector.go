@@ -1,0 +1,181 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+// ViewStore is what the projector needs of the views.
+type ViewStore interface {
+	GetWorkflow(ctx context.Context, id uuid.UUID) (model.Workflow, error)
+	PutWorkflow(ctx context.Context, w model.Workflow, prevSeq int64) error
+	GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error)
+	PutExecution(ctx context.Context, x model.Execution, prevVersion int64) error
+}
+
+// Projector keeps the current-state views equal to the fold of each
+// aggregate's events, whatever duplicates, gaps, reorderings and retries the
+// feed delivers: it skips seqs a view already holds, and fills gaps from the
+// event log.
+type Projector struct {
+	Log      EventLog
+	Views    ViewStore
+	Commands CommandFinisher
+	Logger   *slog.Logger
+	// OnFinished, if set, is called for each command marked APPLIED.
+	OnFinished func(commandUUID uuid.UUID)
+}
+
+// Handle projects a batch of events (in feed order; several aggregates may
+// be mixed). It returns the first error; the caller retries the batch, which
+// is safe because projection is idempotent.
+func (p *Projector) Handle(ctx context.Context, events []model.Event) error {
+	for _, group := range groupByAggregate(events) {
+		if err := p.project(ctx, group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupByAggregate splits events into per-aggregate runs, keeping the order
+// within each aggregate and the order of first appearance between them.
+func groupByAggregate(events []model.Event) [][]model.Event {
+	index := make(map[string]int)
+	var groups [][]model.Event
+	for _, e := range events {
+		i, ok := index[e.AggregateID]
+		if !ok {
+			i = len(groups)
+			index[e.AggregateID] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], e)
+	}
+	return groups
+}
+
+func (p *Projector) project(ctx context.Context, events []model.Event) error {
+	aggregateID := events[0].AggregateID
+	kind, idText, _ := strings.Cut(aggregateID, ":")
+	id, err := uuid.Parse(idText)
+	if err != nil {
+		return fmt.Errorf("project %s: bad aggregate id: %w", aggregateID, err)
+	}
+	for attempt := 0; attempt < maxConflictRetries; attempt++ {
+		switch kind {
+		case "workflow":
+			err = p.projectWorkflow(ctx, id, events)
+		case "execution":
+			err = p.projectExecution(ctx, id, events)
+		default:
+			return fmt.Errorf("project %s: unknown aggregate kind %q", aggregateID, kind)
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return p.finish(ctx, aggregateID, events)
+}
+
+func (p *Projector) projectWorkflow(ctx context.Context, id uuid.UUID, events []model.Event) error {
+	view, err := p.Views.GetWorkflow(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	pending, err := p.pending(ctx, events, view.Seq)
+	if len(pending) == 0 || err != nil {
+		return err
+	}
+	next, err := model.FoldWorkflow(view, pending)
+	if err != nil {
+		return err
+	}
+	return p.Views.PutWorkflow(ctx, next, view.Seq)
+}
+
+func (p *Projector) projectExecution(ctx context.Context, id uuid.UUID, events []model.Event) error {
+	view, err := p.Views.GetExecution(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	pending, err := p.pending(ctx, events, view.Version)
+	if len(pending) == 0 || err != nil {
+		return err
+	}
+	next, err := model.FoldExecution(view, pending)
+	if err != nil {
+		return err
+	}
+	return p.Views.PutExecution(ctx, next, view.Version)
+}
+
+// pending returns the events to fold into a view at seq have: the batch's
+// events after have, or, when the batch does not continue the view without a
+// gap, the event log's events after have.
+func (p *Projector) pending(ctx context.Context, events []model.Event, have int64) ([]model.Event, error) {
+	var out []model.Event
+	expect := have + 1
+	for _, e := range events {
+		if e.Seq < expect {
+			continue // already in the view (a duplicate or a replay)
+		}
+		if e.Seq != expect {
+			return p.Log.Load(ctx, e.AggregateID, have) // a gap: read the truth
+		}
+		out = append(out, e)
+		expect++
+	}
+	return out, nil
+}
+
+// finish marks the commands of the projected events APPLIED: the view shows
+// them now. It is idempotent, so replays are harmless.
+func (p *Projector) finish(ctx context.Context, aggregateID string, events []model.Event) error {
+	now := time.Now().UTC()
+	resource := resourceOf(aggregateID)
+	var last uuid.UUID
+	for _, e := range events {
+		if e.CommandUUID == last {
+			continue
+		}
+		last = e.CommandUUID
+		err := p.Commands.FinishCommand(ctx, model.CommandStatus{
+			CommandUUID: e.CommandUUID,
+			Status:      model.CommandApplied,
+			Resource:    resource,
+			CreatedAt:   now,
+			UpdatedAt:   now,
+		})
+		if err != nil {
+			return fmt.Errorf("mark %s applied: %w", e.CommandUUID, err)
+		}
+		if p.OnFinished != nil {
+			p.OnFinished(e.CommandUUID)
+		}
+	}
+	return nil
+}
+
+// resourceOf maps an aggregate id to the API path of its resource.
+func resourceOf(aggregateID string) string {
+	kind, id, _ := strings.Cut(aggregateID, ":")
+	switch kind {
+	case "workflow":
+		return "/v1/workflows/" + id
+	case "execution":
+		return "/v1/workflow-executions/" + id
+	}
+	return ""
+}

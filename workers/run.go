@@ -1,0 +1,202 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+// MessageHandler handles one message body; see CommandWorker.Handle for the
+// meaning of its result.
+type MessageHandler interface {
+	Handle(ctx context.Context, body []byte, receiveCount int) error
+}
+
+// EventHandler handles a batch of events from the feed or a stream.
+type EventHandler interface {
+	Handle(ctx context.Context, events []model.Event) error
+}
+
+// nacker is the optional capability of a queue to remember why a message is
+// being retried (the in-process bus logs it when the message dead-letters).
+type nacker interface {
+	Nack(ctx context.Context, receiptHandle string, d time.Duration, reason string) error
+}
+
+// ConsumerOptions tune Consume.
+type ConsumerOptions struct {
+	Concurrency int           // receiving goroutines; default 16
+	BatchSize   int           // messages per receive; default 10
+	Wait        time.Duration // long-poll wait; default 1s
+	Logger      *slog.Logger
+}
+
+// Consume receives messages from q and hands each to h until ctx is done,
+// then lets in-flight messages finish and returns. A nil result deletes the
+// message; an error leaves it for redelivery (after RetryError.After, or
+// after a backoff growing with the receive count), so a message that keeps
+// failing ends in the dead-letter queue.
+func Consume(ctx context.Context, q bus.Queue, h MessageHandler, opts ConsumerOptions) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 16
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 10
+	}
+	if opts.Wait <= 0 {
+		opts.Wait = time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("queue", q.Name())
+	// In-flight messages finish with a context that outlives ctx.
+	work := context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for range opts.Concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				ds, err := q.Receive(ctx, opts.BatchSize, opts.Wait)
+				if err != nil {
+					if ctx.Err() == nil {
+						log.Error("receive failed", "err", err)
+						sleep(ctx, time.Second)
+					}
+					continue
+				}
+				for _, d := range ds {
+					handleDelivery(work, q, h, d, log)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func handleDelivery(ctx context.Context, q bus.Queue, h MessageHandler, d bus.Delivery, log *slog.Logger) {
+	err := h.Handle(ctx, d.Body, d.ReceiveCount)
+	if err == nil {
+		if err := q.Delete(ctx, d.ReceiptHandle); err != nil && !errors.Is(err, bus.ErrReceiptInvalid) {
+			log.Warn("delete failed; the message will be redelivered", "message", d.ID, "err", err)
+		}
+		return
+	}
+	delay := backoff(d.ReceiveCount)
+	var retry *RetryError
+	if errors.As(err, &retry) {
+		delay = retry.After
+		log.Debug("message retried", "message", d.ID, "receiveCount", d.ReceiveCount, "reason", retry.Reason)
+	} else {
+		log.Warn("message failed; it will be redelivered", "message", d.ID, "receiveCount", d.ReceiveCount, "err", err)
+	}
+	if n, ok := q.(nacker); ok {
+		err = n.Nack(ctx, d.ReceiptHandle, delay, err.Error())
+	} else {
+		err = q.ChangeVisibility(ctx, d.ReceiptHandle, delay)
+	}
+	if err != nil && !errors.Is(err, bus.ErrReceiptInvalid) {
+		log.Warn("change visibility failed", "message", d.ID, "err", err)
+	}
+}
+
+// backoff is the redelivery delay after the n-th failed receive: 1s, 2s, 4s…
+// up to 30s.
+func backoff(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	if n > 5 {
+		return 30 * time.Second
+	}
+	return time.Duration(1<<(n-1)) * time.Second
+}
+
+// FeedOptions tune RunFeed.
+type FeedOptions struct {
+	BatchSize int           // entries per read; default 256
+	Wait      time.Duration // how long a read waits for news; default 1s
+	Logger    *slog.Logger
+}
+
+// RunFeed feeds the store's change feed to h as consumer, from its last
+// checkpoint, until ctx is done. A batch is checkpointed only after h
+// succeeds; a failing batch is retried with backoff (the handlers are
+// idempotent), so nothing is skipped and a restart resumes where it stopped.
+func RunFeed(ctx context.Context, feed store.Feed, consumer string, h EventHandler, opts FeedOptions) error {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 256
+	}
+	if opts.Wait <= 0 {
+		opts.Wait = time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("consumer", consumer)
+	pos, err := feed.LoadCheckpoint(ctx, consumer)
+	if err != nil {
+		return err
+	}
+	work := context.WithoutCancel(ctx)
+	failures := 0
+	for {
+		// Once ctx is done, drain what is already in the feed (without
+		// waiting for more) and stop: a graceful shutdown leaves no view
+		// behind its events.
+		draining := ctx.Err() != nil
+		wait := opts.Wait
+		if draining {
+			wait = 0
+		}
+		entries, err := feed.ReadFeed(work, pos, opts.BatchSize, wait)
+		if err != nil {
+			if draining {
+				return err
+			}
+			log.Error("feed read failed", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if len(entries) == 0 {
+			if draining {
+				return nil
+			}
+			continue
+		}
+		var events []model.Event
+		for _, e := range entries {
+			events = append(events, e.Events...)
+		}
+		if err := h.Handle(work, events); err != nil {
+			if draining {
+				return err
+			}
+			failures++
+			log.Error("feed batch failed; retrying", "from", entries[0].Pos, "to", entries[len(entries)-1].Pos, "failures", failures, "err", err)
+			sleep(ctx, backoff(failures))
+			continue
+		}
+		failures = 0
+		pos = entries[len(entries)-1].Pos
+		if err := feed.SaveCheckpoint(work, consumer, pos); err != nil {
+			log.Error("checkpoint failed", "pos", pos, "err", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,297 @@
+package workers_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/embedded"
+	"github.com/workflowd/workflowd/localbus"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/workers"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func mustStore(t *testing.T) *embedded.Store {
+	t.Helper()
+	st, err := embedded.Open(embedded.Options{Logger: quiet})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func body(t *testing.T, p model.Payload) []byte {
+	t.Helper()
+	b, err := json.Marshal(model.NewCommand(uuid.New(), p, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func manual(n int) model.Definition {
+	d := model.Definition{Name: "wf"}
+	for i := range n {
+		d.Steps = append(d.Steps, model.StepDefinition{Name: fmt.Sprint("s", i), Type: model.StepManual})
+	}
+	return d
+}
+
+func TestRedeliveredCommandHasOneEffect(t *testing.T) {
+	st := mustStore(t)
+	w := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}
+	id := uuid.New()
+	msg := body(t, model.CreateWorkflow{WorkflowUUID: id, Definition: manual(1)})
+	for i := range 3 {
+		if err := w.Handle(context.Background(), msg, i+1); err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+	}
+	events, err := st.Load(context.Background(), model.WorkflowAggregateID(id), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 {
+		t.Fatalf("events after 3 deliveries: got %d, want 1", len(events))
+	}
+}
+
+// Twenty workers racing on one aggregate serialize: each update wins a seq
+// after reloading, none is lost, none applies twice.
+func TestRacingCommandsOnOneAggregateAllApplyOnce(t *testing.T) {
+	st := mustStore(t)
+	w := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}
+	id := uuid.New()
+	ctx := context.Background()
+	if err := w.Handle(ctx, body(t, model.CreateWorkflow{WorkflowUUID: id, Definition: manual(1)}), 1); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range 20 {
+		msg := body(t, model.UpdateWorkflow{WorkflowUUID: id, Definition: manual(i%5 + 1)})
+		wg.Go(func() {
+			// Each message is delivered twice, concurrently with the others.
+			errs[i] = errors.Join(w.Handle(ctx, msg, 1), w.Handle(ctx, msg, 2))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	events, err := st.Load(ctx, model.WorkflowAggregateID(id), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 21 {
+		t.Fatalf("events: got %d, want 21 (create + 20 updates, each once)", len(events))
+	}
+	wf, err := model.FoldWorkflow(model.Workflow{}, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wf.Version != 21 {
+		t.Fatalf("version: got %d, want 21", wf.Version)
+	}
+}
+
+func TestRejectionIsRecordedWithReason(t *testing.T) {
+	st := mustStore(t)
+	var notified []uuid.UUID
+	w := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet, OnFinished: func(id uuid.UUID) { notified = append(notified, id) }}
+	cmd := model.NewCommand(uuid.New(), model.DeleteWorkflow{WorkflowUUID: uuid.New()}, time.Now())
+	if err := w.HandleCommand(context.Background(), cmd, 1); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetCommand(context.Background(), cmd.CommandUUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != model.CommandRejected || got.Error != "workflow not found" {
+		t.Fatalf("status: got %s %q, want REJECTED \"workflow not found\"", got.Status, got.Error)
+	}
+	if len(notified) != 1 || notified[0] != cmd.CommandUUID {
+		t.Fatalf("OnFinished calls: %v", notified)
+	}
+}
+
+func TestTransientRejectionIsRetriedThenFinal(t *testing.T) {
+	st := mustStore(t)
+	w := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet, TransientAttempts: 3}
+	cmd := model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: uuid.New(), WorkflowUUID: uuid.New()}, time.Now())
+	for n := 1; n < 3; n++ {
+		err := w.HandleCommand(context.Background(), cmd, n)
+		var retry *workers.RetryError
+		if !errors.As(err, &retry) || retry.After <= 0 {
+			t.Fatalf("receive %d: got %v, want a *RetryError", n, err)
+		}
+	}
+	if err := w.HandleCommand(context.Background(), cmd, 3); err != nil {
+		t.Fatalf("last receive: %v", err)
+	}
+	got, _ := st.GetCommand(context.Background(), cmd.CommandUUID)
+	if got.Status != model.CommandRejected {
+		t.Fatalf("after the last attempt: %s, want REJECTED", got.Status)
+	}
+}
+
+func TestMalformedMessageIsAnErrorForTheDLQ(t *testing.T) {
+	st := mustStore(t)
+	w := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}
+	for _, b := range []string{``, `{`, `{"commandUUID":"x"}`, `{"commandUUID":"` + uuid.NewString() + `","type":"Nope","data":{}}`} {
+		if err := w.Handle(context.Background(), []byte(b), 1); !errors.Is(err, model.ErrBadCommand) {
+			t.Errorf("Handle(%q): got %v, want ErrBadCommand", b, err)
+		}
+	}
+}
+
+// The projector's views equal the fold of the log whatever the feed does:
+// duplicates, replays, batches with gaps, events of several aggregates.
+func TestProjectorConvergesUnderDuplicatesAndGaps(t *testing.T) {
+	st := mustStore(t)
+	ctx := context.Background()
+	w := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}
+	p := &workers.Projector{Log: st, Views: st, Commands: st, Logger: quiet}
+	wfID, exID := uuid.New(), uuid.New()
+	steps := []model.Payload{
+		model.CreateWorkflow{WorkflowUUID: wfID, Definition: manual(3)},
+		model.StartExecution{WorkflowExecutionUUID: exID, WorkflowUUID: wfID},
+		model.BeginExecution{WorkflowExecutionUUID: exID},
+		model.IncrementExecution{WorkflowExecutionUUID: exID, Step: 0},
+		model.IncrementExecution{WorkflowExecutionUUID: exID, Step: 1},
+	}
+	for _, s := range steps {
+		if err := w.Handle(ctx, body(t, s), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wfEvents, _ := st.Load(ctx, model.WorkflowAggregateID(wfID), 0)
+	exEvents, _ := st.Load(ctx, model.ExecutionAggregateID(exID), 0)
+	if len(exEvents) != 7 {
+		t.Fatalf("execution events: got %d, want 7", len(exEvents))
+	}
+	batches := [][]model.Event{
+		{exEvents[3], exEvents[4]},              // a gap: the view has nothing yet
+		wfEvents,                                // another aggregate
+		{exEvents[0], exEvents[1], exEvents[1]}, // old and duplicate events
+		exEvents,                                // a full replay
+		{exEvents[6], exEvents[5], wfEvents[0]}, // reordered
+	}
+	for i, b := range batches {
+		if err := p.Handle(ctx, b); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	want, err := model.FoldExecution(model.Execution{}, exEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetExecution(ctx, exID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := json.Marshal(got)
+	wb, _ := json.Marshal(want)
+	if string(gb) != string(wb) {
+		t.Fatalf("view differs from the fold of the log:\n got %s\nwant %s", gb, wb)
+	}
+	for _, e := range exEvents {
+		st, err := st.GetCommand(ctx, e.CommandUUID)
+		if err != nil || st.Status != model.CommandApplied {
+			t.Fatalf("command %s after projection: %+v %v", e.CommandUUID, st, err)
+		}
+	}
+}
+
+type recordingPublisher struct {
+	mu   sync.Mutex
+	msgs []bus.Message
+}
+
+func (r *recordingPublisher) Publish(_ context.Context, m bus.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+	return nil
+}
+
+func TestDispatcherBeginsCreatedExecutionsDeterministically(t *testing.T) {
+	pub := &recordingPublisher{}
+	d := &workers.Dispatcher{Publisher: pub, Logger: quiet}
+	exID := uuid.New()
+	created, _ := json.Marshal(model.ExecutionCreated{WorkflowExecutionUUID: exID, WorkflowUUID: uuid.New(), Steps: manual(1).Steps})
+	e := model.Event{AggregateID: model.ExecutionAggregateID(exID), Seq: 1, EventUUID: uuid.New(), Type: model.EventExecutionCreated, Data: created, OccurredAt: time.Now()}
+	other := model.Event{AggregateID: e.AggregateID, Seq: 2, EventUUID: uuid.New(), Type: model.EventExecutionStarted, Data: []byte(`{}`)}
+	for range 2 { // a replay of the feed
+		if err := d.Handle(context.Background(), []model.Event{e, other}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(pub.msgs) != 2 {
+		t.Fatalf("published: got %d, want 2 (one per read of ExecutionCreated)", len(pub.msgs))
+	}
+	if string(pub.msgs[0].Body) != string(pub.msgs[1].Body) {
+		t.Fatalf("a replay published a different command:\n%s\n%s", pub.msgs[0].Body, pub.msgs[1].Body)
+	}
+	cmd, err := model.DecodeCommand(pub.msgs[0].Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Type != model.CommandBeginExecution || pub.msgs[0].Attributes[bus.TargetAttribute] != model.QueueExecutions {
+		t.Fatalf("published %s to %q", cmd.Type, pub.msgs[0].Attributes[bus.TargetAttribute])
+	}
+}
+
+// A message no worker can handle ends in the dead-letter queue after
+// MaxReceiveCount receives, with its reason, and can be redriven.
+func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
+	st := mustStore(t)
+	b, err := localbus.Open(localbus.Options{Logger: quiet, Queues: []localbus.QueueConfig{
+		{Name: model.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 2},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q, _ := b.Queue(model.QueueExecutions)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		workers.Consume(ctx, q, &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}, workers.ConsumerOptions{Concurrency: 2, Wait: 100 * time.Millisecond, Logger: quiet})
+		close(done)
+	}()
+	poison := bus.Message{Body: []byte(`{"not":"a command"}`), Attributes: map[string]string{bus.TargetAttribute: model.QueueExecutions}}
+	if err := b.Publish(ctx, poison); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var dead []bus.Delivery
+	for len(dead) == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if dead, err = b.ListDeadLetters(ctx, model.QueueExecutions, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	<-done
+	if len(dead) != 1 || string(dead[0].Body) != string(poison.Body) {
+		t.Fatalf("dead letters: %+v", dead)
+	}
+	if dead[0].Attributes["lastError"] == "" {
+		t.Errorf("the dead letter carries no reason: %+v", dead[0].Attributes)
+	}
+	n, err := b.Redrive(context.Background(), model.QueueExecutions, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("redrive: %d, %v", n, err)
+	}
+}
