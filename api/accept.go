@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -106,6 +107,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 		}
 		if err := s.cfg.Publisher.Publish(ctx, msg); err != nil {
 			s.log.Error("publish failed", "command", commandUUID, "type", cmd.Type, "err", err)
+			if key == "" {
+				// Nobody can send this command again: close its status. (A
+				// keyed one stays ACCEPTED; the retry with the key publishes it.)
+				s.abandon(ctx, cmd, resource)
+			}
 			w.Header().Set("Retry-After", "1")
 			return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
 				"the command could not be queued; retry (with the same Idempotency-Key to stay safe)")
@@ -126,6 +132,19 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 	w.Header().Set("Location", location)
 	writeJSON(w, http.StatusAccepted, "application/json", ans)
 	return nil
+}
+
+// abandon marks a command that was never queued as REJECTED.
+func (s *Server) abandon(ctx context.Context, cmd model.Command, resource string) {
+	now := s.cfg.Now().UTC()
+	err := s.cfg.Commands.FinishCommand(context.WithoutCancel(ctx), model.CommandStatus{
+		CommandUUID: cmd.CommandUUID, Type: cmd.Type, Status: model.CommandRejected,
+		Error:    "the command could not be queued (the API answered 503); nothing was changed",
+		Resource: resource, CreatedAt: now, UpdatedAt: now,
+	})
+	if err != nil {
+		s.log.Error("record abandoned command", "command", cmd.CommandUUID, "err", err)
+	}
 }
 
 // requestHash fingerprints a request for the Idempotency-Key check.

@@ -189,6 +189,8 @@ func TestBadInputIs4xxProblem(t *testing.T) {
 		{name: "nil_workflow_uuid", body: `{"workflowUUID":"` + uuid.Nil.String() + `"}`, want: 400, docAllows: true},
 		{name: "workflow_uuid_not_a_uuid", body: `{"workflowUUID":"nope"}`, want: 400},
 		{name: "workflow_uuid_number", body: `{"workflowUUID":42}`, want: 400},
+		{name: "workflow_uuid_without_hyphens_in_body", body: `{"workflowUUID":"` + strings.ReplaceAll(canonical, "-", "") + `"}`, want: 400},
+		{name: "workflow_uuid_urn_in_body", body: `{"workflowUUID":"urn:uuid:` + canonical + `"}`, want: 400},
 		{name: "input_only", body: `{"input":{}}`, want: 400},
 		{name: "unknown_field", body: `{"workflowUUID":"` + canonical + `","priority":1}`, want: 400},
 		{name: "deleted_workflow", body: `{"workflowUUID":"` + gone.WorkflowUUID.String() + `"}`, want: 409, docAllows: true},

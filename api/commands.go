@@ -68,7 +68,9 @@ func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Durati
 		st, err := s.cfg.Commands.GetCommand(ctx, id)
 		finished := err == nil && st.Status != model.CommandAccepted
 		left := time.Until(deadline)
-		if finished || left <= 0 || (err != nil && !isNotFound(err)) {
+		// An unknown command is answered at once: the API records a status
+		// before it publishes, so there is nothing to wait for.
+		if finished || left <= 0 || err != nil {
 			if done != nil {
 				done()
 			}

@@ -26,7 +26,7 @@ func (s *Server) registerExecutionRoutes() {
 
 // StartExecutionRequest is the body of POST /v1/workflow-executions.
 type StartExecutionRequest struct {
-	WorkflowUUID *uuid.UUID      `json:"workflowUUID"`
+	WorkflowUUID *string         `json:"workflowUUID"`
 	Input        json.RawMessage `json:"input,omitempty"`
 }
 
@@ -50,17 +50,21 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	if req.WorkflowUUID == nil || *req.WorkflowUUID == uuid.Nil {
+	if req.WorkflowUUID == nil {
 		return invalidField(&model.FieldError{Field: "workflowUUID", Problem: "is required"})
 	}
+	wf, err := parseUUID(*req.WorkflowUUID)
+	if err != nil || wf == uuid.Nil {
+		return invalidField(&model.FieldError{Field: "workflowUUID", Problem: "must be a UUID in its 36-character form"})
+	}
 	req.Input = compactJSON(req.Input)
-	if err := s.requireLiveWorkflow(r, *req.WorkflowUUID); err != nil {
+	if err := s.requireLiveWorkflow(r, wf); err != nil {
 		return err
 	}
 	return s.accept(w, r, req, func(commandUUID uuid.UUID) model.Payload {
 		return model.StartExecution{
 			WorkflowExecutionUUID: model.DerivedUUID(commandUUID, "execution"),
-			WorkflowUUID:          *req.WorkflowUUID,
+			WorkflowUUID:          wf,
 			Input:                 req.Input,
 		}
 	})

@@ -203,6 +203,16 @@ func (c *fakeCommands) PutCommand(ctx context.Context, st model.CommandStatus) e
 	return nil
 }
 
+func (c *fakeCommands) FinishCommand(ctx context.Context, st model.CommandStatus) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.commands[st.CommandUUID]; ok && old.Status != model.CommandAccepted {
+		return nil
+	}
+	c.commands[st.CommandUUID] = st
+	return nil
+}
+
 func (c *fakeCommands) GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStatus, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -35,6 +35,7 @@ type EventReader interface {
 // Commands is the command-status view and the idempotency records.
 type Commands interface {
 	PutCommand(ctx context.Context, c model.CommandStatus) error
+	FinishCommand(ctx context.Context, c model.CommandStatus) error
 	GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStatus, error)
 	ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, error)
 }
@@ -52,6 +53,9 @@ type Config struct {
 	Commands  Commands
 	// Ready lists the dependencies /readyz checks.
 	Ready []Pinger
+	// DeadLetters, if set, serves the operator's dead-letter endpoints
+	// (list and redrive); without it they answer 501.
+	DeadLetters DeadLetters
 	// Waiter, if set, wakes command-status long polls the moment a command
 	// finishes (the embedded runtime); without it they poll the store.
 	Waiter *Waiter
@@ -97,6 +101,7 @@ func NewServer(cfg Config) *Server {
 	s.registerWorkflowRoutes()
 	s.registerExecutionRoutes()
 	s.registerCommandRoutes()
+	s.registerDeadLetterRoutes()
 	s.registerOpsRoutes()
 	return s
 }

@@ -709,6 +709,23 @@ func TestPublisherFailureIs503(t *testing.T) {
 	}
 }
 
+func TestPublisherFailureWithoutKeyRejectsTheCommand(t *testing.T) {
+	e := newEnv(t)
+	e.pub.fail(errors.New("topic unreachable"))
+	r := e.do(t, http.MethodPost, "/v1/workflows", definition("orders", 1))
+	r.wantStatus(t, http.StatusServiceUnavailable)
+	e.cmds.mu.Lock()
+	defer e.cmds.mu.Unlock()
+	if len(e.cmds.commands) != 1 {
+		t.Fatalf("got %d command statuses, want 1", len(e.cmds.commands))
+	}
+	for _, st := range e.cmds.commands {
+		if st.Status != model.CommandRejected || st.Error == "" {
+			t.Errorf("a command that was never queued: got status %s %q, want REJECTED with a reason", st.Status, st.Error)
+		}
+	}
+}
+
 func TestInternalErrorsAre500WithoutDetails(t *testing.T) {
 	t.Run("panic_is_recovered", func(t *testing.T) {
 		e := newEnv(t, func(c *api.Config) { c.Views = panickyViews{newFakeViews()} })

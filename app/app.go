@@ -95,8 +95,9 @@ func Open(cfg Config) (*Embedded, error) {
 	e.dispatcher = &workers.Dispatcher{Publisher: b, Logger: cfg.Logger}
 	e.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,
-		Ready:  []api.Pinger{st},
-		Waiter: e.waiter, Logger: cfg.Logger,
+		Ready:       []api.Pinger{st},
+		DeadLetters: b,
+		Waiter:      e.waiter, Logger: cfg.Logger,
 	})
 	return e, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/internal/apitest"
 )
 
@@ -18,8 +19,19 @@ import (
 // a client of its API. Everything stops at the end of the test.
 func runEmbedded(t *testing.T, dir string) *apitest.Client {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e, err := app.Open(app.Config{DataDir: dir, VisibilityTimeout: 2 * time.Second, Logger: log})
+	c, _ := runEmbeddedWith(t, app.Config{DataDir: dir})
+	return c
+}
+
+// runEmbeddedWith is runEmbedded with a configuration; it also returns the
+// runtime, for tests that reach behind the API.
+func runEmbeddedWith(t *testing.T, cfg app.Config) (*apitest.Client, *app.Embedded) {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if cfg.VisibilityTimeout == 0 {
+		cfg.VisibilityTimeout = 2 * time.Second
+	}
+	e, err := app.Open(cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -37,7 +49,7 @@ func runEmbedded(t *testing.T, dir string) *apitest.Client {
 			t.Errorf("close: %v", err)
 		}
 	})
-	return apitest.New(srv.URL)
+	return apitest.New(srv.URL), e
 }
 
 type testWriter struct{ t *testing.T }
@@ -182,4 +194,35 @@ func TestStateSurvivesRestart(t *testing.T) {
 		c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":1}`)
 		c.WaitExecution(t, ex, 5*time.Second, "SUCCEEDED", func(r apitest.Response) bool { return r.String("status") == "SUCCEEDED" })
 	})
+}
+
+// A poison message ends in the dead-letter queue with its reason; the
+// operator lists it and redrives it through the API.
+func TestPoisonMessageIsListedAndRedrivenThroughTheAPI(t *testing.T) {
+	c, e := runEmbeddedWith(t, app.Config{DataDir: t.TempDir(), MaxReceiveCount: 2, VisibilityTimeout: time.Second})
+	poison := bus.Message{Body: []byte(`{"commandUUID":"not-a-uuid"}`), Attributes: map[string]string{bus.TargetAttribute: "executions"}}
+	if err := e.Bus.Publish(context.Background(), poison); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var items []any
+	for len(items) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the poison message did not reach the dead-letter queue in 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+		items, _ = c.Expect(t, 200, "GET", "/v1/queues/executions/dead-letters", "").Body["items"].([]any)
+	}
+	dl := items[0].(map[string]any)
+	if dl["body"] != string(poison.Body) {
+		t.Fatalf("dead letter body: got %v, want %s", dl["body"], poison.Body)
+	}
+	if reason, _ := dl["attributes"].(map[string]any)["lastError"].(string); reason == "" {
+		t.Errorf("dead letter has no lastError: %v", dl)
+	}
+	r := c.Expect(t, 200, "POST", "/v1/queues/executions/redrive", `{"max":10}`)
+	if r.Number("moved") != 1 {
+		t.Fatalf("redrive: %s", r.Raw)
+	}
+	c.Expect(t, 404, "GET", "/v1/queues/nope/dead-letters", "")
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // maxListLimit is the largest page a listing returns.
-const maxListLimit = 1000
+const maxListLimit = store.MaxListLimit
 
 // GetWorkflow returns the workflow view with its Seq, or an error wrapping
 // store.ErrNotFound.
@@ -204,7 +204,7 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 
 // ListWorkflows returns a page of workflow views, newest first (CreatedAt
 // descending, then WorkflowUUID descending), after q.After. It returns
-// store.ErrInvalid when q.Limit is outside 1..1000.
+// store.ErrInvalid when q.Limit is outside 1..store.MaxListLimit.
 func (s *Store) ListWorkflows(ctx context.Context, q store.ListQuery) ([]model.Workflow, error) {
 	const op = "list workflows"
 	if err := s.enter(ctx, op, ""); err != nil {
@@ -225,7 +225,7 @@ func (s *Store) ListWorkflows(ctx context.Context, q store.ListQuery) ([]model.W
 // ListExecutions returns a page of execution views, newest first
 // (CreatedAt descending, then WorkflowExecutionUUID descending), after
 // q.After, filtered by q.WorkflowUUID and q.Status when set. It returns
-// store.ErrInvalid when q.Limit is outside 1..1000 or q.Status holds a NUL
+// store.ErrInvalid when q.Limit is outside 1..store.MaxListLimit or q.Status holds a NUL
 // byte.
 func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]model.Execution, error) {
 	const op = "list executions"

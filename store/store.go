@@ -65,9 +65,13 @@ type Position struct {
 	ID        uuid.UUID
 }
 
+// MaxListLimit is the most items one listing call may ask for. The API shows
+// at most 1000 a page and asks one more to learn whether a next page exists.
+const MaxListLimit = 1001
+
 // ListQuery selects a page of a listing.
 type ListQuery struct {
-	Limit int       // 1..1000
+	Limit int       // 1..MaxListLimit
 	After *Position // nil: from the start
 }
 

@@ -637,9 +637,9 @@ func runListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
-	t.Run("limit_outside_1_to_1000_is_invalid", func(t *testing.T) {
+	t.Run("limit_outside_1_to_max_is_invalid", func(t *testing.T) {
 		s := newStore(t)
-		for _, limit := range []int{-1, 0, 1001} {
+		for _, limit := range []int{-1, 0, store.MaxListLimit + 1} {
 			_, err := s.ListWorkflows(ctx, store.ListQuery{Limit: limit})
 			WantErr(t, fmt.Sprintf("ListWorkflows(limit %d)", limit), err, store.ErrInvalid)
 			_, err = s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: limit}})
