@@ -34,8 +34,8 @@ type Options struct {
 }
 
 const (
-	defaultCacheBytes = 8 << 20
-	memTableSize      = 4 << 20
+	defaultCacheBytes = 32 << 20
+	memTableSize      = 8 << 20
 	lockStripes       = 4096
 )
 
@@ -101,6 +101,9 @@ func Open(opts Options) (*Store, error) {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		po.Levels[i].FilterType = pebble.TableFilter
+		// Small JSON records compress poorly and are read hot: snappy's CPU
+		// cost outweighs the disk it saves.
+		po.Levels[i].Compression = pebble.NoCompression
 	}
 	dir := opts.Dir
 	if dir == "" {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,6 +55,9 @@ type CommandWorker struct {
 	TransientAttempts int
 	// OnFinished, if set, is called after a command is marked REJECTED.
 	OnFinished func(commandUUID uuid.UUID)
+
+	cacheOnce sync.Once
+	states    *lru[aggregate]
 }
 
 // Handle processes one command message body. receiveCount is the delivery's
@@ -75,15 +80,15 @@ func (w *CommandWorker) Handle(ctx context.Context, body []byte, receiveCount in
 func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, receiveCount int) error {
 	aggregateID := cmd.AggregateID()
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
-		history, err := w.Log.Load(ctx, aggregateID, 0)
+		agg, err := w.load(ctx, aggregateID)
 		if err != nil {
-			return fmt.Errorf("load %s: %w", aggregateID, err)
+			return err
 		}
-		if appliedBefore(history, cmd.CommandUUID) {
+		if agg.commands[cmd.CommandUUID] {
 			w.logger().Debug("duplicate command acknowledged", "command", cmd.CommandUUID, "type", cmd.Type)
 			return nil
 		}
-		events, err := w.decide(ctx, cmd, history)
+		events, err := w.decide(ctx, cmd, agg)
 		var rej *model.Rejection
 		if errors.As(err, &rej) {
 			if rej.Transient && receiveCount < w.transientAttempts() {
@@ -97,11 +102,14 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 		err = w.Log.Append(ctx, events)
 		switch {
 		case err == nil:
+			if next, err := agg.with(events); err == nil {
+				w.cache().put(aggregateID, next)
+			}
 			return nil
 		case errors.Is(err, store.ErrDuplicate):
 			return nil // a racing delivery of the same command won
 		case errors.Is(err, store.ErrConflict):
-			continue // another command won this seq: reload and decide again
+			continue // another command won this seq: catch up and decide again
 		default:
 			return fmt.Errorf("append %s: %w", aggregateID, err)
 		}
@@ -109,44 +117,90 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 	return &RetryError{After: time.Second, Reason: "too many concurrent writers on " + aggregateID}
 }
 
-func (w *CommandWorker) decide(ctx context.Context, cmd model.Command, history []model.Event) ([]model.Event, error) {
+// aggregate is the folded state of one aggregate, and the commands its
+// history holds. Values are never changed in place (with returns a copy), so
+// the cache can share them between goroutines.
+type aggregate struct {
+	seq       int64
+	workflow  model.Workflow
+	execution model.Execution
+	commands  map[uuid.UUID]bool
+}
+
+// with returns a copy of a with events (the next ones in seq order) folded in.
+func (a aggregate) with(events []model.Event) (aggregate, error) {
+	if len(events) == 0 {
+		return a, nil
+	}
+	n := a
+	n.commands = make(map[uuid.UUID]bool, len(a.commands)+len(events))
+	for id := range a.commands {
+		n.commands[id] = true
+	}
+	var err error
+	for _, e := range events {
+		switch {
+		case strings.HasPrefix(e.AggregateID, "workflow:"):
+			n.workflow, err = model.ApplyWorkflow(n.workflow, e)
+		default:
+			n.execution, err = model.ApplyExecution(n.execution, e)
+		}
+		if err != nil {
+			return a, err
+		}
+		n.seq = e.Seq
+		n.commands[e.CommandUUID] = true
+	}
+	return n, nil
+}
+
+// stateCacheSize bounds the aggregates a worker keeps folded in memory.
+const stateCacheSize = 1024
+
+func (w *CommandWorker) cache() *lru[aggregate] {
+	w.cacheOnce.Do(func() { w.states = newLRU[aggregate](stateCacheSize) })
+	return w.states
+}
+
+// load returns the aggregate's current state: the cached fold, brought up
+// to date with the events appended since (by this or any other worker), or
+// a fold of the whole history.
+func (w *CommandWorker) load(ctx context.Context, aggregateID string) (aggregate, error) {
+	agg, _ := w.cache().get(aggregateID)
+	events, err := w.Log.Load(ctx, aggregateID, agg.seq)
+	if err != nil {
+		return agg, fmt.Errorf("load %s: %w", aggregateID, err)
+	}
+	next, err := agg.with(events)
+	if err != nil {
+		w.cache().remove(aggregateID)
+		return agg, fmt.Errorf("fold %s: %w", aggregateID, err)
+	}
+	if len(events) > 0 {
+		w.cache().put(aggregateID, next)
+	}
+	return next, nil
+}
+
+func (w *CommandWorker) decide(ctx context.Context, cmd model.Command, agg aggregate) ([]model.Event, error) {
 	now := w.now()
 	switch model.QueueFor(cmd.Type) {
 	case model.QueueWorkflows:
-		s, err := model.FoldWorkflow(model.Workflow{}, history)
-		if err != nil {
-			return nil, err
-		}
-		return model.DecideWorkflow(s, cmd, now)
+		return model.DecideWorkflow(agg.workflow, cmd, now)
 	case model.QueueExecutions:
-		s, err := model.FoldExecution(model.Execution{}, history)
-		if err != nil {
-			return nil, err
-		}
 		var wf *model.Workflow
 		if start, ok := cmd.Payload.(model.StartExecution); ok {
-			if wf, err = w.loadWorkflow(ctx, start.WorkflowUUID); err != nil {
+			w, err := w.load(ctx, model.WorkflowAggregateID(start.WorkflowUUID))
+			if err != nil {
 				return nil, err
 			}
+			if w.seq > 0 {
+				wf = &w.workflow
+			}
 		}
-		return model.DecideExecution(s, cmd, wf, now)
+		return model.DecideExecution(agg.execution, cmd, wf, now)
 	}
 	return nil, fmt.Errorf("command type %q has no worker", cmd.Type)
-}
-
-func (w *CommandWorker) loadWorkflow(ctx context.Context, id uuid.UUID) (*model.Workflow, error) {
-	events, err := w.Log.Load(ctx, model.WorkflowAggregateID(id), 0)
-	if err != nil {
-		return nil, fmt.Errorf("load workflow %s: %w", id, err)
-	}
-	if len(events) == 0 {
-		return nil, nil
-	}
-	wf, err := model.FoldWorkflow(model.Workflow{}, events)
-	if err != nil {
-		return nil, err
-	}
-	return &wf, nil
 }
 
 func (w *CommandWorker) reject(ctx context.Context, cmd model.Command, reason string) error {
@@ -168,15 +222,6 @@ func (w *CommandWorker) reject(ctx context.Context, cmd model.Command, reason st
 		w.OnFinished(cmd.CommandUUID)
 	}
 	return nil
-}
-
-func appliedBefore(history []model.Event, commandUUID uuid.UUID) bool {
-	for i := len(history) - 1; i >= 0; i-- {
-		if history[i].CommandUUID == commandUUID {
-			return true
-		}
-	}
-	return false
 }
 
 func (w *CommandWorker) transientAttempts() int {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,6 +33,9 @@ type Projector struct {
 	Logger   *slog.Logger
 	// OnFinished, if set, is called for each command marked APPLIED.
 	OnFinished func(commandUUID uuid.UUID)
+
+	cacheOnce sync.Once
+	views     *lru[projected]
 }
 
 // Handle projects a batch of events (in feed order; several aggregates may
@@ -90,35 +94,73 @@ func (p *Projector) project(ctx context.Context, events []model.Event) error {
 }
 
 func (p *Projector) projectWorkflow(ctx context.Context, id uuid.UUID, events []model.Event) error {
-	view, err := p.Views.GetWorkflow(ctx, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+	key := events[0].AggregateID
+	view, ok := p.cache().get(key)
+	if !ok {
+		wf, err := p.Views.GetWorkflow(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		view.workflow = wf
 	}
-	pending, err := p.pending(ctx, events, view.Seq)
+	pending, err := p.pending(ctx, events, view.workflow.Seq)
 	if len(pending) == 0 || err != nil {
 		return err
 	}
-	next, err := model.FoldWorkflow(view, pending)
+	next, err := model.FoldWorkflow(view.workflow, pending)
 	if err != nil {
 		return err
 	}
-	return p.Views.PutWorkflow(ctx, next, view.Seq)
+	if err := p.Views.PutWorkflow(ctx, next, view.workflow.Seq); err != nil {
+		p.cache().remove(key)
+		return err
+	}
+	p.cache().put(key, projected{workflow: next})
+	return nil
 }
 
 func (p *Projector) projectExecution(ctx context.Context, id uuid.UUID, events []model.Event) error {
-	view, err := p.Views.GetExecution(ctx, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+	key := events[0].AggregateID
+	view, ok := p.cache().get(key)
+	if !ok {
+		x, err := p.Views.GetExecution(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		view.execution = x
 	}
-	pending, err := p.pending(ctx, events, view.Version)
+	pending, err := p.pending(ctx, events, view.execution.Version)
 	if len(pending) == 0 || err != nil {
 		return err
 	}
-	next, err := model.FoldExecution(view, pending)
+	next, err := model.FoldExecution(view.execution, pending)
 	if err != nil {
 		return err
 	}
-	return p.Views.PutExecution(ctx, next, view.Version)
+	if err := p.Views.PutExecution(ctx, next, view.execution.Version); err != nil {
+		// Someone else moved the view on (or it never was as cached):
+		// forget it; the retry reads the stored one.
+		p.cache().remove(key)
+		return err
+	}
+	p.cache().put(key, projected{execution: next})
+	return nil
+}
+
+// projected is a view the projector wrote last, kept to skip a read and a
+// decode when the aggregate's next events come (the conditional put catches
+// a stale one).
+type projected struct {
+	workflow  model.Workflow
+	execution model.Execution
+}
+
+// viewCacheSize bounds the views the projector keeps in memory.
+const viewCacheSize = 1024
+
+func (p *Projector) cache() *lru[projected] {
+	p.cacheOnce.Do(func() { p.views = newLRU[projected](viewCacheSize) })
+	return p.views
 }
 
 // pending returns the events to fold into a view at seq have: the batch's

@@ -85,14 +85,63 @@ func run(bin string, executions, clients, steps int, incrTime time.Duration, kee
 		return err
 	}
 
-	// 1. Commands accepted per second: start executions as fast as clients can.
-	ids := make([]string, executions)
+	// Phase 1, a store of a few thousand executions: start them, measure
+	// one client's latency, then many clients' end-to-end throughput.
+	first := min(executions, firstBatch)
+	ids, err := b.startExecutions(wf, first, clients, "accepted")
+	if err != nil {
+		return err
+	}
+	var solo []time.Duration
+	for i := 0; i < 200 && i < len(ids); i++ {
+		d, err := b.incrementAndWait(ids[i], 0)
+		if err != nil {
+			return err
+		}
+		solo = append(solo, d)
+	}
+	p50, p99 := percentiles(solo)
+	fmt.Printf("unloaded:   %d increments, 1 client: p50 %.2f ms, p99 %.2f ms (POST to APPLIED, view updated)\n",
+		len(solo), ms(p50), ms(p99))
+	wk := &walker{b: b, ids: ids, steps: steps}
+	wk.cursor.Store(int64(len(solo))) // those are at step 1 already
+	if err := wk.run(clients, incrTime, fmt.Sprintf("%d executions", len(ids))); err != nil {
+		return err
+	}
+
+	// Phase 2: bring the store to the full count, then measure again.
+	if rest := executions - first; rest > 0 {
+		more, err := b.startExecutions(wf, rest, clients, "accepted")
+		if err != nil {
+			return err
+		}
+		wk = &walker{b: b, ids: more, steps: steps}
+		if err := wk.run(clients, incrTime, fmt.Sprintf("%d executions", executions)); err != nil {
+			return err
+		}
+	}
+
+	rss, err := peakRSS(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("memory:     peak RSS (VmHWM) of workflowd %.1f MiB after %d executions\n", float64(rss)/1024, executions)
+	return nil
+}
+
+// firstBatch is the size of the store in phase 1.
+const firstBatch = 10000
+
+// startExecutions starts n executions of wf with many clients, prints the
+// accepted rate, waits until all are RUNNING and returns their ids.
+func (b *bench) startExecutions(wf string, n, clients int, label string) ([]string, error) {
+	ids := make([]string, n)
 	var next atomic.Int64
 	start := time.Now()
-	err = parallel(clients, func() error {
+	err := parallel(clients, func() error {
 		for {
 			i := next.Add(1) - 1
-			if i >= int64(executions) {
+			if i >= int64(n) {
 				return nil
 			}
 			ans, err := b.post("/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"n":%d}}`, wf, i))
@@ -103,57 +152,51 @@ func run(bin string, executions, clients, steps int, incrTime time.Duration, kee
 		}
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	acceptElapsed := time.Since(start)
-	fmt.Printf("accepted:   %d StartExecution commands in %.1fs = %.0f commands/s accepted at the API (202, durable)\n",
-		executions, acceptElapsed.Seconds(), float64(executions)/acceptElapsed.Seconds())
-
-	// Wait until every execution is RUNNING (created, begun by the dispatcher).
+	accepted := time.Since(start)
+	fmt.Printf("%-11s %d StartExecution commands in %.1fs = %.0f commands/s accepted at the API (202, durable)\n",
+		label+":", n, accepted.Seconds(), float64(n)/accepted.Seconds())
 	t0 := time.Now()
-	if err := b.waitRunning(executions, 10*time.Minute); err != nil {
-		return err
+	if err := b.waitRunning(ids, 10*time.Minute); err != nil {
+		return nil, err
 	}
-	fmt.Printf("settled:    all %d executions RUNNING %.1fs after the last 202 (%.0f executions/s end to end incl. accept)\n",
-		executions, time.Since(t0).Seconds(), float64(executions)/time.Since(start).Seconds())
+	fmt.Printf("settled:    all %d RUNNING %.1fs after the last 202 (%.0f executions/s created and begun, end to end)\n",
+		n, time.Since(t0).Seconds(), float64(n)/time.Since(start).Seconds())
+	return ids, nil
+}
 
-	// 2. Unloaded latency: one client, one increment at a time.
-	var solo []time.Duration
-	for i := 0; i < 200 && i < executions; i++ {
-		d, err := b.incrementAndWait(ids[i], 0)
-		if err != nil {
-			return err
-		}
-		solo = append(solo, d)
-	}
-	p50, p99 := percentiles(solo)
-	fmt.Printf("unloaded:   %d increments, 1 client: p50 %.2f ms, p99 %.2f ms (POST to APPLIED, view updated)\n",
-		len(solo), ms(p50), ms(p99))
+// walker has clients complete executions' steps in order, each waiting for
+// its increment to be APPLIED before sending the next.
+type walker struct {
+	b      *bench
+	ids    []string
+	steps  int
+	cursor atomic.Int64
+}
 
-	// 3. Loaded end to end: each client walks its own executions step by step.
+func (w *walker) run(clients int, d time.Duration, label string) error {
 	var (
 		mu   sync.Mutex
 		lats []time.Duration
 		done atomic.Int64
 	)
-	deadline := time.Now().Add(incrTime)
-	start = time.Now()
-	var cursor atomic.Int64
-	cursor.Store(200) // the first 200 are at step 1 already
-	err = parallel(clients, func() error {
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	err := parallel(clients, func() error {
 		var mine []time.Duration
 		defer func() { mu.Lock(); lats = append(lats, mine...); mu.Unlock() }()
 		for time.Now().Before(deadline) {
-			i := cursor.Add(1) - 1
-			if i >= int64(executions) {
+			i := w.cursor.Add(1) - 1
+			if i >= int64(len(w.ids)) {
 				return nil
 			}
-			for step := 0; step < steps && time.Now().Before(deadline); step++ {
-				d, err := b.incrementAndWait(ids[i], step)
+			for step := 0; step < w.steps && time.Now().Before(deadline); step++ {
+				lat, err := w.b.incrementAndWait(w.ids[i], step)
 				if err != nil {
 					return err
 				}
-				mine = append(mine, d)
+				mine = append(mine, lat)
 				done.Add(1)
 			}
 		}
@@ -163,15 +206,9 @@ func run(bin string, executions, clients, steps int, incrTime time.Duration, kee
 		return err
 	}
 	elapsed := time.Since(start)
-	p50, p99 = percentiles(lats)
-	fmt.Printf("end to end: %d increments in %.1fs with %d clients = %.0f increments/s; latency p50 %.2f ms, p99 %.2f ms\n",
-		done.Load(), elapsed.Seconds(), clients, float64(done.Load())/elapsed.Seconds(), ms(p50), ms(p99))
-
-	rss, err := peakRSS(cmd.Process.Pid)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("memory:     peak RSS (VmHWM) of workflowd %.1f MiB after %d executions\n", float64(rss)/1024, executions)
+	p50, p99 := percentiles(lats)
+	fmt.Printf("end to end: %d increments in %.1fs, %d clients, store of %s = %.0f increments/s; latency p50 %.2f ms, p99 %.2f ms\n",
+		done.Load(), elapsed.Seconds(), clients, label, float64(done.Load())/elapsed.Seconds(), ms(p50), ms(p99))
 	return nil
 }
 
@@ -236,35 +273,28 @@ func (b *bench) waitApplied(commandUUID string) error {
 	return fmt.Errorf("command %s not applied after 100s", commandUUID)
 }
 
-func (b *bench) waitRunning(n int, limit time.Duration) error {
+// waitRunning waits until every execution is RUNNING, reading each one's
+// view once it is due (a walk in creation order), so that waiting costs the
+// server little.
+func (b *bench) waitRunning(ids []string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		count := 0
-		cursor := ""
-		for {
-			var page struct {
-				Items      []json.RawMessage `json:"items"`
-				NextCursor string            `json:"nextCursor"`
-			}
-			path := "/v1/workflow-executions?status=RUNNING&limit=1000"
-			if cursor != "" {
-				path += "&cursor=" + cursor
-			}
-			if err := b.get(path, &page); err != nil {
-				return err
-			}
-			count += len(page.Items)
-			if page.NextCursor == "" {
-				break
-			}
-			cursor = page.NextCursor
+	for i := 0; i < len(ids); {
+		var x struct {
+			Status string `json:"status"`
 		}
-		if count >= n {
-			return nil
+		if err := b.get("/v1/workflow-executions/"+ids[i], &x); err != nil && !strings.Contains(err.Error(), ": 404 ") {
+			return err
 		}
-		time.Sleep(time.Second)
+		if x.Status == "RUNNING" {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("execution %d of %d not RUNNING after %s", i, len(ids), limit)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("executions not all RUNNING after %s", limit)
+	return nil
 }
 
 func (b *bench) post(path, body string) (map[string]any, error) {

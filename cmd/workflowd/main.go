@@ -13,7 +13,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +39,8 @@ type settings struct {
 	maxReceiveCount   int
 	workers           int
 	shutdownTimeout   time.Duration
+	cpuProfile        string
+	memoryLimit       int64
 }
 
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
@@ -56,6 +61,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&maxRecv, "max-receive-count", env("WORKFLOWD_MAX_RECEIVE_COUNT", "5"), "receives before a message goes to the dead-letter queue (env WORKFLOWD_MAX_RECEIVE_COUNT)")
 	fs.StringVar(&nWorkers, "workers", env("WORKFLOWD_WORKERS", "16"), "consuming goroutines per queue (env WORKFLOWD_WORKERS)")
 	fs.StringVar(&shutdown, "shutdown-timeout", env("WORKFLOWD_SHUTDOWN_TIMEOUT", "20s"), "how long a graceful shutdown may take (env WORKFLOWD_SHUTDOWN_TIMEOUT)")
+	var memLimit string
+	fs.StringVar(&memLimit, "memory-limit", env("WORKFLOWD_MEMORY_LIMIT", "100MiB"), "soft limit of the Go heap, e.g. 100MiB or 1GiB; 0 for none; GOMEMLIMIT wins when set (env WORKFLOWD_MEMORY_LIMIT)")
+	fs.StringVar(&s.cpuProfile, "cpuprofile", env("WORKFLOWD_CPUPROFILE", ""), "write a CPU profile to this file until shutdown (env WORKFLOWD_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -78,6 +86,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.workers, err = positiveInt("workers", nWorkers); err != nil {
 		return s, err
 	}
+	if s.memoryLimit, err = parseSize("memory-limit", memLimit); err != nil {
+		return s, err
+	}
 	if s.dataDir == "" {
 		return s, errors.New("data directory must not be empty")
 	}
@@ -90,6 +101,23 @@ func positiveDuration(name, v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s must be a positive duration like 30s, not %q", name, v)
 	}
 	return d, nil
+}
+
+// parseSize reads a byte count: a whole number with an optional KiB, MiB
+// or GiB suffix.
+func parseSize(name, v string) (int64, error) {
+	mult := int64(1)
+	num := v
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			num, mult = n, m
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s must be a size like 100MiB, or 0, not %q", name, v)
+	}
+	return n * mult, nil
 }
 
 func positiveInt(name, v string) (int, error) {
@@ -110,6 +138,21 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.logLevel}))
 	slog.SetDefault(log)
+	if s.memoryLimit > 0 && getenv("GOMEMLIMIT") == "" {
+		// The store's caches live on the Go heap: a soft limit makes the
+		// collector keep the process near its working set instead of twice it.
+		debug.SetMemoryLimit(s.memoryLimit)
+	}
+	if s.cpuProfile != "" {
+		f, err := os.Create(s.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 
 	e, err := app.Open(app.Config{
 		DataDir: s.dataDir, VisibilityTimeout: s.visibilityTimeout,
