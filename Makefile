@@ -31,8 +31,8 @@ lint: vet
 
 ## fuzz: each fuzz target for $(FUZZTIME)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./model
-	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./model
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./api
 
 ## bench: store and bus micro-benchmarks, then the end-to-end benchmark of workflowd
 bench:

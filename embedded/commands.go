@@ -28,7 +28,8 @@ func (s *Store) PutCommand(ctx context.Context, c model.CommandStatus) error {
 	c.Status = model.CommandAccepted
 	mu := s.lock('c', id[:])
 	defer mu.Unlock()
-	_, ok, err := s.getCommand(id)
+	// Only existence matters here: no need to decode the stored status.
+	_, ok, err := get(s.db, uuidKey(pCommand, id))
 	if err != nil {
 		return wrap(op, id.String(), 0, err)
 	}
@@ -76,7 +77,16 @@ func (s *Store) FinishCommand(ctx context.Context, c model.CommandStatus) error 
 			c.CreatedAt = old.CreatedAt
 		}
 	}
-	return s.setJSON(op, id.String(), uuidKey(pCommand, id), c)
+	// A rejection is synced: the worker deletes the message right after,
+	// and the bus's delete lives in another WAL, so an unsynced REJECTED
+	// could be lost while the delete survives a crash. (APPLIED needs no
+	// sync: the projector's checkpoint follows it in this WAL, so a lost
+	// status means a replayed feed that writes it again.)
+	opts := pebble.NoSync
+	if c.Status == model.CommandRejected {
+		opts = pebble.Sync
+	}
+	return s.setJSONWith(op, id.String(), uuidKey(pCommand, id), c, opts)
 }
 
 // GetCommand returns the command's status, or an error wrapping
@@ -144,11 +154,16 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 
 // setJSON writes v as JSON at key with a NoSync write.
 func (s *Store) setJSON(op, id string, key []byte, v any) error {
+	return s.setJSONWith(op, id, key, v, pebble.NoSync)
+}
+
+// setJSONWith writes v as JSON at key with the given write options.
+func (s *Store) setJSONWith(op, id string, key []byte, v any, opts *pebble.WriteOptions) error {
 	b, err := encodeJSON(v)
 	if err != nil {
 		return wrap(op, id, 0, fmt.Errorf("encode: %w", err))
 	}
-	if err := s.db.Set(key, b, pebble.NoSync); err != nil {
+	if err := s.db.Set(key, b, opts); err != nil {
 		return wrap(op, id, 0, err)
 	}
 	return nil

@@ -108,7 +108,9 @@ type Commands interface {
 	PutCommand(ctx context.Context, c model.CommandStatus) error
 	// FinishCommand moves a command to APPLIED or REJECTED. A command that is
 	// already APPLIED or REJECTED keeps its status (nil is returned); one with
-	// no status yet is created with this one.
+	// no status yet is created with this one. A REJECTED status is durable
+	// when it returns (the worker then deletes the message, and nothing else
+	// would rebuild it); an APPLIED one may be rebuilt by the projector.
 	FinishCommand(ctx context.Context, c model.CommandStatus) error
 	// GetCommand returns ErrNotFound for an unknown command.
 	GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStatus, error)
