@@ -118,7 +118,7 @@ func TestKill9DuringBurstLosesNothingAndAppliesNothingTwice(t *testing.T) {
 				if i%10 == 9 {
 					ex, path, body = "", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)
 				}
-				r, err := post(c, path, body)
+				r, err := c.Try("POST", path, body)
 				if err != nil {
 					return // the server is gone
 				}
@@ -187,16 +187,6 @@ func TestKill9DuringBurstLosesNothingAndAppliesNothingTwice(t *testing.T) {
 			t.Errorf("execution %s: currentStep %d, want %d (steps completed)", id, got, want)
 		}
 	}
-}
-
-// post is a POST that reports transport errors instead of failing the test.
-func post(c *apitest.Client, path, body string) (apitest.Response, error) {
-	resp, err := c.HTTP.Post(c.Base+path, "application/json", stringsReader(body))
-	if err != nil {
-		return apitest.Response{}, err
-	}
-	defer resp.Body.Close()
-	return decodeResponse(resp)
 }
 
 // waitFinished waits for a command to be APPLIED or REJECTED; if it is not,

@@ -40,9 +40,19 @@ func (r Response) String(field string) string {
 // Do sends a request with a JSON body (may be "") and optional header pairs.
 func (c *Client) Do(tb testing.TB, method, path, body string, header ...string) Response {
 	tb.Helper()
-	req, err := http.NewRequest(method, c.Base+path, strings.NewReader(body))
+	r, err := c.Try(method, path, body, header...)
 	if err != nil {
 		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// Try is Do that returns transport and decoding errors instead of failing
+// the test (for requests to a server that may be gone).
+func (c *Client) Try(method, path, body string, header ...string) (Response, error) {
+	req, err := http.NewRequest(method, c.Base+path, strings.NewReader(body))
+	if err != nil {
+		return Response{}, err
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -52,20 +62,20 @@ func (c *Client) Do(tb testing.TB, method, path, body string, header ...string) 
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
+		return Response{}, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", method, path, err)
+		return Response{}, fmt.Errorf("read body: %w", err)
 	}
 	r := Response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &r.Body); err != nil {
-			tb.Fatalf("%s %s: body is not a JSON object: %v: %s", method, path, err, raw)
+			return r, fmt.Errorf("body is not a JSON object: %w: %s", err, raw)
 		}
 	}
-	return r
+	return r, nil
 }
 
 // Expect is Do that fails unless the status is want.
