@@ -16,9 +16,10 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/workflowd ./cmd/workflowd
 
-## test: vet, every test with the race detector, then a short pass of each fuzz target
+## test: vet, every test with the race detector (with DynamoDB Local and fauxqs
+## started for the AWS integration tests), then a short pass of each fuzz target
 test: vet
-	$(GO) test -race -count=1 $(PKGS)
+	bash .ci/localstack/with-stack.sh $(GO) test -race -count=1 $(PKGS)
 	$(MAKE) --no-print-directory fuzz
 
 vet:
