@@ -50,6 +50,14 @@ type Features struct {
 	// DeleteMessage, so an SQS backend may not be able to declare it; every
 	// backend must still reject a handle it never issued.
 	StaleReceiptRejected bool
+	// UnissuedReceiptDeleteIgnored: Delete with a receipt handle the
+	// backend never issued succeeds and does nothing, instead of failing
+	// with bus.ErrReceiptInvalid. The SQS emulator fauxqs does this (its
+	// DeleteMessage ignores unknown handles); AWS SQS refuses a malformed
+	// handle with ReceiptHandleIsInvalid. The suite then checks that the
+	// Delete left the message in flight. ChangeVisibility with such a
+	// handle must fail all the same.
+	UnissuedReceiptDeleteIgnored bool
 	// DelayedDelivery: Queue.Send with a delay keeps the message invisible
 	// until the delay has passed.
 	DelayedDelivery bool
@@ -286,11 +294,21 @@ func (s *suite) deleteWithStaleReceiptFails(t *testing.T) {
 	d1 := ReceiveOne(t, q, eventually)
 
 	const bogus = "not-a-receipt-handle"
-	if err := q.Delete(ctx, bogus); !errors.Is(err, bus.ErrReceiptInvalid) {
+	switch err := q.Delete(ctx, bogus); {
+	case s.f.UnissuedReceiptDeleteIgnored && err != nil:
+		t.Errorf("Delete(%q): got %v, want it ignored (Features.UnissuedReceiptDeleteIgnored)", bogus, err)
+	case !s.f.UnissuedReceiptDeleteIgnored && !errors.Is(err, bus.ErrReceiptInvalid):
 		t.Errorf("Delete(%q): got %v, want bus.ErrReceiptInvalid", bogus, err)
 	}
 	if err := q.ChangeVisibility(ctx, bogus, 0); !errors.Is(err, bus.ErrReceiptInvalid) {
 		t.Errorf("ChangeVisibility(%q): got %v, want bus.ErrReceiptInvalid", bogus, err)
+	}
+	if s.f.UnissuedReceiptDeleteIgnored {
+		// The ignored Delete did nothing: d1 is still in flight, so its
+		// visibility can be changed (a long one: it stays in flight).
+		if err := q.ChangeVisibility(ctx, d1.ReceiptHandle, 30*time.Second); err != nil {
+			t.Errorf("ChangeVisibility after Delete(%q): got %v, want the message still in flight", bogus, err)
+		}
 	}
 	if !s.f.StaleReceiptRejected {
 		MustDelete(t, q, d1)
