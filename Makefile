@@ -6,11 +6,16 @@ FUZZTIME ?= 5s
 # Packages with goroutines of their own; -race runs on all of them anyway.
 PKGS     := ./...
 
-.PHONY: run build test vet lint fuzz bench clean
+.PHONY: run run-aws build test vet lint fuzz bench clean
 
 ## run: the whole service in one process on the embedded store (API on $(ADDR), data under $(DATA))
 run:
 	$(GO) run ./cmd/workflowd -addr $(ADDR) -data $(DATA)
+
+## run-aws: workflowd on DynamoDB Local and fauxqs (SNS/SQS), started for the
+## run and stopped after it; the tables, topic and queues are created at start
+run-aws:
+	bash .ci/localstack/with-stack.sh $(GO) run ./cmd/workflowd -backend aws -addr $(ADDR)
 
 ## build: a static binary in bin/ (no cgo)
 build:

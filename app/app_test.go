@@ -13,6 +13,7 @@ import (
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/internal/apitest"
+	"github.com/workflowd/workflowd/internal/awstest"
 )
 
 // runEmbedded runs the whole service on a file-backed data dir and returns
@@ -225,4 +226,12 @@ func TestPoisonMessageIsListedAndRedrivenThroughTheAPI(t *testing.T) {
 		t.Fatalf("redrive: %s", r.Raw)
 	}
 	c.Expect(t, 404, "GET", "/v1/queues/nope/dead-letters", "")
+}
+
+// awstestConfig checks the local AWS stack is there (skipping, or failing
+// under CI=true, when it is not).
+func awstestConfig(t *testing.T) {
+	t.Helper()
+	awstest.Config(t, "dynamodb")
+	awstest.Config(t, "sqs")
 }

@@ -177,8 +177,15 @@ func (r *Reader) readShard(ctx context.Context, shardID string) bool {
 		}
 		out, gerr := r.Client.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(r.BatchSize)})
 		var expired *types.ExpiredIteratorException
+		var trimmed *types.TrimmedDataAccessException
 		switch {
 		case errors.As(gerr, &expired):
+			iter, err = r.iterator(ctx, shardID, seq, types.ShardIteratorTypeAfterSequenceNumber)
+			continue
+		case errors.As(gerr, &trimmed) && seq == "":
+			// DynamoDB Local answers this for a shard with no record yet:
+			// nothing was read, nothing is lost; look again shortly.
+			sleep(ctx, r.PollInterval)
 			iter, err = r.iterator(ctx, shardID, seq, types.ShardIteratorTypeAfterSequenceNumber)
 			continue
 		case gerr != nil:

@@ -77,7 +77,8 @@ func TestStore(t *testing.T) {
 	for _, bk := range backends {
 		t.Run(bk.name, func(t *testing.T) {
 			t.Parallel()
-			storetest.Run(t, func(t *testing.T) store.Store { return bk.open(t) })
+			storetest.Run(t, func(t *testing.T) store.Store { return bk.open(t) },
+				storetest.WithFeatures(storetest.Features{DuplicateAtAnySeq: true, NextSeqChecked: true}))
 		})
 	}
 }

@@ -7,6 +7,12 @@
 //
 // It imports model and store of this project and nothing else of it.
 //
+// A backend declares with WithFeatures the guarantees it gives beyond the
+// common contract (Features); Run skips, with the reason, the subtests of
+// those it does not declare. The embedded store declares them all; the
+// DynamoDB store (table), which appends with one conditional write and no
+// read, declares none.
+//
 // The suite never assumes an empty store: every test works on aggregates,
 // views and keys it creates with fresh UUIDs, and listings are checked for
 // order over everything returned and for exactly-once over the test's own

@@ -41,16 +41,24 @@ type settings struct {
 	shutdownTimeout   time.Duration
 	cpuProfile        string
 	memoryLimit       int64
+	backend           string
+	awsPrefix         string
+	initOnly          bool
 }
 
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
+	var s settings
+	if len(args) > 0 && args[0] == "init" {
+		// "workflowd init [flags]": create the AWS resources and exit.
+		s.initOnly = true
+		args = args[1:]
+	}
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
 		}
 		return def
 	}
-	var s settings
 	var level, vis, shutdown string
 	var maxRecv, nWorkers string
 	fs := flag.NewFlagSet("workflowd", flag.ContinueOnError)
@@ -61,6 +69,8 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&maxRecv, "max-receive-count", env("WORKFLOWD_MAX_RECEIVE_COUNT", "5"), "receives before a message goes to the dead-letter queue (env WORKFLOWD_MAX_RECEIVE_COUNT)")
 	fs.StringVar(&nWorkers, "workers", env("WORKFLOWD_WORKERS", "16"), "consuming goroutines per queue (env WORKFLOWD_WORKERS)")
 	fs.StringVar(&shutdown, "shutdown-timeout", env("WORKFLOWD_SHUTDOWN_TIMEOUT", "20s"), "how long a graceful shutdown may take (env WORKFLOWD_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&s.backend, "backend", env("WORKFLOWD_BACKEND", "embedded"), "embedded (one process, local store) or aws (DynamoDB, SNS, SQS) (env WORKFLOWD_BACKEND)")
+	fs.StringVar(&s.awsPrefix, "aws-prefix", env("WORKFLOWD_AWS_PREFIX", "workflowd"), "name prefix of the AWS tables, topic and queues (env WORKFLOWD_AWS_PREFIX)")
 	var memLimit string
 	fs.StringVar(&memLimit, "memory-limit", env("WORKFLOWD_MEMORY_LIMIT", "100MiB"), "soft limit of the Go heap, e.g. 100MiB or 1GiB; 0 for none; GOMEMLIMIT wins when set (env WORKFLOWD_MEMORY_LIMIT)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", env("WORKFLOWD_CPUPROFILE", ""), "write a CPU profile to this file until shutdown (env WORKFLOWD_CPUPROFILE)")
@@ -89,10 +99,50 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.memoryLimit, err = parseSize("memory-limit", memLimit); err != nil {
 		return s, err
 	}
+	if s.backend != "embedded" && s.backend != "aws" {
+		return s, fmt.Errorf("backend must be embedded or aws, not %q", s.backend)
+	}
+	if s.initOnly {
+		s.backend = "aws"
+	}
 	if s.dataDir == "" {
 		return s, errors.New("data directory must not be empty")
 	}
 	return s, nil
+}
+
+// service is what workflowd runs: the embedded runtime or the AWS one.
+type service interface {
+	Handler() http.Handler
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// openService builds the configured backend; for "workflowd init" it
+// creates the AWS resources, prints what it made, and returns nil.
+func openService(ctx context.Context, s settings, log *slog.Logger) (service, error) {
+	awsCfg := app.AWSConfig{
+		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Logger: log,
+	}
+	switch {
+	case s.initOnly:
+		busCfg, err := app.InitAWS(ctx, awsCfg)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("tables: %s-events %s-views %s-checkpoints\ntopic: %s\n", s.awsPrefix, s.awsPrefix, s.awsPrefix, busCfg.TopicARN)
+		for q, url := range busCfg.Queues {
+			fmt.Printf("queue %s: %s (dead letters: %s)\n", q, url, busCfg.DeadLetterQueues[q])
+		}
+		return nil, nil
+	case s.backend == "aws":
+		return app.OpenAWS(ctx, awsCfg)
+	}
+	return app.Open(app.Config{
+		DataDir: s.dataDir, VisibilityTimeout: s.visibilityTimeout,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Logger: log,
+	})
 }
 
 func positiveDuration(name, v string) (time.Duration, error) {
@@ -154,11 +204,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 
-	e, err := app.Open(app.Config{
-		DataDir: s.dataDir, VisibilityTimeout: s.visibilityTimeout,
-		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Logger: log,
-	})
-	if err != nil {
+	e, err := openService(ctx, s, log)
+	if err != nil || e == nil {
 		return err
 	}
 	defer func() {

@@ -1,0 +1,238 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/embedded"
+	"github.com/workflowd/workflowd/internal/apitest"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/workers"
+)
+
+// runAWS runs the service on the local AWS stack (DynamoDB Local, fauxqs)
+// with resources of its own, and returns a client of its API.
+func runAWS(t *testing.T, maxReceive int) (*apitest.Client, *app.AWS) {
+	t.Helper()
+	awstestConfig(t)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.OpenAWS(context.Background(), app.AWSConfig{
+		Prefix: "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second,
+		MaxReceiveCount: maxReceive, Workers: 4, Logger: log,
+	})
+	if err != nil {
+		t.Fatalf("open AWS runtime: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+	})
+	return apitest.New(srv.URL), a
+}
+
+func TestAWSTourEndToEnd(t *testing.T) {
+	c, _ := runAWS(t, 5)
+	_, ex := startRunning(t, c, 2)
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":0}`)
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":1}`)
+	x := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+	if x.String("status") != "SUCCEEDED" || x.Number("currentStep") != 2 {
+		t.Fatalf("after both steps: %s", x.Raw)
+	}
+	h := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex+"/events", "")
+	if n := len(h.Body["items"].([]any)); n != 7 {
+		t.Fatalf("history: got %d events, want 7", n)
+	}
+}
+
+func TestAWSRacingIncrementsAndARedeliveredMessage(t *testing.T) {
+	c, a := runAWS(t, 5)
+	_, ex := startRunning(t, c, 3)
+	answers := make(chan apitest.Response, 10)
+	for i := range 10 {
+		go func() {
+			var hdr []string
+			if i < 4 {
+				hdr = []string{"Idempotency-Key", "same"}
+			}
+			answers <- c.Expect(t, http.StatusAccepted, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":0}`, hdr...)
+		}()
+	}
+	applied := map[string]bool{}
+	for range 10 {
+		r := <-answers
+		if st := c.WaitCommand(t, r.String("commandUUID"), 30*time.Second); st.String("status") == "APPLIED" {
+			applied[r.String("commandUUID")] = true
+		}
+	}
+	if len(applied) != 1 {
+		t.Fatalf("distinct applied commands: got %d, want 1", len(applied))
+	}
+	x := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+	if x.Number("currentStep") != 1 {
+		t.Fatalf("currentStep: got %d, want 1", x.Number("currentStep"))
+	}
+
+	// The applied command's message, sent again straight into the queue,
+	// changes nothing.
+	var id string
+	for k := range applied {
+		id = k
+	}
+	cmd := model.NewCommand(uuid.MustParse(id), model.IncrementExecution{WorkflowExecutionUUID: uuid.MustParse(ex), Step: 0}, time.Now())
+	msg, err := bus.CommandMessage(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := a.Bus.Queue(model.QueueExecutions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Send(context.Background(), msg, 0); err != nil {
+		t.Fatal(err)
+	}
+	before := x.Number("version")
+	time.Sleep(3 * time.Second) // the message is consumed within a long poll
+	after := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+	if after.Number("version") != before || after.Number("currentStep") != 1 {
+		t.Fatalf("a redelivered command changed the execution: before %s after %s", x.Raw, after.Raw)
+	}
+	if st := c.Expect(t, 200, "GET", "/v1/commands/"+id, ""); st.String("status") != "APPLIED" {
+		t.Fatalf("redelivered command status: %s", st.Raw)
+	}
+}
+
+func TestAWSPoisonMessageIsDeadLetteredAndRedriven(t *testing.T) {
+	c, a := runAWS(t, 2)
+	poison := bus.Message{Body: []byte(`{"commandUUID":"not-a-uuid"}`), Attributes: map[string]string{bus.TargetAttribute: model.QueueExecutions}}
+	if err := a.Bus.Publish(context.Background(), poison); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var items []any
+	for len(items) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the poison message did not reach the dead-letter queue in 60s")
+		}
+		time.Sleep(time.Second)
+		items, _ = c.Expect(t, 200, "GET", "/v1/queues/executions/dead-letters", "").Body["items"].([]any)
+	}
+	if body := items[0].(map[string]any)["body"]; body != string(poison.Body) {
+		t.Fatalf("dead letter body: %v", body)
+	}
+	if r := c.Expect(t, 200, "POST", "/v1/queues/executions/redrive", ""); r.Number("moved") != 1 {
+		t.Fatalf("redrive: %s", r.Raw)
+	}
+}
+
+// The stream adapter, given real records of the events table with one it
+// cannot process, reports that record and the ones after it, and the views
+// converge when the batch is retried.
+func TestAWSStreamBatchWithABadRecordConverges(t *testing.T) {
+	c, a := runAWS(t, 5)
+	_, ex := startRunning(t, c, 4)
+	for step := range 3 {
+		c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", fmt.Sprintf(`{"step":%d}`, step))
+	}
+	want := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
+	history, err := a.Store.Load(context.Background(), model.ExecutionAggregateID(uuid.MustParse(ex)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Records as the stream carries them: one per append (command).
+	var recs []events.DynamoDBEventRecord
+	for i := 0; i < len(history); {
+		j := i
+		for j < len(history) && history[j].CommandUUID == history[i].CommandUUID {
+			j++
+		}
+		recs = append(recs, streamRecordOf(t, history[i:j], fmt.Sprint(100+len(recs))))
+		i = j
+	}
+	bad := recs[2]
+	bad.Change.NewImage = map[string]events.DynamoDBAttributeValue{"aggregateId": events.NewStringAttribute("execution:" + ex)}
+	batch := append(append(append([]events.DynamoDBEventRecord{}, recs[:2]...), bad), recs[3:]...)
+
+	// A fresh projector, writing into views of its own (an in-memory
+	// store), reading gaps from the real event log.
+	views, err := embedded.Open(embedded.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer views.Close()
+	p := &workers.Projector{Log: a.Store, Views: views, Commands: views}
+	resp := workers.HandleDynamoDBEvent(context.Background(), p, app.StreamEvents, events.DynamoDBEvent{Records: batch}, nil)
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	var wantFailed []string
+	for _, r := range batch[2:] {
+		wantFailed = append(wantFailed, r.Change.SequenceNumber)
+	}
+	if fmt.Sprint(failed) != fmt.Sprint(wantFailed) {
+		t.Fatalf("failures: got %v, want %v", failed, wantFailed)
+	}
+	resp = workers.HandleDynamoDBEvent(context.Background(), p, app.StreamEvents, events.DynamoDBEvent{Records: recs[2:]}, nil)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("retry failed: %v", resp.BatchItemFailures)
+	}
+	got, err := views.GetExecution(context.Background(), uuid.MustParse(ex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotJSON, _ := json.Marshal(got)
+	var gotMap, wantMap map[string]any
+	json.Unmarshal(gotJSON, &gotMap)
+	json.Unmarshal(want.Raw, &wantMap)
+	if fmt.Sprint(gotMap) != fmt.Sprint(wantMap) {
+		t.Fatalf("view after the retry differs from the service's:\n got %s\nwant %s", gotJSON, want.Raw)
+	}
+}
+
+// streamRecordOf builds the stream record of one append, as DynamoDB
+// Streams carries it (NewImage in the events table's item format).
+func streamRecordOf(t *testing.T, evs []model.Event, seq string) events.DynamoDBEventRecord {
+	t.Helper()
+	type wire struct {
+		EventUUID uuid.UUID       `json:"eventUUID"`
+		Type      string          `json:"type"`
+		Data      json.RawMessage `json:"data,omitempty"`
+	}
+	var ws []wire
+	for _, e := range evs {
+		ws = append(ws, wire{e.EventUUID, e.Type, e.Data})
+	}
+	b, err := json.Marshal(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, _ := evs[0].OccurredAt.MarshalText()
+	return events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{
+		SequenceNumber: seq,
+		NewImage: map[string]events.DynamoDBAttributeValue{
+			"aggregateId": events.NewStringAttribute(evs[0].AggregateID),
+			"seq":         events.NewNumberAttribute(fmt.Sprint(evs[0].Seq)),
+			"lastSeq":     events.NewNumberAttribute(fmt.Sprint(evs[len(evs)-1].Seq)),
+			"commandUUID": events.NewStringAttribute(evs[0].CommandUUID.String()),
+			"occurredAt":  events.NewStringAttribute(string(at)),
+			"events":      events.NewBinaryAttribute(b),
+		},
+	}}
+}

@@ -1,0 +1,128 @@
+// Package table is the DynamoDB backend of the store contract (store.Store
+// and store.Pinger): the event log in one table, the views, command
+// statuses and idempotency records in another. DynamoDB Streams on the
+// events table plays the part of the embedded store's change feed; this
+// package does not read the stream, it only writes what a stream consumer
+// decodes (EventsFromItem, EventItem).
+//
+// It imports model and store of this project and nothing else of it, and
+// the AWS SDK's dynamodb client, which the caller builds once (per Lambda
+// container) and hands to New. CreateTables makes the tables for tests and
+// for the long-running mode; a SAM template that creates them must match
+// the design below.
+//
+// # Events table
+//
+// Partition key aggregateId (S), sort key seq (N); on-demand; stream
+// NEW_IMAGE. One item per Append (DESIGN.md §4 option (b)), keyed by the
+// batch's first seq, written by one PutItem on condition
+// attribute_not_exists(seq):
+//
+//	aggregateId  S   the aggregate
+//	seq          N   the first seq of the append
+//	lastSeq      N   the last seq of the append
+//	commandUUID  S   the first event's commandUUID
+//	occurredAt   S   the first event's occurredAt (RFC 3339, nanoseconds)
+//	eventUUIDs   SS  every eventUUID of the append
+//	events       B   a JSON array, one object per event in seq order:
+//	                 {"eventUUID", "type", "data", "commandUUID", "occurredAt"},
+//	                 data kept byte for byte and left out when empty,
+//	                 commandUUID and occurredAt left out when they equal the
+//	                 item's; an event's seq is the item's seq plus its index
+//
+// Two writers that loaded the same history append at the same first seq,
+// whatever their batch lengths, so the condition lets exactly one win. What
+// one conditional put cannot see without a read: an eventUUID of the log
+// repeated at a new seq, a first seq inside an earlier append's batch, and
+// a first seq past the next one (a gap). The workers never do those: they
+// append at the next seq of a strongly consistent Load and look for their
+// command in it. The conformance suite runs with none of storetest.Features
+// declared, and Load refuses a log whose items do not chain (an error
+// without a sentinel) rather than return one a fold would misread.
+//
+// Load reads with strongly consistent Queries. Load(id, 0) reads the whole
+// partition. Load(id, after) first reads the newest item alone (Limit 1,
+// backwards): when nothing is new, or only that item, it answers; otherwise
+// a Query of seq > after follows, and one more for the item that after
+// falls inside of, if it is not the end of an item.
+//
+// # Views table
+//
+// Partition key pk (S), sort key sk (S), on-demand, TTL on expiresAt. The
+// sk says what the item is:
+//
+//	pk              sk           attributes
+//	workflowUUID    workflow     version N (Seq), view S (JSON), listing keys
+//	executionUUID   execution    version N (Version), view S (JSON), listing keys
+//	commandUUID     command      type, status, error, resource, createdAt, updatedAt (S)
+//	idempotency key idempotency  requestHash, commandUUID, createdAt, expires (S),
+//	                             expiresAt N (epoch seconds, rounded up; TTL)
+//
+// Views are put whole on condition attribute_not_exists(pk) when the
+// previous version is 0, version = :prev otherwise. Four GSIs list them,
+// each with sort key listOrder (B, 28 bytes: createdAt seconds with the
+// sign bit flipped, nanoseconds, UUID, big-endian) read backwards, so
+// newest first (createdAt, then UUID, descending), and each KEYS_ONLY:
+//
+//	byKind            listKind = "workflow" | "execution"   all workflows, all executions
+//	byWorkflow        listWorkflow = workflowUUID           executions of a workflow
+//	byStatus          listStatus = status                   executions by status
+//	byWorkflowStatus  listWorkflowStatus = wf "#" status    both filters
+//
+// A listing Queries the GSI (ExclusiveStartKey built from the
+// store.Position, which need not be an item), then reads the views with a
+// strongly consistent BatchGetItem, drops those that moved since the GSI
+// entry (GSIs are eventually consistent: a status change may not have
+// reached them yet) and reads on until the page is full. A view put a
+// moment ago may be missing from a listing on AWS; DynamoDB Local updates
+// its GSIs at once. The byKind partitions and each byStatus partition take
+// every new execution (and every status change): on AWS a GSI partition
+// absorbs about 1,000 writes a second, which bounds the rate of new
+// executions and status changes until the keys are sharded.
+//
+// Command statuses: PutCommand is a PutItem on condition
+// attribute_not_exists(pk) (a failed condition is nil); FinishCommand an
+// UpdateItem on condition attribute_not_exists(pk) OR status = ACCEPTED (a
+// failed condition is nil) that keeps the stored type, resource and
+// createdAt when the new ones are empty. Idempotency: a PutItem on
+// condition attribute_not_exists(pk) OR expiresAt <= now; on a failed
+// condition the stored record comes back with the error (ALL_OLD), so no
+// read follows. Gets are strongly consistent: a command seen APPLIED means
+// its views are already there (read-your-writes).
+//
+// # Cost per operation
+//
+// Every call asks for ReturnConsumedCapacity TOTAL and Consumed adds it
+// up, with the write units of failed conditional writes that DynamoDB
+// charges without reporting them. Measured on DynamoDB Local (which
+// charges GSIs as AWS does) with items under 1 KB (writes) and 4 KB
+// (reads); a write costs one unit per started KB of the larger of the old
+// and the new item, and an index write one unit per index it touches (two
+// when an index key changes: a delete and a put):
+//
+//	Append (any number of events in 1 KB)         1 write
+//	Append refused (duplicate or conflict)        1 write
+//	Load: all, nothing new, one new item          1 read per 4 KB read (one Query)
+//	PutWorkflow, new                              2 writes (item + byKind)
+//	PutExecution, new                             5 writes (item + 4 GSIs)
+//	PutExecution, same status and createdAt       1 write (no GSI key changes)
+//	PutExecution, status changed                  5 writes (item + 2 GSIs × 2)
+//	PutExecution/PutWorkflow refused (stale)      1 write
+//	GetWorkflow, GetExecution, GetCommand         1 read
+//	ListExecutions, page of n                     0.5 read per 4 KB of GSI keys + n reads
+//	PutCommand, FinishCommand (done or no-op)     1 write
+//	ClaimIdempotencyKey, first or duplicate       1 write
+//
+// # Errors
+//
+// A ConditionalCheckFailedException (matched with errors.As, never by its
+// text) becomes: in Append, store.ErrDuplicate if the existing item (ALL_OLD)
+// holds one of the batch's eventUUIDs, else store.ErrConflict; in
+// PutWorkflow and PutExecution, store.ErrConflict; in ClaimIdempotencyKey,
+// store.ErrDuplicate with the stored record; in PutCommand and
+// FinishCommand, nil. A missing item is store.ErrNotFound, a malformed
+// call store.ErrInvalid (checked before anything is sent). Every error is
+// a *store.Error naming the operation and the id; other DynamoDB errors
+// (throttling after the SDK's retries, a missing table) are wrapped in it
+// unchanged, and a done context is reported before any request is sent.
+package table

@@ -1,0 +1,465 @@
+package table
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
+
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+// Attribute names of the views table.
+const (
+	attrPK      = "pk"      // partition key (S): the view's UUID, the command's UUID, the idempotency key
+	attrSK      = "sk"      // sort key (S): the item's kind
+	attrVersion = "version" // N: the view's version (workflow Seq, execution Version)
+	attrView    = "view"    // S: the view as JSON
+
+	attrListKind           = "listKind"           // S: kindWorkflow or kindExecution (GSI byKind)
+	attrListWorkflow       = "listWorkflow"       // S: an execution's workflowUUID (GSI byWorkflow)
+	attrListStatus         = "listStatus"         // S: an execution's status (GSI byStatus)
+	attrListWorkflowStatus = "listWorkflowStatus" // S: workflowUUID "#" status (GSI byWorkflowStatus)
+	attrListOrder          = "listOrder"          // B: the sort key of every listing GSI, see listOrder
+)
+
+// Kinds of item in the views table (their sk).
+const (
+	kindWorkflow    = "workflow"
+	kindExecution   = "execution"
+	kindCommand     = "command"
+	kindIdempotency = "idempotency"
+)
+
+// The listing GSIs: name, partition key attribute. All share the sort key
+// listOrder and project KEYS_ONLY.
+var listIndexes = []struct{ name, attr string }{
+	{"byKind", attrListKind},
+	{"byWorkflow", attrListWorkflow},
+	{"byStatus", attrListStatus},
+	{"byWorkflowStatus", attrListWorkflowStatus},
+}
+
+// listOrder is the 28-byte sort key of the listing GSIs: createdAt
+// (seconds since 1970 with the sign bit flipped, 8 bytes big-endian, then
+// nanoseconds, 4 bytes) and the UUID's 16 bytes. Byte order is (createdAt,
+// UUID) order, so a backward Query is newest first.
+func listOrder(createdAt time.Time, id uuid.UUID) []byte {
+	b := make([]byte, 28)
+	binary.BigEndian.PutUint64(b, uint64(createdAt.Unix())^(1<<63))
+	binary.BigEndian.PutUint32(b[8:], uint32(createdAt.Nanosecond()))
+	copy(b[12:], id[:])
+	return b
+}
+
+func viewKey(kind string, id uuid.UUID) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: attrS(id.String()), attrSK: attrS(kind)}
+}
+
+// GetWorkflow returns the workflow view with its Seq (a strongly consistent
+// GetItem), or an error wrapping store.ErrNotFound.
+func (s *Store) GetWorkflow(ctx context.Context, id uuid.UUID) (model.Workflow, error) {
+	const op = "get workflow"
+	var w model.Workflow
+	err := s.getView(ctx, op, kindWorkflow, id, func(item map[string]types.AttributeValue) error {
+		var err error
+		w, err = decodeWorkflow(item)
+		return err
+	})
+	return w, err
+}
+
+// GetExecution returns the execution view (a strongly consistent GetItem),
+// or an error wrapping store.ErrNotFound.
+func (s *Store) GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error) {
+	const op = "get execution"
+	var x model.Execution
+	err := s.getView(ctx, op, kindExecution, id, func(item map[string]types.AttributeValue) error {
+		var err error
+		x, err = decodeExecution(item)
+		return err
+	})
+	return x, err
+}
+
+func (s *Store) getView(ctx context.Context, op, kind string, id uuid.UUID, decode func(map[string]types.AttributeValue) error) error {
+	if err := s.enter(ctx, op, id.String()); err != nil {
+		return err
+	}
+	item, err := s.getItem(ctx, viewKey(kind, id))
+	if err != nil {
+		return wrap(op, id.String(), 0, err)
+	}
+	if item == nil {
+		return wrap(op, id.String(), 0, store.ErrNotFound)
+	}
+	if err := decode(item); err != nil {
+		return wrap(op, id.String(), 0, err)
+	}
+	return nil
+}
+
+// getItem is a strongly consistent GetItem of the views table; a missing
+// item is nil.
+func (s *Store) getItem(ctx context.Context, key map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:              aws.String(s.cfg.ViewsTable),
+		Key:                    key,
+		ConsistentRead:         aws.Bool(true),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out.ConsumedCapacity != nil {
+		s.addRead(*out.ConsumedCapacity)
+	}
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return out.Item, nil
+}
+
+// PutWorkflow stores w, keyed by w.WorkflowUUID with version w.Seq, if the
+// stored view's Seq is prevSeq (0: there must be none): one conditional
+// PutItem. It returns an error wrapping store.ErrConflict when the
+// condition fails, and store.ErrInvalid for a nil WorkflowUUID or a w.Seq
+// not above prevSeq.
+func (s *Store) PutWorkflow(ctx context.Context, w model.Workflow, prevSeq int64) error {
+	const op = "put workflow"
+	id := w.WorkflowUUID
+	if err := s.enter(ctx, op, id.String()); err != nil {
+		return err
+	}
+	if err := validateView(op, id, w.Seq, prevSeq); err != nil {
+		return err
+	}
+	j, err := json.Marshal(w)
+	if err != nil {
+		return wrap(op, id.String(), w.Seq, err)
+	}
+	item := viewKey(kindWorkflow, id)
+	item[attrVersion] = attrN(w.Seq)
+	item[attrView] = attrS(string(j))
+	item[attrListKind] = attrS(kindWorkflow)
+	item[attrListOrder] = attrB(listOrder(w.CreatedAt, id))
+	return s.putView(ctx, op, id, w.Seq, prevSeq, item)
+}
+
+// PutExecution stores x, keyed by x.WorkflowExecutionUUID with version
+// x.Version, if the stored view's Version is prevVersion (0: there must be
+// none): one conditional PutItem, which also moves the execution between
+// the listing GSIs when its status changes. It returns an error wrapping
+// store.ErrConflict when the condition fails, and store.ErrInvalid for a
+// nil uuid, a Version not above prevVersion or a status that is not UTF-8
+// or holds a NUL byte.
+func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion int64) error {
+	const op = "put execution"
+	id := x.WorkflowExecutionUUID
+	if err := s.enter(ctx, op, id.String()); err != nil {
+		return err
+	}
+	if err := validateView(op, id, x.Version, prevVersion); err != nil {
+		return err
+	}
+	if err := validateStatus(op, x.Status); err != nil {
+		return err
+	}
+	j, err := json.Marshal(x)
+	if err != nil {
+		return wrap(op, id.String(), x.Version, err)
+	}
+	item := viewKey(kindExecution, id)
+	item[attrVersion] = attrN(x.Version)
+	item[attrView] = attrS(string(j))
+	item[attrListKind] = attrS(kindExecution)
+	item[attrListWorkflow] = attrS(x.WorkflowUUID.String())
+	if x.Status != "" { // an empty string cannot be a GSI key
+		item[attrListStatus] = attrS(x.Status)
+		item[attrListWorkflowStatus] = attrS(workflowStatus(x.WorkflowUUID, x.Status))
+	}
+	item[attrListOrder] = attrB(listOrder(x.CreatedAt, id))
+	return s.putView(ctx, op, id, x.Version, prevVersion, item)
+}
+
+func workflowStatus(wf uuid.UUID, status string) string { return wf.String() + "#" + status }
+
+func (s *Store) putView(ctx context.Context, op string, id uuid.UUID, version, prev int64, item map[string]types.AttributeValue) error {
+	in := &dynamodb.PutItemInput{
+		TableName:                           aws.String(s.cfg.ViewsTable),
+		Item:                                item,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
+	}
+	if prev == 0 {
+		in.ConditionExpression = aws.String("attribute_not_exists(#pk)")
+		in.ExpressionAttributeNames = map[string]string{"#pk": attrPK}
+	} else {
+		in.ConditionExpression = aws.String("#v = :prev")
+		in.ExpressionAttributeNames = map[string]string{"#v": attrVersion}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": attrN(prev)}
+	}
+	out, err := s.db.PutItem(ctx, in)
+	if old, ok := conditionFailed(err); ok {
+		s.addFailedWrite(old, itemSize(item))
+		stored, _ := getN(old, attrVersion)
+		return wrap(op, id.String(), version, fmt.Errorf("%w: stored version %d, expected %d", store.ErrConflict, stored, prev))
+	}
+	if err != nil {
+		return wrap(op, id.String(), version, err)
+	}
+	s.addWrite(out.ConsumedCapacity)
+	return nil
+}
+
+func validateView(op string, id uuid.UUID, version, prev int64) error {
+	switch {
+	case id == uuid.Nil:
+		return invalid(op, "", version, "nil uuid")
+	case prev < 0:
+		return invalid(op, id.String(), version, "previous version %d is negative", prev)
+	case version <= prev:
+		return invalid(op, id.String(), version, "version %d does not move on from %d", version, prev)
+	}
+	return nil
+}
+
+func validateStatus(op, status string) error {
+	if !utf8.ValidString(status) || strings.IndexByte(status, 0) >= 0 {
+		return invalid(op, "", 0, "status %q is not UTF-8 without NUL bytes", status)
+	}
+	return nil
+}
+
+func decodeWorkflow(item map[string]types.AttributeValue) (model.Workflow, error) {
+	var w model.Workflow
+	version, err := decodeView(item, &w)
+	w.Seq = version
+	return w, err
+}
+
+func decodeExecution(item map[string]types.AttributeValue) (model.Execution, error) {
+	var x model.Execution
+	version, err := decodeView(item, &x)
+	x.Version = version
+	// encoding/json turns a nil RawMessage into null and back into the
+	// bytes "null"; give the caller back the nil it stored.
+	x.Input = unNull(x.Input)
+	x.Output = unNull(x.Output)
+	for i := range x.Steps {
+		x.Steps[i].Output = unNull(x.Steps[i].Output)
+	}
+	return x, err
+}
+
+func decodeView(item map[string]types.AttributeValue, v any) (int64, error) {
+	version, ok := getN(item, attrVersion)
+	j, ok2 := getS(item, attrView)
+	if !ok || !ok2 {
+		return 0, corrupt("view item lacks version or view")
+	}
+	if err := json.Unmarshal([]byte(j), v); err != nil {
+		return 0, corrupt("view: %v", err)
+	}
+	return version, nil
+}
+
+func unNull(r json.RawMessage) json.RawMessage {
+	if string(r) == "null" {
+		return nil
+	}
+	return r
+}
+
+// ListWorkflows returns a page of workflow views, newest first (CreatedAt
+// descending, then WorkflowUUID descending), after q.After: a Query of the
+// byKind GSI and a strongly consistent BatchGetItem of the views it names.
+// The GSI is eventually consistent: a workflow put a moment ago may be
+// missing. It returns store.ErrInvalid when q.Limit is outside
+// 1..store.MaxListLimit.
+func (s *Store) ListWorkflows(ctx context.Context, q store.ListQuery) ([]model.Workflow, error) {
+	const op = "list workflows"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return nil, err
+	}
+	items, err := s.list(ctx, op, listSpec{index: "byKind", attr: attrListKind, value: kindWorkflow, kind: kindWorkflow}, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.Workflow, len(items))
+	for i, item := range items {
+		if out[i], err = decodeWorkflow(item); err != nil {
+			return nil, wrap(op, "", 0, err)
+		}
+	}
+	return out, nil
+}
+
+// ListExecutions returns a page of execution views, newest first
+// (CreatedAt descending, then WorkflowExecutionUUID descending), after
+// q.After, filtered by q.WorkflowUUID and q.Status when set: a Query of the
+// GSI that matches the filter and a strongly consistent BatchGetItem of
+// the views it names. Views that no longer match the filter (the GSI lags
+// behind a status change) are left out and the page is filled from further
+// in the GSI. It returns store.ErrInvalid when q.Limit is outside
+// 1..store.MaxListLimit or q.Status is not UTF-8 or holds a NUL byte.
+func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]model.Execution, error) {
+	const op = "list executions"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return nil, err
+	}
+	if err := validateStatus(op, q.Status); err != nil {
+		return nil, err
+	}
+	spec := listSpec{index: "byKind", attr: attrListKind, value: kindExecution, kind: kindExecution}
+	switch {
+	case q.WorkflowUUID != uuid.Nil && q.Status != "":
+		spec.index, spec.attr, spec.value = "byWorkflowStatus", attrListWorkflowStatus, workflowStatus(q.WorkflowUUID, q.Status)
+	case q.WorkflowUUID != uuid.Nil:
+		spec.index, spec.attr, spec.value = "byWorkflow", attrListWorkflow, q.WorkflowUUID.String()
+	case q.Status != "":
+		spec.index, spec.attr, spec.value = "byStatus", attrListStatus, q.Status
+	}
+	items, err := s.list(ctx, op, spec, q.ListQuery)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.Execution, len(items))
+	for i, item := range items {
+		if out[i], err = decodeExecution(item); err != nil {
+			return nil, wrap(op, "", 0, err)
+		}
+	}
+	return out, nil
+}
+
+// listSpec names the GSI partition a listing reads.
+type listSpec struct {
+	index, attr, value string
+	kind               string // the sk of the listed items
+}
+
+// list reads the GSI partition backwards from q.After and returns up to
+// q.Limit current views, in GSI order, that still belong to the partition
+// at the same place.
+func (s *Store) list(ctx context.Context, op string, spec listSpec, q store.ListQuery) ([]map[string]types.AttributeValue, error) {
+	if q.Limit < 1 || q.Limit > store.MaxListLimit {
+		return nil, invalid(op, "", 0, "limit %d, want 1..%d", q.Limit, store.MaxListLimit)
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.cfg.ViewsTable),
+		IndexName:                 aws.String(spec.index),
+		KeyConditionExpression:    aws.String("#k = :k"),
+		ExpressionAttributeNames:  map[string]string{"#k": spec.attr},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": attrS(spec.value)},
+		ScanIndexForward:          aws.Bool(false),
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	}
+	if q.After != nil {
+		// The position need not be an existing item: DynamoDB resumes
+		// after the key wherever it would sort.
+		in.ExclusiveStartKey = map[string]types.AttributeValue{
+			attrPK:        attrS(q.After.ID.String()),
+			attrSK:        attrS(spec.kind),
+			spec.attr:     attrS(spec.value),
+			attrListOrder: attrB(listOrder(q.After.CreatedAt, q.After.ID)),
+		}
+	}
+	var out []map[string]types.AttributeValue
+	for len(out) < q.Limit {
+		in.Limit = aws.Int32(int32(q.Limit - len(out)))
+		page, err := s.db.Query(ctx, in)
+		if err != nil {
+			return nil, wrap(op, "", 0, err)
+		}
+		if page.ConsumedCapacity != nil {
+			s.addRead(*page.ConsumedCapacity)
+		}
+		views, err := s.batchGet(ctx, page.Items)
+		if err != nil {
+			return nil, wrap(op, "", 0, err)
+		}
+		for _, entry := range page.Items {
+			pk, _ := getS(entry, attrPK)
+			view, ok := views[pk]
+			if !ok {
+				continue // gone since the GSI was written (TTL, a race)
+			}
+			want, _ := getB(entry, attrListOrder)
+			got, _ := getB(view, attrListOrder)
+			if v, _ := getS(view, spec.attr); v != spec.value || !bytes.Equal(got, want) {
+				continue // moved since: the GSI lags behind the view
+			}
+			out = append(out, view)
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	return out, nil
+}
+
+// batchGet reads the views table items whose keys are in entries (GSI
+// entries carry them) with strongly consistent BatchGetItems of up to 100
+// keys, retrying unprocessed keys, and returns them by pk.
+func (s *Store) batchGet(ctx context.Context, entries []map[string]types.AttributeValue) (map[string]map[string]types.AttributeValue, error) {
+	out := make(map[string]map[string]types.AttributeValue, len(entries))
+	for start := 0; start < len(entries); start += 100 {
+		keys := make([]map[string]types.AttributeValue, 0, 100)
+		for _, e := range entries[start:min(start+100, len(entries))] {
+			keys = append(keys, map[string]types.AttributeValue{attrPK: e[attrPK], attrSK: e[attrSK]})
+		}
+		req := map[string]types.KeysAndAttributes{
+			s.cfg.ViewsTable: {Keys: keys, ConsistentRead: aws.Bool(true)},
+		}
+		for attempt := 0; len(req) > 0; attempt++ {
+			if attempt > 0 {
+				if err := sleep(ctx, backoff(attempt)); err != nil {
+					return nil, err
+				}
+			}
+			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
+				RequestItems:           req,
+				ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+			})
+			if err != nil {
+				return nil, err
+			}
+			s.addRead(res.ConsumedCapacity...)
+			for _, item := range res.Responses[s.cfg.ViewsTable] {
+				pk, _ := getS(item, attrPK)
+				out[pk] = item
+			}
+			req = res.UnprocessedKeys
+		}
+	}
+	return out, nil
+}
+
+// backoff is the wait before retry attempt n (1, 2, ...) of unprocessed
+// keys: 10 ms doubling, at most about 1 s.
+func backoff(n int) time.Duration {
+	return 10 * time.Millisecond << min(n-1, 7)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
