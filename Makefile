@@ -40,11 +40,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./model
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./api
 
-## bench: store and bus micro-benchmarks, then the end-to-end benchmark of workflowd
+## bench: store and bus micro-benchmarks, the end-to-end benchmark of workflowd,
+## then the cost per step on AWS (measured on the local stack)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./embedded ./localbus
 	CGO_ENABLED=0 $(GO) build -o bin/workflowd ./cmd/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd
+	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench AWSStepCost -benchtime 300x ./app
 
 clean:
 	rm -rf bin $(DATA)
