@@ -47,9 +47,14 @@ type EventLog interface {
 	// Append stores the events of one command atomically. They share one
 	// AggregateID and carry consecutive seqs starting at the aggregate's next
 	// seq (1 for a new aggregate). Returns ErrConflict when events[0].Seq is
-	// already taken, ErrDuplicate when one of the eventUUIDs is already in the
-	// aggregate's log (nothing is written in either case), ErrInvalid for a
-	// malformed batch.
+	// the first seq of an earlier append, ErrDuplicate when that earlier
+	// append holds one of the eventUUIDs (a racing twin of the same command),
+	// ErrInvalid for a malformed batch; nothing is written then. Backends may
+	// detect more (storetest.Features): an eventUUID anywhere in the log, a
+	// seq inside an earlier append, a gap. The DynamoDB backend does one
+	// conditional put and detects only what the contract requires, so the
+	// workers read the history (consistently) and skip a command already in
+	// it before they append.
 	Append(ctx context.Context, events []model.Event) error
 	// Load returns the aggregate's events with seq > afterSeq in seq order
 	// (empty, not an error, for an unknown aggregate). The slice and the
