@@ -58,7 +58,9 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) error {
 // polls the store with a growing interval.
 func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Duration) (model.CommandStatus, error) {
 	deadline := time.Now().Add(wait)
-	poll := 5 * time.Millisecond
+	// Without a Waiter each poll is a read of the store (a read unit on
+	// DynamoDB): start at 50ms and back off.
+	poll := 50 * time.Millisecond
 	for {
 		var woken <-chan struct{}
 		var done func()
@@ -93,6 +95,6 @@ func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Durati
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
-		poll = min(poll*2, 250*time.Millisecond)
+		poll = min(poll*2, time.Second)
 	}
 }
