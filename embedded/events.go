@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble"
-	"github.com/google/uuid"
 
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
@@ -95,34 +94,13 @@ func (s *Store) Append(ctx context.Context, events []model.Event) error {
 	return nil
 }
 
-// validateBatch checks the shape of an Append batch.
+// validateBatch checks an Append batch: the contract's shape, and no NUL
+// byte in the aggregate id (it separates key parts).
 func validateBatch(events []model.Event) error {
-	const op = "append"
-	if len(events) == 0 {
-		return invalid(op, "", 0, "no events")
-	}
-	id := events[0].AggregateID
-	if err := validateAggregateID(op, id); err != nil {
+	if err := store.ValidateBatch(events); err != nil {
 		return err
 	}
-	if events[0].Seq < 1 {
-		return invalid(op, id, events[0].Seq, "seq must be at least 1")
-	}
-	seen := make(map[uuid.UUID]bool, len(events))
-	for i, e := range events {
-		switch {
-		case e.AggregateID != id:
-			return invalid(op, id, e.Seq, "event %d is for aggregate %q", i, e.AggregateID)
-		case e.Seq != events[0].Seq+int64(i):
-			return invalid(op, id, e.Seq, "event %d has seq %d, want %d", i, e.Seq, events[0].Seq+int64(i))
-		case e.EventUUID == uuid.Nil:
-			return invalid(op, id, e.Seq, "event %d has no eventUUID", i)
-		case seen[e.EventUUID]:
-			return invalid(op, id, e.Seq, "eventUUID %s is repeated in the batch", e.EventUUID)
-		}
-		seen[e.EventUUID] = true
-	}
-	return nil
+	return validateAggregateID("append", events[0].AggregateID)
 }
 
 func validateAggregateID(op, id string) error {

@@ -244,36 +244,24 @@ func (s *Store) Append(ctx context.Context, events []model.Event) error {
 	return nil
 }
 
-// validateBatch checks the shape of an Append batch.
+// validateBatch checks an Append batch: the contract's shape, then
+// DynamoDB's limits on the key and what the events attribute can carry.
 func validateBatch(events []model.Event) error {
 	const op = "append"
-	if len(events) == 0 {
-		return invalid(op, "", 0, "no events")
+	if err := store.ValidateBatch(events); err != nil {
+		return err
 	}
 	id := events[0].AggregateID
 	if err := validateKey(op, "aggregate id", id); err != nil {
 		return err
 	}
-	if events[0].Seq < 1 {
-		return invalid(op, id, events[0].Seq, "seq must be at least 1")
-	}
-	seen := make(map[uuid.UUID]bool, len(events))
 	for i, e := range events {
 		switch {
-		case e.AggregateID != id:
-			return invalid(op, id, e.Seq, "event %d is for aggregate %q", i, e.AggregateID)
-		case e.Seq != events[0].Seq+int64(i):
-			return invalid(op, id, e.Seq, "event %d has seq %d, want %d", i, e.Seq, events[0].Seq+int64(i))
-		case e.EventUUID == uuid.Nil:
-			return invalid(op, id, e.Seq, "event %d has no eventUUID", i)
-		case seen[e.EventUUID]:
-			return invalid(op, id, e.Seq, "eventUUID %s is repeated in the batch", e.EventUUID)
 		case !utf8.ValidString(e.Type):
 			return invalid(op, id, e.Seq, "event %d: type is not UTF-8", i)
 		case len(e.Data) > 0 && (!json.Valid(e.Data) || isSpace(e.Data[0]) || isSpace(e.Data[len(e.Data)-1])):
 			return invalid(op, id, e.Seq, "event %d: data is not one JSON value without surrounding white space", i)
 		}
-		seen[e.EventUUID] = true
 	}
 	return nil
 }

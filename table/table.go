@@ -164,7 +164,7 @@ func wrap(op, id string, seq int64, err error) error {
 
 // invalid returns an ErrInvalid for op saying what is wrong.
 func invalid(op, id string, seq int64, format string, args ...any) error {
-	return wrap(op, id, seq, fmt.Errorf("%w: %s", store.ErrInvalid, fmt.Sprintf(format, args...)))
+	return store.Invalid(op, id, seq, format, args...)
 }
 
 // itemSize is DynamoDB's size of an item: attribute names plus values
