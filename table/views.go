@@ -2,10 +2,12 @@ package table
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,7 +26,8 @@ const (
 	attrPK      = "pk"      // partition key (S): the view's UUID, the command's UUID, the idempotency key
 	attrSK      = "sk"      // sort key (S): the item's kind
 	attrVersion = "version" // N: the view's version (workflow Seq, execution Version)
-	attrView    = "view"    // S: the view as JSON
+	attrView    = "view"    // S: the view as JSON (small views)
+	attrViewZ   = "viewz"   // B: the view as deflated JSON (views over compressAbove bytes)
 
 	attrListKind           = "listKind"           // S: kindWorkflow or kindExecution (GSI byKind)
 	attrListWorkflow       = "listWorkflow"       // S: an execution's workflowUUID (GSI byWorkflow)
@@ -150,7 +153,9 @@ func (s *Store) PutWorkflow(ctx context.Context, w model.Workflow, prevSeq int64
 	}
 	item := viewKey(kindWorkflow, id)
 	item[attrVersion] = attrN(w.Seq)
-	item[attrView] = attrS(string(j))
+	if err := setView(item, j); err != nil {
+		return wrap(op, id.String(), w.Seq, err)
+	}
 	item[attrListKind] = attrS(kindWorkflow)
 	item[attrListOrder] = attrB(listOrder(w.CreatedAt, id))
 	return s.putView(ctx, op, id, w.Seq, prevSeq, item)
@@ -181,7 +186,9 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 	}
 	item := viewKey(kindExecution, id)
 	item[attrVersion] = attrN(x.Version)
-	item[attrView] = attrS(string(j))
+	if err := setView(item, j); err != nil {
+		return wrap(op, id.String(), x.Version, err)
+	}
 	item[attrListKind] = attrS(kindExecution)
 	item[attrListWorkflow] = attrS(x.WorkflowUUID.String())
 	if x.Status != "" { // an empty string cannot be a GSI key
@@ -262,13 +269,56 @@ func decodeExecution(item map[string]types.AttributeValue) (model.Execution, err
 	return x, err
 }
 
+// compressAbove is the JSON size past which a view is stored deflated: a
+// write unit covers 1 KB, and an execution view of ten steps (about 1.5 KB
+// of JSON) deflates to well under it.
+const compressAbove = 700
+
+// setView puts a view's JSON in item, deflated when that saves write units.
+func setView(item map[string]types.AttributeValue, j []byte) error {
+	if len(j) <= compressAbove {
+		item[attrView] = attrS(string(j))
+		return nil
+	}
+	var buf bytes.Buffer
+	zw, err := flate.NewWriter(&buf, flate.BestCompression)
+	if err != nil {
+		return err
+	}
+	if _, err := zw.Write(j); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	item[attrViewZ] = attrB(buf.Bytes())
+	return nil
+}
+
+// viewJSON returns a view item's JSON, inflating it when it is stored
+// deflated.
+func viewJSON(item map[string]types.AttributeValue) ([]byte, bool, error) {
+	if j, ok := getS(item, attrView); ok {
+		return []byte(j), true, nil
+	}
+	z, ok := getB(item, attrViewZ)
+	if !ok {
+		return nil, false, nil
+	}
+	j, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(z)), maxItemBytes*8))
+	return j, true, err
+}
+
 func decodeView(item map[string]types.AttributeValue, v any) (int64, error) {
 	version, ok := getN(item, attrVersion)
-	j, ok2 := getS(item, attrView)
+	j, ok2, err := viewJSON(item)
+	if err != nil {
+		return 0, corrupt("view: %v", err)
+	}
 	if !ok || !ok2 {
 		return 0, corrupt("view item lacks version or view")
 	}
-	if err := json.Unmarshal([]byte(j), v); err != nil {
+	if err := json.Unmarshal(j, v); err != nil {
 		return 0, corrupt("view: %v", err)
 	}
 	return version, nil
