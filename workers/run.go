@@ -31,8 +31,9 @@ type nacker interface {
 
 // ConsumerOptions tune Consume.
 type ConsumerOptions struct {
-	Concurrency int           // receiving goroutines; default 16
-	BatchSize   int           // messages per receive; default 10
+	Concurrency int           // messages handled at once; default 16
+	Pollers     int           // goroutines receiving from the queue; default 2
+	BatchSize   int           // most messages per receive; default 10
 	Wait        time.Duration // long-poll wait; default 1s
 	Logger      *slog.Logger
 }
@@ -42,9 +43,16 @@ type ConsumerOptions struct {
 // message; an error leaves it for redelivery (after RetryError.After, or
 // after a backoff growing with the receive count), so a message that keeps
 // failing ends in the dead-letter queue.
+//
+// A few pollers receive in batches for a pool of handlers, and only as many
+// messages as there are idle handlers, so no message waits invisible in
+// memory and a queue costs few receive requests (each is billed on SQS).
 func Consume(ctx context.Context, q bus.Queue, h MessageHandler, opts ConsumerOptions) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 16
+	}
+	if opts.Pollers <= 0 {
+		opts.Pollers = 2
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 10
@@ -59,25 +67,56 @@ func Consume(ctx context.Context, q bus.Queue, h MessageHandler, opts ConsumerOp
 	log = log.With("queue", q.Name())
 	// In-flight messages finish with a context that outlives ctx.
 	work := context.WithoutCancel(ctx)
-	var wg sync.WaitGroup
+	idle := make(chan struct{}, opts.Concurrency) // a token per busy handler
+	jobs := make(chan bus.Delivery)
+	var handlers, pollers sync.WaitGroup
 	for range opts.Concurrency {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				ds, err := q.Receive(ctx, opts.BatchSize, opts.Wait)
-				if err != nil {
-					if ctx.Err() == nil {
-						log.Error("receive failed", "err", err)
-						sleep(ctx, time.Second)
+		handlers.Go(func() {
+			for d := range jobs {
+				handleDelivery(work, q, h, d, log)
+				<-idle
+			}
+		})
+	}
+	for range opts.Pollers {
+		pollers.Go(func() {
+			for {
+				// Wait for one idle handler, then take up to a batch.
+				select {
+				case idle <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				n := 1
+				for n < opts.BatchSize {
+					select {
+					case idle <- struct{}{}:
+						n++
+						continue
+					default:
 					}
-					continue
+					break
+				}
+				ds, err := q.Receive(ctx, n, opts.Wait)
+				for range n - len(ds) {
+					<-idle
+				}
+				if err != nil && ctx.Err() == nil {
+					log.Error("receive failed", "err", err)
+					sleep(ctx, time.Second)
 				}
 				for _, d := range ds {
-					handleDelivery(work, q, h, d, log)
+					jobs <- d
+				}
+				if ctx.Err() != nil {
+					return
 				}
 			}
 		})
 	}
-	wg.Wait()
+	pollers.Wait()
+	close(jobs)
+	handlers.Wait()
 }
 
 func handleDelivery(ctx context.Context, q bus.Queue, h MessageHandler, d bus.Delivery, log *slog.Logger) {
