@@ -98,15 +98,7 @@ func (s *Store) PutWorkflow(ctx context.Context, w model.Workflow, prevSeq int64
 }
 
 func validateView(op string, id uuid.UUID, version, prev int64) error {
-	switch {
-	case id == uuid.Nil:
-		return invalid(op, "", version, "nil uuid")
-	case prev < 0:
-		return invalid(op, id.String(), version, "previous version %d is negative", prev)
-	case version <= prev:
-		return invalid(op, id.String(), version, "version %d does not move on from %d", version, prev)
-	}
-	return nil
+	return store.ValidateViewPut(op, id, version, prev)
 }
 
 // GetExecution returns the execution view, or an error wrapping

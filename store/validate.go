@@ -44,3 +44,17 @@ func ValidateBatch(events []model.Event) error {
 	}
 	return nil
 }
+
+// ValidateViewPut checks the arguments of a view put: a non-nil id and a
+// version that moves on from a non-negative previous one.
+func ValidateViewPut(op string, id uuid.UUID, version, prev int64) error {
+	switch {
+	case id == uuid.Nil:
+		return Invalid(op, "", version, "nil uuid")
+	case prev < 0:
+		return Invalid(op, id.String(), version, "previous version %d is negative", prev)
+	case version <= prev:
+		return Invalid(op, id.String(), version, "version %d does not move on from %d", version, prev)
+	}
+	return nil
+}
