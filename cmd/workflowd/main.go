@@ -227,7 +227,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	go func() { ran <- e.Run(runCtx) }()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("workflowd listening", "addr", ln.Addr().String(), "data", s.dataDir)
+	log.Info("workflowd listening", "addr", ln.Addr().String(), "backend", s.backend, "data", s.dataDir, "awsPrefix", s.awsPrefix)
 
 	select {
 	case <-ctx.Done():
