@@ -304,24 +304,3 @@ type CommandStatus struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
-
-// ResourcePath returns the API path of the aggregate a command changes.
-func ResourcePath(p Payload) string {
-	switch v := p.(type) {
-	case CreateWorkflow:
-		return "/v1/workflows/" + v.WorkflowUUID.String()
-	case UpdateWorkflow:
-		return "/v1/workflows/" + v.WorkflowUUID.String()
-	case DeleteWorkflow:
-		return "/v1/workflows/" + v.WorkflowUUID.String()
-	case StartExecution:
-		return "/v1/workflow-executions/" + v.WorkflowExecutionUUID.String()
-	case BeginExecution:
-		return "/v1/workflow-executions/" + v.WorkflowExecutionUUID.String()
-	case IncrementExecution:
-		return "/v1/workflow-executions/" + v.WorkflowExecutionUUID.String()
-	case CancelExecution:
-		return "/v1/workflow-executions/" + v.WorkflowExecutionUUID.String()
-	}
-	return ""
-}

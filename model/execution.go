@@ -73,9 +73,6 @@ type Execution struct {
 // Exists reports whether the execution has been created.
 func (x Execution) Exists() bool { return x.Version > 0 }
 
-// ExecutionAggregateID returns the event-log key of the execution with this UUID.
-func ExecutionAggregateID(id uuid.UUID) string { return "execution:" + id.String() }
-
 // Clone returns a deep copy of x.
 func (x Execution) Clone() Execution {
 	x.Steps = append([]StepState(nil), x.Steps...)

@@ -478,3 +478,32 @@ func TestCloneSharesNoMemory(t *testing.T) {
 		t.Errorf("changing a workflow clone changed the original: %+v", w)
 	}
 }
+
+func TestAggregateIDsRoundTrip(t *testing.T) {
+	id := uuid.New()
+	tests := []struct {
+		name, aggregateID, wantKind, wantResource string
+	}{
+		{"workflow", model.WorkflowAggregateID(id), model.KindWorkflow, "/v1/workflows/" + id.String()},
+		{"execution", model.ExecutionAggregateID(id), model.KindExecution, "/v1/workflow-executions/" + id.String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kind, got, err := model.ParseAggregateID(tt.aggregateID)
+			if err != nil || kind != tt.wantKind || got != id {
+				t.Fatalf("ParseAggregateID(%q): got %q %s %v", tt.aggregateID, kind, got, err)
+			}
+			if r := model.AggregateResource(tt.aggregateID); r != tt.wantResource {
+				t.Fatalf("AggregateResource: got %q, want %q", r, tt.wantResource)
+			}
+		})
+	}
+	for _, bad := range []string{"", "workflow", "job:" + id.String(), "execution:nope"} {
+		if _, _, err := model.ParseAggregateID(bad); err == nil {
+			t.Errorf("ParseAggregateID(%q): got nil error", bad)
+		}
+		if r := model.AggregateResource(bad); r != "" {
+			t.Errorf("AggregateResource(%q): got %q, want empty", bad, r)
+		}
+	}
+}

@@ -111,9 +111,6 @@ func (w Workflow) Exists() bool { return w.Seq > 0 }
 // Deleted reports whether the workflow was deleted.
 func (w Workflow) Deleted() bool { return w.DeletedAt != nil }
 
-// AggregateID returns the event-log key of the workflow with this UUID.
-func WorkflowAggregateID(id uuid.UUID) string { return "workflow:" + id.String() }
-
 // Clone returns a deep copy of w (stores and tests must not alias slices).
 func (w Workflow) Clone() Workflow {
 	w.Steps = append([]StepDefinition(nil), w.Steps...)

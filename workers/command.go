@@ -140,7 +140,7 @@ func (a aggregate) with(events []model.Event) (aggregate, error) {
 	var err error
 	for _, e := range events {
 		switch {
-		case strings.HasPrefix(e.AggregateID, "workflow:"):
+		case strings.HasPrefix(e.AggregateID, model.KindWorkflow+":"):
 			n.workflow, err = model.ApplyWorkflow(n.workflow, e)
 		default:
 			n.execution, err = model.ApplyExecution(n.execution, e)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -69,16 +68,15 @@ func groupByAggregate(events []model.Event) [][]model.Event {
 
 func (p *Projector) project(ctx context.Context, events []model.Event) error {
 	aggregateID := events[0].AggregateID
-	kind, idText, _ := strings.Cut(aggregateID, ":")
-	id, err := uuid.Parse(idText)
+	kind, id, err := model.ParseAggregateID(aggregateID)
 	if err != nil {
-		return fmt.Errorf("project %s: bad aggregate id: %w", aggregateID, err)
+		return fmt.Errorf("project: %w", err)
 	}
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
 		switch kind {
-		case "workflow":
+		case model.KindWorkflow:
 			err = p.projectWorkflow(ctx, id, events)
-		case "execution":
+		case model.KindExecution:
 			err = p.projectExecution(ctx, id, events)
 		default:
 			return fmt.Errorf("project %s: unknown aggregate kind %q", aggregateID, kind)
@@ -186,7 +184,7 @@ func (p *Projector) pending(ctx context.Context, events []model.Event, have int6
 // them now. It is idempotent, so replays are harmless.
 func (p *Projector) finish(ctx context.Context, aggregateID string, events []model.Event) error {
 	now := time.Now().UTC()
-	resource := resourceOf(aggregateID)
+	resource := model.AggregateResource(aggregateID)
 	var last uuid.UUID
 	for _, e := range events {
 		if e.CommandUUID == last {
@@ -208,16 +206,4 @@ func (p *Projector) finish(ctx context.Context, aggregateID string, events []mod
 		}
 	}
 	return nil
-}
-
-// resourceOf maps an aggregate id to the API path of its resource.
-func resourceOf(aggregateID string) string {
-	kind, id, _ := strings.Cut(aggregateID, ":")
-	switch kind {
-	case "workflow":
-		return "/v1/workflows/" + id
-	case "execution":
-		return "/v1/workflow-executions/" + id
-	}
-	return ""
 }
