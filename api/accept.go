@@ -90,7 +90,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 			// Either way the answer is the first one (DESIGN.md §3: same
 			// key, same body, same answer); the command's current status is
 			// at links.command.
-			if st, err := s.cfg.Commands.GetCommand(ctx, commandUUID); err == nil && st.Status != model.CommandAccepted {
+			if st, err := s.commandStatus(ctx, commandUUID); err == nil && st.Status != model.CommandAccepted {
 				publish = false
 			}
 		case err != nil:

@@ -67,7 +67,7 @@ func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Durati
 		if s.cfg.Waiter != nil && wait > 0 {
 			woken, done = s.cfg.Waiter.subscribe(id)
 		}
-		st, err := s.cfg.Commands.GetCommand(ctx, id)
+		st, err := s.commandStatus(ctx, id)
 		finished := err == nil && st.Status != model.CommandAccepted
 		left := time.Until(deadline)
 		// An unknown command is answered at once: the API records a status

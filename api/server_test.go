@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -754,4 +755,70 @@ func TestInternalErrorsAre500WithoutDetails(t *testing.T) {
 			t.Errorf("the problem shows the internal error: %s", r.body)
 		}
 	})
+}
+
+// APPLIED is derived, not stored: the store holds a command ACCEPTED until
+// a worker rejects it, and a status read asks the view (its recent commands)
+// or, for an older command, the event log and the view's version.
+func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	wf := e.seedWorkflow(t, definition("orders", 8), t0)
+	x := e.seedExecution(t, wf, t0, 6) // start, begin and six increments: eight commands
+	aggregateID := model.ExecutionAggregateID(x.WorkflowExecutionUUID)
+	log, _ := e.events.Load(ctx, aggregateID, 0)
+	var applied []uuid.UUID
+	for _, ev := range log {
+		if !slices.Contains(applied, ev.CommandUUID) {
+			applied = append(applied, ev.CommandUUID)
+		}
+	}
+	if len(applied) != 8 || len(x.RecentCommands) != model.RecentCommandsCap {
+		t.Fatalf("seeded %d commands, %d recent; want 8 and a full list", len(applied), len(x.RecentCommands))
+	}
+	// A command whose events are in the log but not yet in the view.
+	next := model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: x.WorkflowExecutionUUID, Step: 6}, t0)
+	events, err := model.DecideExecution(x, next, nil, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.events.append(events...)
+	unknown, rejected, noView := uuid.New(), uuid.New(), uuid.New()
+	resource := model.AggregateResource(aggregateID)
+	accepted := map[uuid.UUID]string{unknown: resource, rejected: resource, next.CommandUUID: resource,
+		noView: "/v1/workflow-executions/" + uuid.NewString()}
+	for _, id := range applied {
+		accepted[id] = resource
+	}
+	for id, res := range accepted {
+		if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: id, Type: model.CommandIncrementExecution, Status: model.CommandAccepted, Resource: res}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.cmds.finish(rejected, model.CommandRejected, "nope")
+
+	tests := []struct {
+		name string
+		id   uuid.UUID
+		want string
+	}{
+		{"recent_command", applied[7], model.CommandApplied},
+		{"oldest_recent_command", applied[8-model.RecentCommandsCap], model.CommandApplied},
+		{"older_command_from_the_log", applied[0], model.CommandApplied},
+		{"in_the_log_not_yet_in_the_view", next.CommandUUID, model.CommandAccepted},
+		{"in_neither", unknown, model.CommandAccepted},
+		{"no_view_yet", noView, model.CommandAccepted},
+		{"rejected_stays_rejected", rejected, model.CommandRejected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(t, http.MethodGet, "/v1/commands/"+tt.id.String(), nil)
+			r.wantStatus(t, http.StatusOK)
+			var a api.CommandAnswer
+			r.decode(t, &a)
+			if a.Status != tt.want {
+				t.Fatalf("status: got %s, want %s", a.Status, tt.want)
+			}
+		})
+	}
 }

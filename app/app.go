@@ -91,7 +91,7 @@ func Open(cfg Config) (*Embedded, error) {
 	}
 	e := &Embedded{cfg: cfg, log: cfg.Logger, Store: st, Bus: b, waiter: api.NewWaiter()}
 	e.execWorker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, OnFinished: e.waiter.Notify}
-	e.projector = &workers.Projector{Log: st, Views: st, Commands: st, Logger: cfg.Logger, OnFinished: e.waiter.Notify}
+	e.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: e.waiter.Notify}
 	e.dispatcher = &workers.Dispatcher{Publisher: b, Logger: cfg.Logger}
 	e.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,

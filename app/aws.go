@@ -138,12 +138,15 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 		cfg: cfg, log: cfg.Logger, Store: st, Bus: b, db: c.db, streams: c.streams,
 		streamARN: aws.ToString(desc.Table.LatestStreamArn),
 	}
-	a.worker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger}
-	a.projector = &workers.Projector{Log: st, Views: st, Commands: st, Logger: cfg.Logger}
+	// The waiter wakes the long polls of commands this process finishes;
+	// those another process finishes are seen by a poll a second.
+	waiter := api.NewWaiter()
+	a.worker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, OnFinished: waiter.Notify}
+	a.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: waiter.Notify}
 	a.dispatcher = &workers.Dispatcher{Publisher: b, Logger: cfg.Logger}
 	a.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,
-		Ready: []api.Pinger{st}, DeadLetters: b, Logger: cfg.Logger,
+		Ready: []api.Pinger{st}, DeadLetters: b, Waiter: waiter, Logger: cfg.Logger,
 	})
 	return a, nil
 }

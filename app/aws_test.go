@@ -176,7 +176,7 @@ func TestAWSStreamBatchWithABadRecordConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer views.Close()
-	p := &workers.Projector{Log: a.Store, Views: views, Commands: views}
+	p := &workers.Projector{Log: a.Store, Views: views}
 	resp := workers.HandleDynamoDBEvent(context.Background(), p, app.StreamEvents, events.DynamoDBEvent{Records: batch}, nil)
 	var failed []string
 	for _, f := range resp.BatchItemFailures {

@@ -193,6 +193,8 @@ func decodeFeedEntry(v []byte) ([]model.Event, error) {
 //	workflow:  fmt | seq 8B | createdAt sort key 12B | JSON (Seq is json:"-")
 //	execution: fmt | version 8B | createdAt sort key 12B | workflowUUID 16B |
 //	           uvarint len, status | JSON
+//
+// The JSON adds the RecentCommands the API does not show (storedWorkflow).
 type wfHeader struct {
 	seq     int64
 	created [12]byte
@@ -205,8 +207,22 @@ type execHeader struct {
 	status       string
 }
 
+// storedWorkflow and storedExecution are a view's JSON as the store keeps
+// it: the view's fields and its RecentCommands, which are json:"-" in the
+// model so that the API does not show them. Views written before they
+// existed decode with none.
+type storedWorkflow struct {
+	model.Workflow
+	Recent []uuid.UUID `json:"recentCommands,omitempty"`
+}
+
+type storedExecution struct {
+	model.Execution
+	Recent []uuid.UUID `json:"recentCommands,omitempty"`
+}
+
 func encodeWorkflow(w model.Workflow) ([]byte, error) {
-	j, err := json.Marshal(w)
+	j, err := json.Marshal(storedWorkflow{w, w.RecentCommands})
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +250,12 @@ func decodeWorkflow(v []byte) (model.Workflow, error) {
 	if err != nil {
 		return model.Workflow{}, err
 	}
-	var w model.Workflow
-	if err := json.Unmarshal(j, &w); err != nil {
+	var sw storedWorkflow
+	if err := json.Unmarshal(j, &sw); err != nil {
 		return model.Workflow{}, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	w.Seq = h.seq
+	w := sw.Workflow
+	w.Seq, w.RecentCommands = h.seq, sw.Recent
 	return w, nil
 }
 
@@ -252,7 +269,7 @@ func newExecHeader(x model.Execution) execHeader {
 }
 
 func encodeExecution(x model.Execution) ([]byte, execHeader, error) {
-	j, err := json.Marshal(x)
+	j, err := json.Marshal(storedExecution{x, x.RecentCommands})
 	if err != nil {
 		return nil, execHeader{}, err
 	}
@@ -284,11 +301,12 @@ func decodeExecution(v []byte) (model.Execution, error) {
 	if err != nil {
 		return model.Execution{}, err
 	}
-	var x model.Execution
-	if err := json.Unmarshal(j, &x); err != nil {
+	var sx storedExecution
+	if err := json.Unmarshal(j, &sx); err != nil {
 		return model.Execution{}, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	x.Version = h.version
+	x := sx.Execution
+	x.Version, x.RecentCommands = h.version, sx.Recent
 	// encoding/json turns a nil RawMessage into null and back into the
 	// bytes "null"; give the caller back the nil it stored.
 	x.Input = unNull(x.Input)

@@ -46,3 +46,16 @@ func AggregateResource(aggregateID string) string {
 
 // ResourcePath returns the API path of the aggregate a command changes.
 func ResourcePath(p Payload) string { return AggregateResource(p.AggregateID()) }
+
+// ResourceAggregate is the inverse of AggregateResource: the aggregate id of
+// an API path ("" and false for a path that names no aggregate).
+func ResourceAggregate(path string) (aggregateID string, ok bool) {
+	for kind, prefix := range map[string]string{KindWorkflow: "/v1/workflows/", KindExecution: "/v1/workflow-executions/"} {
+		if text, found := strings.CutPrefix(path, prefix); found {
+			if id, err := uuid.Parse(text); err == nil && len(text) == 36 {
+				return kind + ":" + id.String(), true
+			}
+		}
+	}
+	return "", false
+}

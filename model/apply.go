@@ -32,6 +32,7 @@ func ApplyWorkflow(s Workflow, e Event) (Workflow, error) {
 	}
 	n.UpdatedAt = e.OccurredAt
 	n.Seq = e.Seq
+	n.RecentCommands = remember(n.RecentCommands, e.CommandUUID)
 	return n, nil
 }
 
@@ -118,6 +119,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	}
 	n.UpdatedAt = at
 	n.Version = e.Seq
+	n.RecentCommands = remember(n.RecentCommands, e.CommandUUID)
 	return n, nil
 }
 

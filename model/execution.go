@@ -68,6 +68,11 @@ type Execution struct {
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+
+	// RecentCommands are the commands of the last events folded in, oldest
+	// first (model.Recent reads them). Stores persist them; the API does not
+	// show them.
+	RecentCommands []uuid.UUID `json:"-"`
 }
 
 // Exists reports whether the execution has been created.

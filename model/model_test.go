@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,17 @@ func decideWorkflow(t *testing.T, s model.Workflow, p model.Payload, at time.Tim
 	return n, events
 }
 
+// commandsOf returns the commands of events, each once, in order.
+func commandsOf(events []model.Event) []uuid.UUID {
+	var ids []uuid.UUID
+	for _, e := range events {
+		if !slices.Contains(ids, e.CommandUUID) {
+			ids = append(ids, e.CommandUUID)
+		}
+	}
+	return ids
+}
+
 func TestDecideWorkflow(t *testing.T) {
 	id := uuid.New()
 	def := model.Definition{Name: "orders", Description: "v1", TimeoutSeconds: 30, Steps: manualSteps("a", "b")}
@@ -140,7 +152,7 @@ func TestDecideWorkflow(t *testing.T) {
 		t.Fatalf("create: got events %v, want %v", got, want)
 	}
 	want := model.Workflow{WorkflowUUID: id, Name: "orders", Description: "v1", TimeoutSeconds: 30, Version: 1,
-		Steps: def.Steps, CreatedAt: t0, UpdatedAt: t0, Seq: 1}
+		Steps: def.Steps, CreatedAt: t0, UpdatedAt: t0, Seq: 1, RecentCommands: commandsOf(events)}
 	if !reflect.DeepEqual(created, want) {
 		t.Fatalf("create: got %+v, want %+v", created, want)
 	}
@@ -151,7 +163,8 @@ func TestDecideWorkflow(t *testing.T) {
 	if got, want := eventTypes(events), []string{model.EventWorkflowVersionCreated}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("update: got events %v, want %v", got, want)
 	}
-	want = model.Workflow{WorkflowUUID: id, Name: "orders", Version: 2, Steps: def2.Steps, CreatedAt: t0, UpdatedAt: t1, Seq: 2}
+	want = model.Workflow{WorkflowUUID: id, Name: "orders", Version: 2, Steps: def2.Steps, CreatedAt: t0, UpdatedAt: t1, Seq: 2,
+		RecentCommands: append(slices.Clone(created.RecentCommands), commandsOf(events)...)}
 	if !reflect.DeepEqual(updated, want) {
 		t.Fatalf("update: got %+v, want %+v", updated, want)
 	}
@@ -496,6 +509,9 @@ func TestAggregateIDsRoundTrip(t *testing.T) {
 			if r := model.AggregateResource(tt.aggregateID); r != tt.wantResource {
 				t.Fatalf("AggregateResource: got %q, want %q", r, tt.wantResource)
 			}
+			if back, ok := model.ResourceAggregate(tt.wantResource); !ok || back != tt.aggregateID {
+				t.Fatalf("ResourceAggregate(%q): got %q %v, want %q", tt.wantResource, back, ok, tt.aggregateID)
+			}
 		})
 	}
 	for _, bad := range []string{"", "workflow", "job:" + id.String(), "execution:nope"} {
@@ -505,5 +521,58 @@ func TestAggregateIDsRoundTrip(t *testing.T) {
 		if r := model.AggregateResource(bad); r != "" {
 			t.Errorf("AggregateResource(%q): got %q, want empty", bad, r)
 		}
+	}
+	for _, bad := range []string{"", "/v1/workflows/", "/v1/workflows/nope", "/v1/jobs/" + id.String(),
+		"/v1/workflows/" + id.String() + "/x", "/v1/workflow-executions/{" + id.String() + "}"} {
+		if got, ok := model.ResourceAggregate(bad); ok || got != "" {
+			t.Errorf("ResourceAggregate(%q): got %q %v, want nothing", bad, got, ok)
+		}
+	}
+}
+
+// The views remember the commands of their last events, so a status read
+// can tell APPLIED without a status write per command.
+func TestViewsRememberTheirRecentCommands(t *testing.T) {
+	wf := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: manualSteps("a", "b", "c", "d", "e", "f", "g")}
+	x := model.Execution{}
+	xid := uuid.New()
+	var cmds []uuid.UUID
+	seq := int64(0)
+	add := func(cmd uuid.UUID, events ...model.Event) {
+		t.Helper()
+		for _, e := range events {
+			seq++
+			e.AggregateID, e.Seq, e.CommandUUID, e.OccurredAt = model.ExecutionAggregateID(xid), seq, cmd, t0
+			var err error
+			if x, err = model.ApplyExecution(x, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmds = append(cmds, cmd)
+	}
+	data := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	add(uuid.New(), model.Event{Type: model.EventExecutionCreated, Data: data(model.ExecutionCreated{
+		WorkflowExecutionUUID: xid, WorkflowUUID: wf.WorkflowUUID, WorkflowVersion: 1, Steps: wf.Steps})})
+	if applied, known := model.Recent(x.RecentCommands, cmds[0]); !applied || !known {
+		t.Fatalf("after one command: applied %v known %v, want both", applied, known)
+	}
+	if applied, known := model.Recent(x.RecentCommands, uuid.New()); applied || !known {
+		t.Fatalf("unknown command with a list not full: applied %v known %v, want false true", applied, known)
+	}
+	// One command with two events is remembered once.
+	add(uuid.New(), model.Event{Type: model.EventExecutionStarted}, model.Event{Type: model.EventStepStarted, Data: data(model.StepStarted{Step: 0})})
+	for step := range 5 {
+		add(uuid.New(), model.Event{Type: model.EventStepCompleted, Data: data(model.StepCompleted{Step: step})},
+			model.Event{Type: model.EventStepStarted, Data: data(model.StepStarted{Step: step + 1})})
+	}
+	want := cmds[len(cmds)-model.RecentCommandsCap:]
+	if !reflect.DeepEqual(x.RecentCommands, want) {
+		t.Fatalf("RecentCommands: got %v, want the last %d commands %v", x.RecentCommands, model.RecentCommandsCap, want)
+	}
+	if applied, known := model.Recent(x.RecentCommands, cmds[0]); applied || known {
+		t.Fatalf("a command that left the full list: applied %v known %v, want neither (ask the log)", applied, known)
+	}
+	if b, _ := json.Marshal(x); strings.Contains(string(b), cmds[len(cmds)-1].String()) {
+		t.Fatalf("the view's JSON shows its recent commands: %s", b)
 	}
 }

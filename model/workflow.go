@@ -103,6 +103,10 @@ type Workflow struct {
 	// Seq is the seq of the last event folded into this state; views are
 	// written on condition of it. Stores persist it; the API does not show it.
 	Seq int64 `json:"-"`
+	// RecentCommands are the commands of the last events folded in, oldest
+	// first (model.Recent reads them). Stores persist them; the API does not
+	// show them.
+	RecentCommands []uuid.UUID `json:"-"`
 }
 
 // Exists reports whether the workflow has been created.

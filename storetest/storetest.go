@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -531,22 +532,36 @@ func runViews(t *testing.T, newStore func(t *testing.T) store.Store) {
 		w := NewWorkflow(occurredAt, 3)
 		deleted := occurredAt.Add(time.Hour)
 		w.DeletedAt = &deleted
+		w.RecentCommands = []uuid.UUID{uuid.New(), uuid.New()}
 		MustPutWorkflow(t, s, w, 0)
 		got := MustGetWorkflow(t, s, w.WorkflowUUID)
 		SameJSON(t, "GetWorkflow", got, w)
 		if got.Seq != 3 {
 			t.Fatalf("GetWorkflow: got Seq %d, want 3 (Seq is json:\"-\"; the backend must keep it)", got.Seq)
 		}
+		if !slices.Equal(got.RecentCommands, w.RecentCommands) {
+			t.Fatalf("GetWorkflow: got RecentCommands %v, want %v (json:\"-\"; the backend must keep them)", got.RecentCommands, w.RecentCommands)
+		}
 	})
 
 	t.Run("execution_round_trips", func(t *testing.T) {
 		s := newStore(t)
 		x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 4)
+		x.RecentCommands = []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
 		MustPutExecution(t, s, x, 0)
 		got := MustGetExecution(t, s, x.WorkflowExecutionUUID)
 		SameJSON(t, "GetExecution", got, x)
 		if got.Version != 4 {
 			t.Fatalf("GetExecution: got Version %d, want 4", got.Version)
+		}
+		if !slices.Equal(got.RecentCommands, x.RecentCommands) {
+			t.Fatalf("GetExecution: got RecentCommands %v, want %v (json:\"-\"; the backend must keep them)", got.RecentCommands, x.RecentCommands)
+		}
+		// A view without them reads back without them.
+		y := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 1)
+		MustPutExecution(t, s, y, 0)
+		if got := MustGetExecution(t, s, y.WorkflowExecutionUUID); len(got.RecentCommands) != 0 {
+			t.Fatalf("GetExecution: got RecentCommands %v for a view put without any", got.RecentCommands)
 		}
 	})
 }

@@ -28,6 +28,7 @@ const (
 	attrVersion = "version" // N: the view's version (workflow Seq, execution Version)
 	attrView    = "view"    // S: the view as JSON (small views)
 	attrViewZ   = "viewz"   // B: the view as deflated JSON (views over compressAbove bytes)
+	attrRecent  = "recent"  // B: the view's RecentCommands, 16 bytes each, absent when none
 
 	attrListKind           = "listKind"           // S: kindWorkflow or kindExecution (GSI byKind)
 	attrListWorkflow       = "listWorkflow"       // S: an execution's workflowUUID (GSI byWorkflow)
@@ -99,7 +100,7 @@ func (s *Store) getView(ctx context.Context, op, kind string, id uuid.UUID, deco
 	if err := s.enter(ctx, op, id.String()); err != nil {
 		return err
 	}
-	item, err := s.getItem(ctx, viewKey(kind, id))
+	item, err := s.getItem(ctx, op, viewKey(kind, id))
 	if err != nil {
 		return wrap(op, id.String(), 0, err)
 	}
@@ -114,7 +115,7 @@ func (s *Store) getView(ctx context.Context, op, kind string, id uuid.UUID, deco
 
 // getItem is a strongly consistent GetItem of the views table; a missing
 // item is nil.
-func (s *Store) getItem(ctx context.Context, key map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+func (s *Store) getItem(ctx context.Context, op string, key map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:              aws.String(s.cfg.ViewsTable),
 		Key:                    key,
@@ -125,7 +126,7 @@ func (s *Store) getItem(ctx context.Context, key map[string]types.AttributeValue
 		return nil, err
 	}
 	if out.ConsumedCapacity != nil {
-		s.addRead(*out.ConsumedCapacity)
+		s.addRead(op, *out.ConsumedCapacity)
 	}
 	if len(out.Item) == 0 {
 		return nil, nil
@@ -156,6 +157,7 @@ func (s *Store) PutWorkflow(ctx context.Context, w model.Workflow, prevSeq int64
 	if err := setView(item, j); err != nil {
 		return wrap(op, id.String(), w.Seq, err)
 	}
+	setRecent(item, w.RecentCommands)
 	item[attrListKind] = attrS(kindWorkflow)
 	item[attrListOrder] = attrB(listOrder(w.CreatedAt, id))
 	return s.putView(ctx, op, id, w.Seq, prevSeq, item)
@@ -189,6 +191,7 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 	if err := setView(item, j); err != nil {
 		return wrap(op, id.String(), x.Version, err)
 	}
+	setRecent(item, x.RecentCommands)
 	item[attrListKind] = attrS(kindExecution)
 	item[attrListWorkflow] = attrS(x.WorkflowUUID.String())
 	if x.Status != "" { // an empty string cannot be a GSI key
@@ -218,14 +221,14 @@ func (s *Store) putView(ctx context.Context, op string, id uuid.UUID, version, p
 	}
 	out, err := s.db.PutItem(ctx, in)
 	if old, ok := conditionFailed(err); ok {
-		s.addFailedWrite(old, itemSize(item))
+		s.addFailedWrite(op, old, itemSize(item))
 		stored, _ := getN(old, attrVersion)
 		return wrap(op, id.String(), version, fmt.Errorf("%w: stored version %d, expected %d", store.ErrConflict, stored, prev))
 	}
 	if err != nil {
 		return wrap(op, id.String(), version, err)
 	}
-	s.addWrite(out.ConsumedCapacity)
+	s.addWrite(op, out.ConsumedCapacity)
 	return nil
 }
 
@@ -244,6 +247,9 @@ func decodeWorkflow(item map[string]types.AttributeValue) (model.Workflow, error
 	var w model.Workflow
 	version, err := decodeView(item, &w)
 	w.Seq = version
+	if err == nil {
+		w.RecentCommands, err = getRecent(item)
+	}
 	return w, err
 }
 
@@ -251,6 +257,9 @@ func decodeExecution(item map[string]types.AttributeValue) (model.Execution, err
 	var x model.Execution
 	version, err := decodeView(item, &x)
 	x.Version = version
+	if err == nil {
+		x.RecentCommands, err = getRecent(item)
+	}
 	// encoding/json turns a nil RawMessage into null and back into the
 	// bytes "null"; give the caller back the nil it stored.
 	x.Input = unNull(x.Input)
@@ -314,6 +323,34 @@ func decodeView(item map[string]types.AttributeValue, v any) (int64, error) {
 		return 0, corrupt("view: %v", err)
 	}
 	return version, nil
+}
+
+// setRecent stores a view's RecentCommands as one binary attribute (64
+// bytes for four, against 156 as JSON: the item stays within a write unit).
+func setRecent(item map[string]types.AttributeValue, ids []uuid.UUID) {
+	if len(ids) == 0 {
+		return
+	}
+	b := make([]byte, 0, 16*len(ids))
+	for _, id := range ids {
+		b = append(b, id[:]...)
+	}
+	item[attrRecent] = attrB(b)
+}
+
+func getRecent(item map[string]types.AttributeValue) ([]uuid.UUID, error) {
+	b, ok := getB(item, attrRecent)
+	if !ok {
+		return nil, nil
+	}
+	if len(b)%16 != 0 {
+		return nil, corrupt("view: %s of %d bytes, not a multiple of 16", attrRecent, len(b))
+	}
+	ids := make([]uuid.UUID, len(b)/16)
+	for i := range ids {
+		copy(ids[i][:], b[16*i:])
+	}
+	return ids, nil
 }
 
 func unNull(r json.RawMessage) json.RawMessage {
@@ -425,9 +462,9 @@ func (s *Store) list(ctx context.Context, op string, spec listSpec, q store.List
 			return nil, wrap(op, "", 0, err)
 		}
 		if page.ConsumedCapacity != nil {
-			s.addRead(*page.ConsumedCapacity)
+			s.addRead(op, *page.ConsumedCapacity)
 		}
-		views, err := s.batchGet(ctx, page.Items)
+		views, err := s.batchGet(ctx, op, page.Items)
 		if err != nil {
 			return nil, wrap(op, "", 0, err)
 		}
@@ -455,7 +492,7 @@ func (s *Store) list(ctx context.Context, op string, spec listSpec, q store.List
 // batchGet reads the views table items whose keys are in entries (GSI
 // entries carry them) with strongly consistent BatchGetItems of up to 100
 // keys, retrying unprocessed keys, and returns them by pk.
-func (s *Store) batchGet(ctx context.Context, entries []map[string]types.AttributeValue) (map[string]map[string]types.AttributeValue, error) {
+func (s *Store) batchGet(ctx context.Context, op string, entries []map[string]types.AttributeValue) (map[string]map[string]types.AttributeValue, error) {
 	out := make(map[string]map[string]types.AttributeValue, len(entries))
 	for start := 0; start < len(entries); start += 100 {
 		keys := make([]map[string]types.AttributeValue, 0, 100)
@@ -478,7 +515,7 @@ func (s *Store) batchGet(ctx context.Context, entries []map[string]types.Attribu
 			if err != nil {
 				return nil, err
 			}
-			s.addRead(res.ConsumedCapacity...)
+			s.addRead(op, res.ConsumedCapacity...)
 			for _, item := range res.Responses[s.cfg.ViewsTable] {
 				pk, _ := getS(item, attrPK)
 				out[pk] = item

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/model"
@@ -26,11 +25,11 @@ type ViewStore interface {
 // feed delivers: it skips seqs a view already holds, and fills gaps from the
 // event log.
 type Projector struct {
-	Log      EventLog
-	Views    ViewStore
-	Commands CommandFinisher
-	Logger   *slog.Logger
-	// OnFinished, if set, is called for each command marked APPLIED.
+	Log    EventLog
+	Views  ViewStore
+	Logger *slog.Logger
+	// OnFinished, if set, is called for each command whose events the views
+	// show now (APPLIED), or showed already (a replay).
 	OnFinished func(commandUUID uuid.UUID)
 
 	cacheOnce sync.Once
@@ -88,7 +87,8 @@ func (p *Projector) project(ctx context.Context, events []model.Event) error {
 	if err != nil {
 		return err
 	}
-	return p.finish(ctx, aggregateID, events)
+	p.announce(events)
+	return nil
 }
 
 func (p *Projector) projectWorkflow(ctx context.Context, id uuid.UUID, events []model.Event) error {
@@ -180,30 +180,19 @@ func (p *Projector) pending(ctx context.Context, events []model.Event, have int6
 	return out, nil
 }
 
-// finish marks the commands of the projected events APPLIED: the view shows
-// them now. It is idempotent, so replays are harmless.
-func (p *Projector) finish(ctx context.Context, aggregateID string, events []model.Event) error {
-	now := time.Now().UTC()
-	resource := model.AggregateResource(aggregateID)
+// announce tells OnFinished about the commands of the projected events:
+// they are APPLIED now, since the view shows them. No status is written: a
+// view remembers its recent commands (model.RecentCommandsCap), and a status
+// read derives APPLIED from the view and the event log.
+func (p *Projector) announce(events []model.Event) {
+	if p.OnFinished == nil {
+		return
+	}
 	var last uuid.UUID
 	for _, e := range events {
-		if e.CommandUUID == last {
-			continue
-		}
-		last = e.CommandUUID
-		err := p.Commands.FinishCommand(ctx, model.CommandStatus{
-			CommandUUID: e.CommandUUID,
-			Status:      model.CommandApplied,
-			Resource:    resource,
-			CreatedAt:   now,
-			UpdatedAt:   now,
-		})
-		if err != nil {
-			return fmt.Errorf("mark %s applied: %w", e.CommandUUID, err)
-		}
-		if p.OnFinished != nil {
+		if e.CommandUUID != last {
+			last = e.CommandUUID
 			p.OnFinished(e.CommandUUID)
 		}
 	}
-	return nil
 }

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+// commandStatus returns a command's status as clients see it.
+//
+// The store records ACCEPTED (the API, before it publishes) and REJECTED
+// (a worker, with the reason). APPLIED is not written: a command is APPLIED
+// once the view of the aggregate it changes shows its events (guarantee 5),
+// which is what this reads:
+//   - the view's RecentCommands tell at once for a command among the last
+//     few of its aggregate, or for any command while the list is not full;
+//   - for an older one, the event log gives the command's last seq, and the
+//     view shows it when its version has reached that seq.
+//
+// Skipping that write saves one DynamoDB write unit per command, a quarter
+// of a step's writes (docs/architecture-log.md, entry 18); a status read
+// costs a view read more instead.
+func (s *Server) commandStatus(ctx context.Context, id uuid.UUID) (model.CommandStatus, error) {
+	st, err := s.cfg.Commands.GetCommand(ctx, id)
+	if err != nil || st.Status != model.CommandAccepted {
+		return st, err
+	}
+	aggregateID, ok := model.ResourceAggregate(st.Resource)
+	if !ok {
+		return st, nil // no aggregate to look at: it stays ACCEPTED
+	}
+	applied, at, err := s.applied(ctx, aggregateID, id)
+	if err != nil {
+		return st, fmt.Errorf("status of command %s: %w", id, err)
+	}
+	if applied {
+		st.Status, st.UpdatedAt = model.CommandApplied, at
+	}
+	return st, nil
+}
+
+// applied reports whether the view of aggregateID shows the command's
+// events, and the view's updatedAt.
+func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID) (bool, time.Time, error) {
+	kind, key, err := model.ParseAggregateID(aggregateID)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	var recent []uuid.UUID
+	var version int64
+	var at time.Time
+	switch kind {
+	case model.KindWorkflow:
+		w, err := s.cfg.Views.GetWorkflow(ctx, key)
+		if err != nil {
+			return false, at, notYet(err)
+		}
+		recent, version, at = w.RecentCommands, w.Seq, w.UpdatedAt
+	default:
+		x, err := s.cfg.Views.GetExecution(ctx, key)
+		if err != nil {
+			return false, at, notYet(err)
+		}
+		recent, version, at = x.RecentCommands, x.Version, x.UpdatedAt
+	}
+	if applied, known := model.Recent(recent, id); known {
+		return applied, at, nil
+	}
+	events, err := s.cfg.Events.Load(ctx, aggregateID, 0)
+	if err != nil {
+		return false, at, err
+	}
+	last := int64(0)
+	for _, e := range events {
+		if e.CommandUUID == id {
+			last = e.Seq
+		}
+	}
+	return last > 0 && last <= version, at, nil
+}
+
+// notYet turns a view's absence into "not applied yet" (nil) and keeps
+// other errors.
+func notYet(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
