@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strconv"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -53,6 +54,8 @@ type Bus struct {
 	log    *slog.Logger
 	queues map[string]*Queue
 
+	publisher batcher[publishItem]
+
 	publishes atomic.Int64 // SNS publish requests, as billed
 	requests  atomic.Int64 // SQS requests, as billed
 }
@@ -76,8 +79,11 @@ func New(snsClient *sns.Client, sqsClient *sqs.Client, cfg Config) *Bus {
 		log = slog.Default()
 	}
 	b := &Bus{sns: snsClient, sqs: sqsClient, cfg: cfg, log: log, queues: make(map[string]*Queue, len(cfg.Queues))}
+	b.publisher.send = b.publishBatch
 	for name, url := range cfg.Queues {
-		b.queues[name] = &Queue{b: b, name: name, url: url}
+		q := &Queue{b: b, name: name, url: url}
+		q.deleter.send = q.deleteBatch
+		b.queues[name] = q
 	}
 	return b
 }
@@ -88,7 +94,7 @@ func New(snsClient *sns.Client, sqsClient *sqs.Client, cfg Config) *Bus {
 // no subscription matches, so Publish first checks the target against
 // Config.Queues and refuses an unknown one. It returns once SNS has accepted
 // the message (SNS stores it durably across availability zones before
-// answering).
+// answering). Concurrent calls share PublishBatch requests (see batcher).
 // Errors: bus.ErrNoRoute (no or unknown target, or no such topic: then the
 // error also wraps *snstypes.NotFoundException), bus.ErrTooLarge (body and
 // attributes over bus.MaxMessageSize, counted as SQS counts them), an error
@@ -109,20 +115,47 @@ func (b *Bus) Publish(ctx context.Context, msg bus.Message) error {
 			attrs[k] = snstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
 		}
 	}
+	return b.publisher.do(ctx, publishItem{
+		entry: snstypes.PublishBatchRequestEntry{Message: aws.String(string(msg.Body)), MessageAttributes: attrs},
+		size:  size,
+	})
+}
+
+// publishItem is one message of a PublishBatch, and its billed size.
+type publishItem struct {
+	entry snstypes.PublishBatchRequestEntry
+	size  int
+}
+
+// publishBatch sends up to ten messages with one PublishBatch, billed as one
+// request per started 64 KiB of their payload.
+func (b *Bus) publishBatch(ctx context.Context, items []publishItem) ([]error, error) {
+	entries := make([]snstypes.PublishBatchRequestEntry, len(items))
+	size := 0
+	for i, it := range items {
+		entries[i] = it.entry
+		entries[i].Id = aws.String(strconv.Itoa(i))
+		size += it.size
+	}
 	b.publishes.Add(billed(size))
-	_, err = b.sns.Publish(ctx, &sns.PublishInput{
-		TopicArn:          aws.String(b.cfg.TopicARN),
-		Message:           aws.String(string(msg.Body)),
-		MessageAttributes: attrs,
+	out, err := b.sns.PublishBatch(ctx, &sns.PublishBatchInput{
+		TopicArn:                   aws.String(b.cfg.TopicARN),
+		PublishBatchRequestEntries: entries,
 	})
 	if err != nil {
 		var nf *snstypes.NotFoundException
 		if errors.As(err, &nf) {
-			return fmt.Errorf("awsbus: publish to topic %s: %w (%w)", b.cfg.TopicARN, bus.ErrNoRoute, err)
+			return nil, fmt.Errorf("awsbus: publish to topic %s: %w (%w)", b.cfg.TopicARN, bus.ErrNoRoute, err)
 		}
-		return fmt.Errorf("awsbus: publish to topic %s: %w", b.cfg.TopicARN, err)
+		return nil, fmt.Errorf("awsbus: publish to topic %s: %w", b.cfg.TopicARN, err)
 	}
-	return nil
+	errs := make([]error, len(items))
+	for _, f := range out.Failed {
+		if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(errs) {
+			errs[i] = fmt.Errorf("awsbus: publish to topic %s: %s: %s", b.cfg.TopicARN, aws.ToString(f.Code), aws.ToString(f.Message))
+		}
+	}
+	return errs, nil
 }
 
 // Queue returns the named queue, a *Queue (which adds Nack).

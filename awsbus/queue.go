@@ -34,6 +34,8 @@ type Queue struct {
 	// nacked (a consumer that died) cost bounded memory.
 	mu             sync.Mutex
 	recent, former map[string]receipt
+
+	deleter batcher[string]
 }
 
 type receipt struct {
@@ -133,23 +135,41 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]bus
 	}
 }
 
-// Delete deletes a received message (DeleteMessage). SQS accepts the handle
-// of an earlier receive of a message that has been received again, or
-// deleted, and does nothing (so does fauxqs, for any handle): ErrReceiptInvalid
+// Delete deletes a received message. Concurrent calls share
+// DeleteMessageBatch requests (see batcher). SQS accepts the handle of an
+// earlier receive of a message that has been received again, or deleted,
+// and does nothing (so does fauxqs, for any handle): ErrReceiptInvalid
 // comes only from a handle SQS recognises as malformed.
 // Errors: bus.ErrReceiptInvalid, bus.ErrUnknownQueue, the context's error,
 // an SDK error.
 func (q *Queue) Delete(ctx context.Context, receiptHandle string) error {
 	q.forget(receiptHandle)
-	q.b.requests.Add(1)
-	_, err := q.b.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{
-		QueueUrl:      aws.String(q.url),
-		ReceiptHandle: aws.String(receiptHandle),
-	})
-	if err != nil {
-		return sqsError("delete from "+q.name, err)
+	return q.deleter.do(ctx, receiptHandle)
+}
+
+// deleteBatch deletes up to ten messages with one DeleteMessageBatch.
+func (q *Queue) deleteBatch(ctx context.Context, handles []string) ([]error, error) {
+	entries := make([]types.DeleteMessageBatchRequestEntry, len(handles))
+	for i, h := range handles {
+		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(h)}
 	}
-	return nil
+	q.b.requests.Add(1)
+	out, err := q.b.sqs.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
+	if err != nil {
+		return nil, sqsError("delete from "+q.name, err)
+	}
+	errs := make([]error, len(handles))
+	for _, f := range out.Failed {
+		i, err := strconv.Atoi(aws.ToString(f.Id))
+		if err != nil || i < 0 || i >= len(errs) {
+			continue
+		}
+		errs[i] = fmt.Errorf("awsbus: delete from %s: %s: %s", q.name, aws.ToString(f.Code), aws.ToString(f.Message))
+		if code := aws.ToString(f.Code); code == "ReceiptHandleIsInvalid" || code == "InvalidParameterValue" {
+			errs[i] = fmt.Errorf("awsbus: delete from %s: %w (%s: %s)", q.name, bus.ErrReceiptInvalid, code, aws.ToString(f.Message))
+		}
+	}
+	return errs, nil
 }
 
 // ChangeVisibility makes a received message visible again after d, rounded
