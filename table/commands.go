@@ -63,13 +63,13 @@ func (s *Store) PutCommand(ctx context.Context, c model.CommandStatus) error {
 		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
 	})
 	if old, ok := conditionFailed(err); ok {
-		s.addFailedWrite(old, itemSize(item))
+		s.addFailedWrite(op, old, itemSize(item))
 		return nil // a status exists already
 	}
 	if err != nil {
 		return wrap(op, id.String(), 0, err)
 	}
-	s.addWrite(out.ConsumedCapacity)
+	s.addWrite(op, out.ConsumedCapacity)
 	return nil
 }
 
@@ -134,13 +134,13 @@ func (s *Store) FinishCommand(ctx context.Context, c model.CommandStatus) error 
 		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
 	})
 	if old, ok := conditionFailed(err); ok {
-		s.addFailedWrite(old, 0)
+		s.addFailedWrite(op, old, 0)
 		return nil // already final
 	}
 	if err != nil {
 		return wrap(op, id.String(), 0, err)
 	}
-	s.addWrite(out.ConsumedCapacity)
+	s.addWrite(op, out.ConsumedCapacity)
 	return nil
 }
 
@@ -185,7 +185,7 @@ func (s *Store) GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStat
 	if err := s.enter(ctx, op, id.String()); err != nil {
 		return model.CommandStatus{}, err
 	}
-	item, err := s.getItem(ctx, viewKey(kindCommand, id))
+	item, err := s.getItem(ctx, op, viewKey(kindCommand, id))
 	if err != nil {
 		return model.CommandStatus{}, wrap(op, id.String(), 0, err)
 	}
@@ -249,9 +249,9 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
 	})
 	if old, ok := conditionFailed(err); ok {
-		s.addFailedWrite(old, itemSize(item))
+		s.addFailedWrite(op, old, itemSize(item))
 		if old == nil { // ALL_OLD came back empty: read it
-			if old, err = s.getItem(ctx, key); err != nil {
+			if old, err = s.getItem(ctx, op, key); err != nil {
 				return store.IdempotencyRecord{}, wrap(op, rec.Key, 0, err)
 			}
 		}
@@ -264,7 +264,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 	if err != nil {
 		return store.IdempotencyRecord{}, wrap(op, rec.Key, 0, err)
 	}
-	s.addWrite(out.ConsumedCapacity)
+	s.addWrite(op, out.ConsumedCapacity)
 	return rec, nil
 }
 

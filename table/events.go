@@ -228,7 +228,7 @@ func (s *Store) Append(ctx context.Context, events []model.Event) error {
 		ReturnConsumedCapacity:              types.ReturnConsumedCapacityTotal,
 	})
 	if old, ok := conditionFailed(err); ok {
-		s.addFailedWrite(old, size)
+		s.addFailedWrite(op, old, size)
 		stored := getSS(old, attrEventUUIDs)
 		for _, e := range events {
 			if slices.Contains(stored, e.EventUUID.String()) {
@@ -240,7 +240,7 @@ func (s *Store) Append(ctx context.Context, events []model.Event) error {
 	if err != nil {
 		return wrap(op, id, first, err)
 	}
-	s.addWrite(out.ConsumedCapacity)
+	s.addWrite(op, out.ConsumedCapacity)
 	return nil
 }
 
@@ -393,7 +393,7 @@ func (s *Store) queryEvents(ctx context.Context, id, cmp string, bound int64, fo
 			return nil, err
 		}
 		if out.ConsumedCapacity != nil {
-			s.addRead(*out.ConsumedCapacity)
+			s.addRead("load", *out.ConsumedCapacity)
 		}
 		items = append(items, out.Items...)
 		if len(out.LastEvaluatedKey) == 0 || limit > 0 && len(items) >= int(limit) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"strconv"
 	"sync"
@@ -51,8 +52,8 @@ type Store struct {
 	cfg Config
 	err error // a Config problem, returned by every call
 
-	mu          sync.Mutex
-	read, write float64 // capacity units consumed so far
+	mu    sync.Mutex
+	usage map[string]Usage // capacity consumed so far, by operation
 }
 
 var (
@@ -111,40 +112,65 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Consumed() (read, write float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.read, s.write
+	for _, u := range s.usage {
+		read += u.Read
+		write += u.Write
+	}
+	return read, write
 }
 
-func (s *Store) addRead(cc ...types.ConsumedCapacity) {
-	s.add(&s.read, cc)
+// Usage is what the requests of one operation consumed.
+type Usage struct {
+	Requests    int64
+	Read, Write float64 // capacity units, as Consumed counts them
 }
 
-func (s *Store) addWrite(cc *types.ConsumedCapacity) {
+// Usage returns Consumed per operation ("append", "get execution", ...).
+func (s *Store) Usage() map[string]Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.usage)
+}
+
+func (s *Store) addRead(op string, cc ...types.ConsumedCapacity) {
+	s.record(op, units(cc), 0)
+}
+
+func (s *Store) addWrite(op string, cc *types.ConsumedCapacity) {
 	if cc != nil {
-		s.add(&s.write, []types.ConsumedCapacity{*cc})
+		s.record(op, 0, units([]types.ConsumedCapacity{*cc}))
 	}
 }
 
-func (s *Store) add(to *float64, cc []types.ConsumedCapacity) {
+func units(cc []types.ConsumedCapacity) float64 {
 	var n float64
 	for _, c := range cc {
 		if c.CapacityUnits != nil {
 			n += *c.CapacityUnits
 		}
 	}
+	return n
+}
+
+func (s *Store) record(op string, read, write float64) {
 	s.mu.Lock()
-	*to += n
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.usage == nil {
+		s.usage = make(map[string]Usage)
+	}
+	u := s.usage[op]
+	u.Requests++
+	u.Read += read
+	u.Write += write
+	s.usage[op] = u
 }
 
 // addFailedWrite counts what a failed conditional write costs: the larger
 // of the existing item (returned by ALL_OLD, nil if there was none) and the
 // item the write would have stored, in 1 KB units, at least 1.
-func (s *Store) addFailedWrite(old map[string]types.AttributeValue, newSize int) {
+func (s *Store) addFailedWrite(op string, old map[string]types.AttributeValue, newSize int) {
 	size := max(itemSize(old), newSize)
-	units := math.Max(1, math.Ceil(float64(size)/1024))
-	s.mu.Lock()
-	s.write += units
-	s.mu.Unlock()
+	s.record(op+" (condition failed)", 0, math.Max(1, math.Ceil(float64(size)/1024)))
 }
 
 // conditionFailed reports whether err is a failed condition, and returns
