@@ -54,18 +54,30 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) error {
 }
 
 // waitCommand returns the command's status, waiting up to wait for it to
-// leave ACCEPTED. It wakes on the Waiter when there is one and otherwise
+// leave ACCEPTED. It wakes on the Waiter when there is one (and answers
+// APPLIED without another read when the projector woke it), and otherwise
 // polls the store with a growing interval.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Duration) (model.CommandStatus, error) {
 	deadline := time.Now().Add(wait)
 	// Without a Waiter each poll is a read of the store (a read unit on
 	// DynamoDB): start at 50ms and back off.
 	poll := 50 * time.Millisecond
 	for {
+		var k *wake
 		var woken <-chan struct{}
 		var done func()
 		if s.cfg.Waiter != nil && wait > 0 {
-			woken, done = s.cfg.Waiter.subscribe(id)
+			k, done = s.cfg.Waiter.subscribe(id)
+			woken = k.c
 		}
 		st, err := s.commandStatus(ctx, id)
 		finished := err == nil && st.Status != model.CommandAccepted
@@ -94,6 +106,10 @@ func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Durati
 		}
 		if ctx.Err() != nil {
 			return st, ctx.Err()
+		}
+		if k != nil && isClosed(k.c) && k.applied {
+			st.Status, st.UpdatedAt = model.CommandApplied, s.cfg.Now().UTC()
+			return st, nil
 		}
 		poll = min(poll*2, time.Second)
 	}

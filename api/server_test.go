@@ -397,6 +397,35 @@ func TestGetCommand(t *testing.T) {
 					t.Errorf("answered after %s, want soon after the command finished", d)
 				}
 			})
+			if tt.waiter == nil {
+				return
+			}
+			t.Run("projector_wakes_the_wait_with_applied", func(t *testing.T) {
+				// The projector calls Applied after its view write; the
+				// answer needs no read (the fake store knows nothing of it).
+				r := e.do(t, http.MethodPost, "/v1/workflows", definition("orders", 1))
+				var b api.Accepted
+				r.decode(t, &b)
+				answered := make(chan struct{})
+				defer close(answered)
+				go func() { // until the poll has subscribed and been woken
+					for {
+						select {
+						case <-answered:
+							return
+						case <-time.After(20 * time.Millisecond):
+							tt.waiter.Applied(b.CommandUUID)
+						}
+					}
+				}()
+				r = e.do(t, http.MethodGet, b.Links.Command+"?wait=10s", nil)
+				r.wantStatus(t, http.StatusOK)
+				var c api.CommandAnswer
+				r.decode(t, &c)
+				if c.Status != model.CommandApplied || c.Type != model.CommandCreateWorkflow || c.Links.Resource != b.Links.Resource {
+					t.Errorf("got %+v, want APPLIED with the command's type and resource", c)
+				}
+			})
 		})
 	}
 }
@@ -763,8 +792,10 @@ func TestInternalErrorsAre500WithoutDetails(t *testing.T) {
 func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
-	wf := e.seedWorkflow(t, definition("orders", 8), t0)
-	x := e.seedExecution(t, wf, t0, 6) // start, begin and six increments: eight commands
+	const increments = model.RecentCommandsCap + 4
+	const commands = increments + 2 // and start and begin
+	wf := e.seedWorkflow(t, definition("orders", increments+1), t0)
+	x := e.seedExecution(t, wf, t0, increments)
 	aggregateID := model.ExecutionAggregateID(x.WorkflowExecutionUUID)
 	log, _ := e.events.Load(ctx, aggregateID, 0)
 	var applied []uuid.UUID
@@ -773,27 +804,35 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 			applied = append(applied, ev.CommandUUID)
 		}
 	}
-	if len(applied) != 8 || len(x.RecentCommands) != model.RecentCommandsCap {
-		t.Fatalf("seeded %d commands, %d recent; want 8 and a full list", len(applied), len(x.RecentCommands))
+	if len(applied) != commands || len(x.RecentCommands) != model.RecentCommandsCap {
+		t.Fatalf("seeded %d commands, %d recent; want %d and a full list", len(applied), len(x.RecentCommands), commands)
 	}
 	// A command whose events are in the log but not yet in the view.
-	next := model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: x.WorkflowExecutionUUID, Step: 6}, t0)
+	next := model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: x.WorkflowExecutionUUID, Step: increments}, t0)
 	events, err := model.DecideExecution(x, next, nil, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.events.append(events...)
 	unknown, rejected, noView := uuid.New(), uuid.New(), uuid.New()
+	young := applied[1] // applied, out of the recent list, and accepted just now
 	resource := model.AggregateResource(aggregateID)
 	accepted := map[uuid.UUID]string{unknown: resource, rejected: resource, next.CommandUUID: resource,
 		noView: "/v1/workflow-executions/" + uuid.NewString()}
 	for _, id := range applied {
-		accepted[id] = resource
+		if id != young {
+			accepted[id] = resource
+		}
 	}
+	// All were accepted long ago (a zero createdAt) but young, accepted
+	// now: the log is not read for it.
 	for id, res := range accepted {
 		if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: id, Type: model.CommandIncrementExecution, Status: model.CommandAccepted, Resource: res}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: young, Type: model.CommandIncrementExecution, Status: model.CommandAccepted, Resource: resource, CreatedAt: e.now}); err != nil {
+		t.Fatal(err)
 	}
 	e.cmds.finish(rejected, model.CommandRejected, "nope")
 
@@ -802,13 +841,14 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 		id   uuid.UUID
 		want string
 	}{
-		{"recent_command", applied[7], model.CommandApplied},
-		{"oldest_recent_command", applied[8-model.RecentCommandsCap], model.CommandApplied},
+		{"recent_command", applied[commands-1], model.CommandApplied},
+		{"oldest_recent_command", applied[commands-model.RecentCommandsCap], model.CommandApplied},
 		{"older_command_from_the_log", applied[0], model.CommandApplied},
 		{"in_the_log_not_yet_in_the_view", next.CommandUUID, model.CommandAccepted},
 		{"in_neither", unknown, model.CommandAccepted},
 		{"no_view_yet", noView, model.CommandAccepted},
 		{"rejected_stays_rejected", rejected, model.CommandRejected},
+		{"young_command_out_of_the_list_reads_accepted_for_a_while", young, model.CommandAccepted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

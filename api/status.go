@@ -20,7 +20,13 @@ import (
 //   - the view's RecentCommands tell at once for a command among the last
 //     few of its aggregate, or for any command while the list is not full;
 //   - for an older one, the event log gives the command's last seq, and the
-//     view shows it when its version has reached that seq.
+//     view shows it when its version has reached that seq. A command younger
+//     than recentGrace is not looked up there: it is almost always still on
+//     its way (the first poll right after the POST), and reading the log for
+//     it would cost a read per poll. Should it have been applied and pushed
+//     out of the list already (RecentCommandsCap later commands on the same
+//     aggregate within recentGrace), it reads ACCEPTED until then: late,
+//     never wrong, and a Waiter still wakes its long poll with APPLIED.
 //
 // Skipping that write saves one DynamoDB write unit per command, a quarter
 // of a step's writes (docs/architecture-log.md, entry 18); a status read
@@ -34,7 +40,8 @@ func (s *Server) commandStatus(ctx context.Context, id uuid.UUID) (model.Command
 	if !ok {
 		return st, nil // no aggregate to look at: it stays ACCEPTED
 	}
-	applied, at, err := s.applied(ctx, aggregateID, id)
+	old := s.cfg.Now().Sub(st.CreatedAt) >= recentGrace
+	applied, at, err := s.applied(ctx, aggregateID, id, old)
 	if err != nil {
 		return st, fmt.Errorf("status of command %s: %w", id, err)
 	}
@@ -44,9 +51,14 @@ func (s *Server) commandStatus(ctx context.Context, id uuid.UUID) (model.Command
 	return st, nil
 }
 
+// recentGrace is how old a command must be before a status read looks for
+// it in the event log when the view's recent commands do not settle it.
+const recentGrace = 5 * time.Second
+
 // applied reports whether the view of aggregateID shows the command's
-// events, and the view's updatedAt.
-func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID) (bool, time.Time, error) {
+// events, and the view's updatedAt. It reads the event log only when the
+// view's recent commands do not tell and old is set.
+func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID, old bool) (bool, time.Time, error) {
 	kind, key, err := model.ParseAggregateID(aggregateID)
 	if err != nil {
 		return false, time.Time{}, err
@@ -68,7 +80,7 @@ func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID) 
 		}
 		recent, version, at = x.RecentCommands, x.Version, x.UpdatedAt
 	}
-	if applied, known := model.Recent(recent, id); known {
+	if applied, known := model.Recent(recent, id); known || !old {
 		return applied, at, nil
 	}
 	events, err := s.cfg.Events.Load(ctx, aggregateID, 0)

@@ -7,40 +7,55 @@ import (
 )
 
 // Waiter wakes command-status long polls when a command finishes. The
-// embedded runtime wires the workers' and the projector's OnFinished to
-// Notify; without a Waiter the API polls the store.
+// runtimes wire the workers' OnFinished to Notify and the projector's to
+// Applied; without a Waiter the API polls the store.
 type Waiter struct {
 	mu      sync.Mutex
-	waiting map[uuid.UUID][]chan struct{}
+	waiting map[uuid.UUID][]*wake
+}
+
+// wake is one long poll's wake-up call: c is closed when it comes, and
+// applied is set before that when the caller knows the outcome.
+type wake struct {
+	c       chan struct{}
+	applied bool
 }
 
 // NewWaiter returns an empty Waiter.
-func NewWaiter() *Waiter { return &Waiter{waiting: make(map[uuid.UUID][]chan struct{})} }
+func NewWaiter() *Waiter { return &Waiter{waiting: make(map[uuid.UUID][]*wake)} }
 
-// Notify wakes everyone waiting on id.
-func (w *Waiter) Notify(id uuid.UUID) {
+// Notify wakes everyone waiting on id; they read the command's status again.
+func (w *Waiter) Notify(id uuid.UUID) { w.wakeAll(id, false) }
+
+// Applied wakes everyone waiting on id with the news that the views show
+// the command's events (the projector calls it after its view write): they
+// answer APPLIED without reading the store again.
+func (w *Waiter) Applied(id uuid.UUID) { w.wakeAll(id, true) }
+
+func (w *Waiter) wakeAll(id uuid.UUID, applied bool) {
 	w.mu.Lock()
-	chans := w.waiting[id]
+	list := w.waiting[id]
 	delete(w.waiting, id)
 	w.mu.Unlock()
-	for _, c := range chans {
-		close(c)
+	for _, k := range list {
+		k.applied = applied
+		close(k.c)
 	}
 }
 
-// subscribe returns a channel closed at the next Notify of id, and a
-// function to call when no longer waiting.
-func (w *Waiter) subscribe(id uuid.UUID) (<-chan struct{}, func()) {
-	c := make(chan struct{})
+// subscribe returns the wake-up call of the next Notify or Applied of id,
+// and a function to call when no longer waiting.
+func (w *Waiter) subscribe(id uuid.UUID) (*wake, func()) {
+	k := &wake{c: make(chan struct{})}
 	w.mu.Lock()
-	w.waiting[id] = append(w.waiting[id], c)
+	w.waiting[id] = append(w.waiting[id], k)
 	w.mu.Unlock()
-	return c, func() {
+	return k, func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		list := w.waiting[id]
 		for i, x := range list {
-			if x == c {
+			if x == k {
 				list = append(list[:i], list[i+1:]...)
 				break
 			}

@@ -90,8 +90,8 @@ func Open(cfg Config) (*Embedded, error) {
 		return nil, fmt.Errorf("open bus: %w", err)
 	}
 	e := &Embedded{cfg: cfg, log: cfg.Logger, Store: st, Bus: b, waiter: api.NewWaiter()}
-	e.execWorker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, OnFinished: e.waiter.Notify}
-	e.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: e.waiter.Notify}
+	e.execWorker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, OnFinished: e.waiter.Notify, TrustCache: true}
+	e.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: e.waiter.Applied}
 	e.dispatcher = &workers.Dispatcher{Publisher: b, Logger: cfg.Logger}
 	e.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,

@@ -141,8 +141,8 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 	// The waiter wakes the long polls of commands this process finishes;
 	// those another process finishes are seen by a poll a second.
 	waiter := api.NewWaiter()
-	a.worker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, OnFinished: waiter.Notify}
-	a.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: waiter.Notify}
+	a.worker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, OnFinished: waiter.Notify, TrustCache: true}
+	a.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: waiter.Applied}
 	a.dispatcher = &workers.Dispatcher{Publisher: b, Logger: cfg.Logger}
 	a.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,
@@ -164,8 +164,13 @@ func (a *AWS) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// One poller per queue, long-polling 20 s (SQS's most): receives
+		// are billed, empty ones too, and one poller fetching batches of
+		// up to ten keeps the handlers busy.
 		wg.Go(func() {
-			workers.Consume(ctx, q, a.worker, workers.ConsumerOptions{Concurrency: a.cfg.Workers, Wait: 10 * time.Second, Logger: a.log})
+			workers.Consume(ctx, q, a.worker, workers.ConsumerOptions{
+				Concurrency: a.cfg.Workers, Pollers: 1, Wait: 20 * time.Second, Logger: a.log,
+			})
 		})
 	}
 	for name, h := range map[string]workers.EventHandler{ConsumerProjector: a.projector, ConsumerDispatcher: a.dispatcher} {

@@ -533,7 +533,11 @@ func TestAggregateIDsRoundTrip(t *testing.T) {
 // The views remember the commands of their last events, so a status read
 // can tell APPLIED without a status write per command.
 func TestViewsRememberTheirRecentCommands(t *testing.T) {
-	wf := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: manualSteps("a", "b", "c", "d", "e", "f", "g")}
+	names := make([]string, model.RecentCommandsCap+3)
+	for i := range names {
+		names[i] = fmt.Sprint("s", i)
+	}
+	wf := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: manualSteps(names...)}
 	x := model.Execution{}
 	xid := uuid.New()
 	var cmds []uuid.UUID
@@ -561,7 +565,7 @@ func TestViewsRememberTheirRecentCommands(t *testing.T) {
 	}
 	// One command with two events is remembered once.
 	add(uuid.New(), model.Event{Type: model.EventExecutionStarted}, model.Event{Type: model.EventStepStarted, Data: data(model.StepStarted{Step: 0})})
-	for step := range 5 {
+	for step := range model.RecentCommandsCap + 1 {
 		add(uuid.New(), model.Event{Type: model.EventStepCompleted, Data: data(model.StepCompleted{Step: step})},
 			model.Event{Type: model.EventStepStarted, Data: data(model.StepStarted{Step: step + 1})})
 	}

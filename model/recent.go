@@ -13,9 +13,9 @@ import (
 // unit each on DynamoDB, as much as the event itself), the views carry the
 // UUIDs of the commands whose events they folded last, and a status read
 // checks them; for an older command it compares the command's seq in the
-// event log with the view's version (see Recent). Four fit a DynamoDB view
-// item in 1 KB alongside a small execution.
-const RecentCommandsCap = 4
+// event log with the view's version (see Recent). Eight take 128 bytes of
+// a DynamoDB view item.
+const RecentCommandsCap = 8
 
 // remember returns recent with id appended, unless id is its last entry
 // already (a command's events are consecutive), keeping the last

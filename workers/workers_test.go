@@ -301,3 +301,61 @@ func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
 		t.Fatalf("redrive: %d, %v", n, err)
 	}
 }
+
+// Workers that trust their caches still decide as if they had read the log:
+// a cache behind the log either conflicts at the append or rejects, and
+// both send the worker back to the log. Two workers take turns on one
+// execution, so each one's cache is behind at every turn.
+func TestTrustedCacheBehindTheLogDecidesAgain(t *testing.T) {
+	st := mustStore(t)
+	ctx := context.Background()
+	a := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet, TrustCache: true}
+	b := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet, TrustCache: true}
+	wf, x := uuid.New(), uuid.New()
+	handle := func(w *workers.CommandWorker, name string, cmd model.Command) {
+		t.Helper()
+		if err := w.HandleCommand(ctx, cmd, 1); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	cmd := func(p model.Payload) model.Command { return model.NewCommand(uuid.New(), p, time.Now()) }
+	inc := func(step int) model.Command {
+		return cmd(model.IncrementExecution{WorkflowExecutionUUID: x, Step: step})
+	}
+	handle(a, "create", cmd(model.CreateWorkflow{WorkflowUUID: wf, Definition: manual(3)}))
+	handle(a, "start", cmd(model.StartExecution{WorkflowExecutionUUID: x, WorkflowUUID: wf}))
+	handle(a, "begin", cmd(model.BeginExecution{WorkflowExecutionUUID: x}))
+	inc0, inc1, inc2 := inc(0), inc(1), inc(2)
+	handle(b, "b: step 0 (no cache: reads)", inc0)
+	handle(a, "a: step 1 (its cache says step 0 is current: rejects, reads, applies)", inc1)
+	handle(b, "b: step 2 (its cache says step 1: likewise)", inc2)
+	handle(a, "a: step 2 again (its cache accepts it: the append finds the twin)", inc2)
+	handle(b, "b: step 0 again (a duplicate its cache knows)", inc0)
+
+	events, err := st.Load(ctx, model.ExecutionAggregateID(x), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := model.FoldExecution(model.Execution{}, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	completed := map[int]int{}
+	for _, e := range events {
+		if e.Type == model.EventStepCompleted {
+			var d model.StepCompleted
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			completed[d.Step]++
+		}
+	}
+	if got.Status != model.ExecutionSucceeded || fmt.Sprint(completed) != "map[0:1 1:1 2:1]" {
+		t.Fatalf("execution %s with steps completed %v, want SUCCEEDED with each step completed once", got.Status, completed)
+	}
+	for _, c := range []model.Command{inc0, inc1, inc2} {
+		if st, err := st.GetCommand(ctx, c.CommandUUID); err == nil {
+			t.Errorf("command %s has a status %s %q: a stale cache's rejection was recorded", c.CommandUUID, st.Status, st.Error)
+		}
+	}
+}
