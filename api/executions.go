@@ -20,6 +20,7 @@ func (s *Server) registerExecutionRoutes() {
 	s.handle("/v1/workflow-executions", s.listExecutions, http.MethodGet)
 	s.handle("/v1/workflow-executions/{id}", s.getExecution, http.MethodGet)
 	s.handle("/v1/workflow-executions/{id}/events", s.listEvents, http.MethodGet)
+	s.handle("/v1/workflow-executions/{id}/stream", s.streamExecution, http.MethodGet)
 	s.handle("/v1/workflow-executions/{id}/increments", s.increment, http.MethodPost)
 	s.handle("/v1/workflow-executions/{id}/cancellations", s.cancel, http.MethodPost)
 }

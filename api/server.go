@@ -59,7 +59,10 @@ type Config struct {
 	// Waiter, if set, wakes command-status long polls the moment a command
 	// finishes (the embedded runtime); without it they poll the store.
 	Waiter *Waiter
-	Logger *slog.Logger
+	// Changes, if set, wakes execution streams the moment the projector
+	// writes a view; without it they poll the store.
+	Changes *Changes
+	Logger  *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).

@@ -1,6 +1,6 @@
 // Package app assembles the embedded runtime: the pebble store, the
-// in-process bus, the two command workers, the projector, the dispatcher and
-// the API, in one process. cmd/workflowd runs it; end-to-end tests and
+// in-process bus, the command workers, the projector, the dispatcher, the
+// cleanup and the API, in one process. cmd/workflowd runs it; end-to-end tests and
 // benchmarks run the very same thing.
 package app
 
@@ -38,7 +38,27 @@ type Config struct {
 	MaxReceiveCount int
 	// Workers is the number of consuming goroutines per queue (default 16).
 	Workers int
-	Logger  *slog.Logger
+	// Steps configures http steps and the cleanup.
+	Steps  StepsConfig
+	Logger *slog.Logger
+}
+
+// StepsConfig is what both runtimes share about steps that run by
+// themselves.
+type StepsConfig struct {
+	// HTTPAllowHosts are the host:port pairs http steps may call
+	// (WORKFLOW_HTTP_ALLOW_HOSTS); none means every http step fails.
+	HTTPAllowHosts []string
+	// CleanupInterval is how often the cleanup runs (default a minute;
+	// negative: never, for tests that run it themselves).
+	CleanupInterval time.Duration
+}
+
+func (c StepsConfig) cleanupInterval() time.Duration {
+	if c.CleanupInterval == 0 {
+		return time.Minute
+	}
+	return c.CleanupInterval
 }
 
 // Embedded is the whole service in one process.
@@ -49,6 +69,8 @@ type Embedded struct {
 	Bus    *localbus.Bus
 	API    *api.Server
 	waiter *api.Waiter
+	// Cleanup is the cleanup worker Run starts every StepsConfig.CleanupInterval.
+	Cleanup *workers.Cleanup
 
 	execWorker *workers.CommandWorker
 	projector  *workers.Projector
@@ -89,15 +111,24 @@ func Open(cfg Config) (*Embedded, error) {
 		st.Close()
 		return nil, fmt.Errorf("open bus: %w", err)
 	}
+	executions, err := b.Queue(model.QueueExecutions)
+	if err != nil {
+		return nil, errors.Join(err, b.Close(), st.Close())
+	}
 	e := &Embedded{cfg: cfg, log: cfg.Logger, Store: st, Bus: b, waiter: api.NewWaiter()}
-	e.execWorker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, OnFinished: e.waiter.Notify, TrustCache: true}
-	e.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: e.waiter.Applied}
-	e.dispatcher = &workers.Dispatcher{Publisher: b, Logger: cfg.Logger}
+	changes := api.NewChanges()
+	e.execWorker = &workers.CommandWorker{
+		Log: st, Commands: st, Logger: cfg.Logger, OnFinished: e.waiter.Notify, TrustCache: true,
+		HTTP: &workers.HTTPCaller{AllowHosts: cfg.Steps.HTTPAllowHosts},
+	}
+	e.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: e.waiter.Applied, OnExecution: changes.Notify}
+	e.dispatcher = &workers.Dispatcher{Publisher: b, Scheduler: executions, Logger: cfg.Logger}
+	e.Cleanup = &workers.Cleanup{Due: st, Publisher: b, Logger: cfg.Logger}
 	e.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,
 		Ready:       []api.Pinger{st},
 		DeadLetters: b,
-		Waiter:      e.waiter, Logger: cfg.Logger,
+		Waiter:      e.waiter, Changes: changes, Logger: cfg.Logger,
 	})
 	return e, nil
 }
@@ -130,6 +161,9 @@ func (e *Embedded) Run(ctx context.Context) error {
 				errs <- fmt.Errorf("%s: %w", name, err)
 			}
 		})
+	}
+	if every := e.cfg.Steps.cleanupInterval(); every > 0 {
+		consumers.Go(func() { e.Cleanup.Every(ctx, every) })
 	}
 	<-ctx.Done()
 	consumers.Wait()

@@ -37,7 +37,9 @@ type AWSConfig struct {
 	MaxReceiveCount   int
 	// Workers is the number of consuming goroutines per queue (default 16).
 	Workers int
-	Logger  *slog.Logger
+	// Steps configures http steps and the cleanup.
+	Steps  StepsConfig
+	Logger *slog.Logger
 }
 
 func (c *AWSConfig) defaults() {
@@ -60,14 +62,16 @@ func (c AWSConfig) checkpointsTable() string { return c.Prefix + "-checkpoints" 
 
 // AWS is the service running on AWS services.
 type AWS struct {
-	cfg        AWSConfig
-	log        *slog.Logger
-	Store      *table.Store
-	Bus        *awsbus.Bus
-	API        *api.Server
-	db         *dynamodb.Client
-	streams    *dynamodbstreams.Client
-	streamARN  string
+	cfg       AWSConfig
+	log       *slog.Logger
+	Store     *table.Store
+	Bus       *awsbus.Bus
+	API       *api.Server
+	db        *dynamodb.Client
+	streams   *dynamodbstreams.Client
+	streamARN string
+	// Cleanup is the cleanup worker Run starts every StepsConfig.CleanupInterval.
+	Cleanup    *workers.Cleanup
 	worker     *workers.CommandWorker
 	projector  *workers.Projector
 	dispatcher *workers.Dispatcher
@@ -140,13 +144,21 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 	}
 	// The waiter wakes the long polls of commands this process finishes;
 	// those another process finishes are seen by a poll a second.
-	waiter := api.NewWaiter()
-	a.worker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, OnFinished: waiter.Notify, TrustCache: true}
-	a.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: waiter.Applied}
-	a.dispatcher = &workers.Dispatcher{Publisher: b, Logger: cfg.Logger}
+	waiter, changes := api.NewWaiter(), api.NewChanges()
+	executions, err := b.Queue(model.QueueExecutions)
+	if err != nil {
+		return nil, err
+	}
+	a.worker = &workers.CommandWorker{
+		Log: st, Commands: st, Logger: cfg.Logger, OnFinished: waiter.Notify, TrustCache: true,
+		HTTP: &workers.HTTPCaller{AllowHosts: cfg.Steps.HTTPAllowHosts},
+	}
+	a.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: waiter.Applied, OnExecution: changes.Notify}
+	a.dispatcher = &workers.Dispatcher{Publisher: b, Scheduler: executions, Logger: cfg.Logger}
+	a.Cleanup = &workers.Cleanup{Due: st, Publisher: b, Logger: cfg.Logger}
 	a.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,
-		Ready: []api.Pinger{st}, DeadLetters: b, Waiter: waiter, Logger: cfg.Logger,
+		Ready: []api.Pinger{st}, DeadLetters: b, Waiter: waiter, Changes: changes, Logger: cfg.Logger,
 	})
 	return a, nil
 }
@@ -172,6 +184,9 @@ func (a *AWS) Run(ctx context.Context) error {
 				Concurrency: a.cfg.Workers, Pollers: 1, Wait: 20 * time.Second, Logger: a.log,
 			})
 		})
+	}
+	if every := a.cfg.Steps.cleanupInterval(); every > 0 {
+		wg.Go(func() { a.Cleanup.Every(ctx, every) })
 	}
 	for name, h := range map[string]workers.EventHandler{ConsumerProjector: a.projector, ConsumerDispatcher: a.dispatcher} {
 		r := &ddbstream.Reader{

@@ -18,7 +18,7 @@ const (
 	fmtEvent     byte = 1 // one event
 	fmtFeed      byte = 1 // the events of one append
 	fmtWorkflow  byte = 1 // header + JSON
-	fmtExecution byte = 1 // header + JSON
+	fmtExecution byte = 2 // header + JSON; 1: the header without its due time
 )
 
 var errCorrupt = errors.New("corrupt value")
@@ -192,7 +192,9 @@ func decodeFeedEntry(v []byte) ([]model.Event, error) {
 //
 //	workflow:  fmt | seq 8B | createdAt sort key 12B | JSON (Seq is json:"-")
 //	execution: fmt | version 8B | createdAt sort key 12B | workflowUUID 16B |
-//	           uvarint len, status | JSON
+//	           uvarint len, status | 0, or 1 and the due time's key 12B | JSON
+//
+// (Format 1 had no due byte: such values decode as not due.)
 //
 // The JSON adds the RecentCommands the API does not show (storedWorkflow).
 type wfHeader struct {
@@ -205,6 +207,7 @@ type execHeader struct {
 	created      [12]byte
 	workflowUUID uuid.UUID
 	status       string
+	due          *[12]byte // model.Execution.DueAt as dueKey, nil if none
 }
 
 // storedWorkflow and storedExecution are a view's JSON as the store keeps
@@ -260,12 +263,17 @@ func decodeWorkflow(v []byte) (model.Workflow, error) {
 }
 
 func newExecHeader(x model.Execution) execHeader {
-	return execHeader{
+	h := execHeader{
 		version:      x.Version,
 		created:      timeSortKey(x.CreatedAt),
 		workflowUUID: x.WorkflowUUID,
 		status:       x.Status,
 	}
+	if at, ok := x.DueAt(); ok {
+		k := dueKey(at)
+		h.due = &k
+	}
+	return h
 }
 
 func encodeExecution(x model.Execution) ([]byte, execHeader, error) {
@@ -274,18 +282,24 @@ func encodeExecution(x model.Execution) ([]byte, execHeader, error) {
 		return nil, execHeader{}, err
 	}
 	h := newExecHeader(x)
-	b := make([]byte, 0, 1+8+12+16+1+len(h.status)+len(j))
+	b := make([]byte, 0, 1+8+12+16+1+len(h.status)+13+len(j))
 	b = append(b, fmtExecution)
 	b = append(b, be64(uint64(h.version))...)
 	b = append(b, h.created[:]...)
 	b = append(b, h.workflowUUID[:]...)
 	b = appendBytes(b, []byte(h.status))
+	if h.due == nil {
+		b = append(b, 0)
+	} else {
+		b = append(append(b, 1), h.due[:]...)
+	}
 	return append(b, j...), h, nil
 }
 
 func decodeExecutionHeader(v []byte) (execHeader, []byte, error) {
 	d := decoder{b: v}
-	if d.byte() != fmtExecution {
+	format := d.byte()
+	if format != fmtExecution && format != 1 {
 		d.fail()
 	}
 	var h execHeader
@@ -293,6 +307,11 @@ func decodeExecutionHeader(v []byte) (execHeader, []byte, error) {
 	copy(h.created[:], d.fixed(12))
 	h.workflowUUID = d.uuid()
 	h.status = string(d.bytes())
+	if format == fmtExecution && d.byte() == 1 {
+		var k [12]byte
+		copy(k[:], d.fixed(12))
+		h.due = &k
+	}
 	return h, d.b, d.err
 }
 

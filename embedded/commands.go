@@ -13,8 +13,10 @@ import (
 )
 
 // PutCommand records c with status ACCEPTED (whatever c.Status says) unless
-// a status for c.CommandUUID exists already; then it does nothing. It
-// returns store.ErrInvalid for a nil CommandUUID.
+// a status for c.CommandUUID exists already; then it does nothing. The
+// write is synced: the API answers 202 after it, and nothing would write
+// the record again (APPLIED is derived from the views and needs it to find
+// them). It returns store.ErrInvalid for a nil CommandUUID.
 func (s *Store) PutCommand(ctx context.Context, c model.CommandStatus) error {
 	const op = "put command"
 	id := c.CommandUUID
@@ -36,7 +38,7 @@ func (s *Store) PutCommand(ctx context.Context, c model.CommandStatus) error {
 	if ok {
 		return nil
 	}
-	return s.setJSON(op, id.String(), uuidKey(pCommand, id), c)
+	return s.setJSONWith(op, id.String(), uuidKey(pCommand, id), c, pebble.Sync)
 }
 
 // FinishCommand moves a command to c.Status, APPLIED or REJECTED. A command
@@ -79,9 +81,9 @@ func (s *Store) FinishCommand(ctx context.Context, c model.CommandStatus) error 
 	}
 	// A rejection is synced: the worker deletes the message right after,
 	// and the bus's delete lives in another WAL, so an unsynced REJECTED
-	// could be lost while the delete survives a crash. (APPLIED needs no
-	// sync: the projector's checkpoint follows it in this WAL, so a lost
-	// status means a replayed feed that writes it again.)
+	// could be lost while the delete survives a crash. (Nothing writes
+	// APPLIED any more, the views tell it; were it written, it would need
+	// no sync.)
 	opts := pebble.NoSync
 	if c.Status == model.CommandRejected {
 		opts = pebble.Sync

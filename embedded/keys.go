@@ -20,6 +20,7 @@ const (
 	pIdxExWf    = "ie/wf/"
 	pIdxExSt    = "ie/st/"
 	pIdxExWfSt  = "ie/wfst/"
+	pIdxDue     = "id/"
 	pCommand    = "cmd/"
 	pIdem       = "idem/"
 )
@@ -130,16 +131,35 @@ func executionIndexPrefix(wf uuid.UUID, status string) []byte {
 	return []byte(pIdxExAll)
 }
 
-// executionIndexKeys returns the four listing keys of one execution view.
+// executionIndexKeys returns the index keys of one execution view: the four
+// listing keys, and its due-index key when it is due some time.
 func executionIndexKeys(h execHeader, id uuid.UUID) [][]byte {
 	sk := sortKeyOf(h.created, id)
 	st := append([]byte(h.status), 0)
-	return [][]byte{
+	keys := [][]byte{
 		cat([]byte(pIdxExAll), sk),
 		cat([]byte(pIdxExWf), h.workflowUUID[:], sk),
 		cat([]byte(pIdxExSt), st, sk),
 		cat([]byte(pIdxExWfSt), h.workflowUUID[:], st, sk),
 	}
+	if h.due != nil {
+		keys = append(keys, dueIndexKey(*h.due, id))
+	}
+	return keys
+}
+
+// dueKey encodes t so that byte order is time order, ascending.
+func dueKey(t time.Time) [12]byte {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[0:8], uint64(t.Unix())^1<<63)
+	binary.BigEndian.PutUint32(b[8:12], uint32(t.Nanosecond()))
+	return b
+}
+
+// dueIndexKey is an execution's key in the due index: its due time, then
+// its UUID.
+func dueIndexKey(due [12]byte, id uuid.UUID) []byte {
+	return cat([]byte(pIdxDue), due[:], id[:])
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p

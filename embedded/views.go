@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/google/uuid"
@@ -170,8 +172,8 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	for i, k := range oldIdx {
-		if !bytes.Equal(k, newIdx[i]) {
+	for _, k := range oldIdx {
+		if !containsKey(newIdx, k) {
 			if err := b.Delete(k, nil); err != nil {
 				return wrap(op, id.String(), x.Version, err)
 			}
@@ -180,8 +182,8 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 	if err := b.Set(key, v, nil); err != nil {
 		return wrap(op, id.String(), x.Version, err)
 	}
-	for i, k := range newIdx {
-		if i < len(oldIdx) && bytes.Equal(k, oldIdx[i]) {
+	for _, k := range newIdx {
+		if containsKey(oldIdx, k) {
 			continue // unchanged index key: no write
 		}
 		if err := b.Set(k, nil, nil); err != nil {
@@ -280,4 +282,60 @@ func (s *Store) list(op string, prefix []byte, viewPrefix string, q store.ListQu
 		return wrap(op, "", 0, err)
 	}
 	return nil
+}
+
+func containsKey(keys [][]byte, k []byte) bool {
+	return slices.ContainsFunc(keys, func(x []byte) bool { return bytes.Equal(x, k) })
+}
+
+// ListDue returns the execution views whose due time (model.Execution.DueAt)
+// is at or before q.Before, earliest first (then by UUID), after q.After, at
+// most q.Limit of them. It returns store.ErrInvalid when q.Limit is outside
+// 1..store.MaxListLimit.
+func (s *Store) ListDue(ctx context.Context, q store.DueQuery) ([]model.Execution, error) {
+	const op = "list due"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	if q.Limit < 1 || q.Limit > maxListLimit {
+		return nil, invalid(op, "", 0, "limit %d, want 1..%d", q.Limit, maxListLimit)
+	}
+	prefix := []byte(pIdxDue)
+	lower := prefix
+	if q.After != nil {
+		lower = append(dueIndexKey(dueKey(q.After.DueAt), q.After.ID), 0)
+	}
+	upper := cat(prefix, func() []byte { k := dueKey(q.Before.Add(time.Nanosecond)); return k[:] }())
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, wrap(op, "", 0, err)
+	}
+	defer it.Close()
+	var out []model.Execution
+	for it.First(); it.Valid() && len(out) < q.Limit; it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+12+16 {
+			return nil, wrap(op, "", 0, fmt.Errorf("due index key %q: %w", k, errCorrupt))
+		}
+		id, _ := uuid.FromBytes(k[len(k)-16:])
+		v, found, err := get(snap, uuidKey(pExecution, id))
+		if err != nil {
+			return nil, wrap(op, id.String(), 0, err)
+		}
+		if !found {
+			continue // cannot happen: index and view are written together
+		}
+		x, err := decodeExecution(v)
+		if err != nil {
+			return nil, wrap(op, id.String(), 0, err)
+		}
+		out = append(out, x)
+	}
+	if err := it.Error(); err != nil {
+		return nil, wrap(op, "", 0, err)
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"time"
 )
 
 // ApplyWorkflow folds one event into workflow state. Events must come in seq
@@ -56,6 +57,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		n.TimeoutSeconds = d.TimeoutSeconds
 		n.Input = cloneRaw(d.Input)
 		n.Status = ExecutionPending
+		n.Definitions = d.Steps
 		n.Steps = make([]StepState, len(d.Steps))
 		for i, st := range d.Steps {
 			n.Steps[i] = StepState{Name: st.Name, Type: st.Type, TimeoutSeconds: st.TimeoutSeconds, Status: StepPending}
@@ -73,11 +75,12 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		}
 		st := &n.Steps[d.Step]
 		st.Status = StepRunning
-		if st.Type == StepManual {
+		if st.Type == StepManual || st.Type == StepWait {
 			st.Status = StepWaiting
 		}
 		st.Attempts++
 		st.StartedAt = &at
+		st.DueAt = cloneTime(d.DueAt)
 		n.CurrentStep = d.Step
 	case EventStepCompleted:
 		var d StepCompleted
@@ -91,7 +94,40 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Status = StepSucceeded
 		st.Output = cloneRaw(d.Output)
 		st.FinishedAt = &at
+		st.DueAt = nil
+		st.Error = ""
+		st.Attempts = max(st.Attempts, d.Attempt)
 		n.CurrentStep = d.Step + 1
+	case EventStepAttemptFailed:
+		var d StepAttemptFailed
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		st, err := n.step(e, d.Step)
+		if err != nil {
+			return s, err
+		}
+		st.Attempts = max(st.Attempts, d.Attempt)
+		st.Error = d.Error
+		retryAt := d.RetryAt
+		st.DueAt = &retryAt
+	case EventExecutionFailed:
+		var d Failure
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		st, err := n.step(e, d.Step)
+		if err != nil {
+			return s, err
+		}
+		st.Attempts = max(st.Attempts, d.Attempt)
+		n.end(ExecutionFailed, d.Error, d.Error, at)
+	case EventExecutionTimedOut:
+		var d TimedOut
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		n.end(ExecutionTimedOut, d.Reason, "timed out", at)
 	case EventExecutionSucceeded, EventExecutionCancelled:
 		var d ExecutionFinished
 		if err := decodeData(e, &d); err != nil {
@@ -101,18 +137,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 			n.Status = ExecutionSucceeded
 			n.Output = cloneRaw(d.Output)
 		} else {
-			n.Status = ExecutionCancelled
-			n.Error = d.Reason
-			for i := range n.Steps {
-				switch n.Steps[i].Status {
-				case StepPending:
-					n.Steps[i].Status = StepSkipped
-				case StepRunning, StepWaiting:
-					n.Steps[i].Status = StepFailed
-					n.Steps[i].Error = "cancelled"
-					n.Steps[i].FinishedAt = &at
-				}
-			}
+			n.end(ExecutionCancelled, d.Reason, "cancelled", at)
 		}
 	default:
 		return s, fmt.Errorf("apply %s seq %d: unknown execution event %q", e.AggregateID, e.Seq, e.Type)
@@ -121,6 +146,33 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	n.Version = e.Seq
 	n.RecentCommands = remember(n.RecentCommands, e.CommandUUID)
 	return n, nil
+}
+
+// step returns step i of n, or an error naming event e if there is none.
+func (n *Execution) step(e Event, i int) (*StepState, error) {
+	if i < 0 || i >= len(n.Steps) {
+		return nil, fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, i)
+	}
+	return &n.Steps[i], nil
+}
+
+// end finishes n with status and reason: the step in progress fails with
+// stepError, the steps not started are skipped.
+func (n *Execution) end(status, reason, stepError string, at time.Time) {
+	n.Status = status
+	n.Error = reason
+	for i := range n.Steps {
+		st := &n.Steps[i]
+		switch st.Status {
+		case StepPending:
+			st.Status = StepSkipped
+		case StepRunning, StepWaiting:
+			st.Status = StepFailed
+			st.Error = stepError
+			st.FinishedAt = &at
+			st.DueAt = nil
+		}
+	}
 }
 
 // FoldWorkflow folds events into s, in order.

@@ -19,7 +19,22 @@ const (
 	CommandBeginExecution     = "BeginExecution"
 	CommandIncrementExecution = "IncrementExecution"
 	CommandCancelExecution    = "CancelExecution"
+	CommandRunStep            = "RunStep"
+	CommandFireTimer          = "FireTimer"
+	CommandTimeOutExecution   = "TimeOutExecution"
 )
+
+// IsSystemCommand reports whether commands of type t come from the service
+// itself (the dispatcher, the cleanup), never from a client: they carry
+// deterministic UUIDs, have no status record, and a stale one is dropped
+// without a REJECTED status.
+func IsSystemCommand(t string) bool {
+	switch t {
+	case CommandBeginExecution, CommandRunStep, CommandFireTimer, CommandTimeOutExecution:
+		return true
+	}
+	return false
+}
 
 // Queue names: the topic routes each command to one of them by its target
 // attribute, as the SNS filter policies do on AWS.
@@ -72,7 +87,8 @@ func QueueFor(t string) string {
 	switch t {
 	case CommandCreateWorkflow, CommandUpdateWorkflow, CommandDeleteWorkflow:
 		return QueueWorkflows
-	case CommandStartExecution, CommandBeginExecution, CommandIncrementExecution, CommandCancelExecution:
+	case CommandStartExecution, CommandBeginExecution, CommandIncrementExecution, CommandCancelExecution,
+		CommandRunStep, CommandFireTimer, CommandTimeOutExecution:
 		return QueueExecutions
 	}
 	return ""
@@ -124,6 +140,12 @@ func DecodeCommand(b []byte) (Command, error) {
 		p = &IncrementExecution{}
 	case CommandCancelExecution:
 		p = &CancelExecution{}
+	case CommandRunStep:
+		p = &RunStep{}
+	case CommandFireTimer:
+		p = &FireTimer{}
+	case CommandTimeOutExecution:
+		p = &TimeOutExecution{}
 	default:
 		return Command{}, fmt.Errorf("%w: unknown type %q", ErrBadCommand, w.Type)
 	}
@@ -156,6 +178,12 @@ func derefPayload(p Payload) Payload {
 	case *IncrementExecution:
 		return *v
 	case *CancelExecution:
+		return *v
+	case *RunStep:
+		return *v
+	case *FireTimer:
+		return *v
+	case *TimeOutExecution:
 		return *v
 	}
 	return p
@@ -289,6 +317,67 @@ func (c CancelExecution) Validate() error {
 	}
 	if len(c.Reason) > MaxReasonLen {
 		return &FieldError{Field: "reason", Problem: fmt.Sprintf("must be at most %d bytes", MaxReasonLen)}
+	}
+	return nil
+}
+
+// RunStep runs attempt Attempt (1-based) of http step Step. The dispatcher
+// issues attempt 1 when the step starts and each later one when a failed
+// attempt's backoff ends; the cleanup issues them again for a step that
+// seems stuck. Its UUID is SystemCommandUUID(execution, "run", step,
+// attempt), so every copy is one command.
+type RunStep struct {
+	WorkflowExecutionUUID uuid.UUID `json:"workflowExecutionUUID"`
+	Step                  int       `json:"step"`
+	Attempt               int       `json:"attempt"`
+}
+
+func (RunStep) CommandType() string { return CommandRunStep }
+func (c RunStep) AggregateID() string {
+	return ExecutionAggregateID(c.WorkflowExecutionUUID)
+}
+func (c RunStep) Validate() error {
+	if err := validateStep(c.WorkflowExecutionUUID, c.Step); err != nil {
+		return err
+	}
+	if c.Attempt < 1 || c.Attempt > MaxHTTPAttempts {
+		return &FieldError{Field: "attempt", Problem: fmt.Sprintf("must be between 1 and %d", MaxHTTPAttempts)}
+	}
+	return nil
+}
+
+// FireTimer completes wait step Step once its time has come.
+type FireTimer struct {
+	WorkflowExecutionUUID uuid.UUID `json:"workflowExecutionUUID"`
+	Step                  int       `json:"step"`
+}
+
+func (FireTimer) CommandType() string { return CommandFireTimer }
+func (c FireTimer) AggregateID() string {
+	return ExecutionAggregateID(c.WorkflowExecutionUUID)
+}
+func (c FireTimer) Validate() error { return validateStep(c.WorkflowExecutionUUID, c.Step) }
+
+// TimeOutExecution ends an execution past its deadline, or past its
+// current step's, as TIMED_OUT. The cleanup issues it.
+type TimeOutExecution struct {
+	WorkflowExecutionUUID uuid.UUID `json:"workflowExecutionUUID"`
+}
+
+func (TimeOutExecution) CommandType() string { return CommandTimeOutExecution }
+func (c TimeOutExecution) AggregateID() string {
+	return ExecutionAggregateID(c.WorkflowExecutionUUID)
+}
+func (c TimeOutExecution) Validate() error {
+	return requireUUID("workflowExecutionUUID", c.WorkflowExecutionUUID)
+}
+
+func validateStep(id uuid.UUID, step int) error {
+	if err := requireUUID("workflowExecutionUUID", id); err != nil {
+		return err
+	}
+	if step < 0 || step >= MaxSteps {
+		return &FieldError{Field: "step", Problem: fmt.Sprintf("must be between 0 and %d", MaxSteps-1)}
 	}
 	return nil
 }

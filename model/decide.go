@@ -1,6 +1,8 @@
 package model
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -11,6 +13,9 @@ import (
 type Rejection struct {
 	Reason    string
 	Transient bool
+	// After, for a transient rejection, is when to try again (0: the
+	// worker's own backoff): a timer that came early.
+	After time.Duration
 }
 
 func (r *Rejection) Error() string { return "rejected: " + r.Reason }
@@ -91,7 +96,7 @@ func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Eve
 		}
 		return eventsFor(p.AggregateID(), s.Version, c, now,
 			[]string{EventExecutionStarted, EventStepStarted},
-			[]any{struct{}{}, StepStarted{Step: 0}})
+			[]any{struct{}{}, s.startStep(0, now)})
 	case IncrementExecution:
 		if !s.Exists() {
 			return nil, reject("execution not found")
@@ -110,16 +115,39 @@ func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Eve
 		if t := s.Steps[p.Step].Type; t != StepManual {
 			return nil, reject("step %d is a %s step; only manual steps take increments", p.Step, t)
 		}
-		types := []string{EventStepCompleted}
-		data := []any{StepCompleted{Step: p.Step, Output: p.Output}}
-		if next := p.Step + 1; next < len(s.Steps) {
-			types = append(types, EventStepStarted)
-			data = append(data, StepStarted{Step: next})
-		} else {
-			types = append(types, EventExecutionSucceeded)
-			data = append(data, ExecutionFinished{Output: p.Output})
-		}
+		types, data := s.complete(StepCompleted{Step: p.Step, Output: p.Output}, now)
 		return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
+	case FireTimer:
+		if err := s.checkCurrent(p.Step, StepWait); err != nil {
+			return nil, err
+		}
+		st := s.Steps[p.Step]
+		if st.Status != StepWaiting || st.DueAt == nil {
+			return nil, reject("step %d is %s, not waiting", p.Step, st.Status)
+		}
+		if now.Before(*st.DueAt) {
+			return nil, &Rejection{Reason: "the timer is not due yet", Transient: true, After: st.DueAt.Sub(now)}
+		}
+		types, data := s.complete(StepCompleted{Step: p.Step}, now)
+		return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
+	case TimeOutExecution:
+		if !s.Exists() {
+			return nil, reject("execution not found")
+		}
+		if IsTerminal(s.Status) {
+			return nil, reject("execution is already %s", s.Status)
+		}
+		deadline, reason, ok := s.Deadline()
+		if !ok {
+			return nil, reject("execution has no deadline")
+		}
+		if now.Before(deadline) {
+			return nil, &Rejection{Reason: "the deadline has not passed", Transient: true, After: deadline.Sub(now)}
+		}
+		return eventsFor(p.AggregateID(), s.Version, c, now,
+			[]string{EventExecutionTimedOut}, []any{TimedOut{Step: s.CurrentStep, Reason: reason}})
+	case RunStep:
+		return nil, errors.New("RunStep is decided with its attempt's outcome: use CheckRunStep and DecideStepOutcome")
 	case CancelExecution:
 		if !s.Exists() {
 			return nil, reject("execution not found")
@@ -131,4 +159,139 @@ func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Eve
 			[]string{EventExecutionCancelled}, []any{ExecutionFinished{Reason: p.Reason}})
 	}
 	return nil, reject("command %s is not an execution command", c.Type)
+}
+
+// checkCurrent rejects a command about step unless the execution is
+// RUNNING at that step and the step has type typ.
+func (s Execution) checkCurrent(step int, typ string) error {
+	switch {
+	case !s.Exists():
+		return reject("execution not found")
+	case s.Status != ExecutionRunning:
+		return reject("execution is %s, not %s", s.Status, ExecutionRunning)
+	case step != s.CurrentStep:
+		return reject("step %d is not the current step (%d)", step, s.CurrentStep)
+	case s.Steps[step].Type != typ:
+		return reject("step %d is a %s step, not %s", step, s.Steps[step].Type, typ)
+	}
+	return nil
+}
+
+// startStep returns the StepStarted of step i: a wait step's says when it
+// ends.
+func (s Execution) startStep(i int, now time.Time) StepStarted {
+	st := StepStarted{Step: i, Type: s.Steps[i].Type}
+	if st.Type == StepWait && i < len(s.Definitions) {
+		due := now.UTC().Add(time.Duration(s.Definitions[i].Seconds) * time.Second)
+		st.DueAt = &due
+	}
+	return st
+}
+
+// complete returns the events of the current step completing as done says:
+// StepCompleted, then the next step's StepStarted or, after the last step,
+// ExecutionSucceeded with the last step's output.
+func (s Execution) complete(done StepCompleted, now time.Time) ([]string, []any) {
+	types := []string{EventStepCompleted}
+	data := []any{done}
+	if next := done.Step + 1; next < len(s.Steps) {
+		return append(types, EventStepStarted), append(data, s.startStep(next, now))
+	}
+	return append(types, EventExecutionSucceeded), append(data, ExecutionFinished{Output: done.Output})
+}
+
+// Deadline returns the earliest deadline the execution is under while it
+// runs, and what passing it means: the execution's own (createdAt +
+// timeoutSeconds), or its current manual or wait step's (startedAt + the
+// step's timeoutSeconds; an http step's bounds each attempt instead).
+func (s Execution) Deadline() (time.Time, string, bool) {
+	var at time.Time
+	var reason string
+	if s.TimeoutSeconds > 0 {
+		at = s.CreatedAt.Add(time.Duration(s.TimeoutSeconds) * time.Second)
+		reason = fmt.Sprintf("the execution timed out after %d seconds", s.TimeoutSeconds)
+	}
+	if s.Status == ExecutionRunning && s.CurrentStep < len(s.Steps) {
+		st := s.Steps[s.CurrentStep]
+		if st.Type != StepHTTP && st.TimeoutSeconds > 0 && st.StartedAt != nil {
+			stepAt := st.StartedAt.Add(time.Duration(st.TimeoutSeconds) * time.Second)
+			if at.IsZero() || stepAt.Before(at) {
+				at = stepAt
+				reason = fmt.Sprintf("step %q timed out after %d seconds", st.Name, st.TimeoutSeconds)
+			}
+		}
+	}
+	return at, reason, !at.IsZero()
+}
+
+// StepOutcome is what one attempt of an http step came to.
+type StepOutcome struct {
+	Output json.RawMessage // the 2xx answer, when Err is ""
+	Err    string          // why the attempt failed ("" if it did not)
+	Final  bool            // retrying cannot help (a host not allowed)
+	Jitter float64         // in [0, 1), drawn once for the retry delay
+}
+
+// CheckRunStep reports whether attempt p.Attempt of http step p.Step is the
+// one to run now: the step is current and RUNNING, and the attempt is its
+// first with no outcome yet, or the one after the last failed attempt once
+// that one's backoff has passed (else a transient rejection saying how
+// long). Any other attempt is stale (a *Rejection): a duplicate, or one a
+// cancellation or timeout overtook.
+func CheckRunStep(s Execution, p RunStep, now time.Time) error {
+	if err := s.checkCurrent(p.Step, StepHTTP); err != nil {
+		return err
+	}
+	st := s.Steps[p.Step]
+	switch {
+	case st.Status != StepRunning:
+		return reject("step %d is %s", p.Step, st.Status)
+	case p.Attempt == 1 && st.Attempts == 1 && st.DueAt == nil:
+		return nil
+	case p.Attempt > 1 && p.Attempt == st.Attempts+1 && st.DueAt != nil:
+		if now.Before(*st.DueAt) {
+			return &Rejection{Reason: "the retry is not due yet", Transient: true, After: st.DueAt.Sub(now)}
+		}
+		return nil
+	}
+	return reject("attempt %d of step %d is not due (attempts so far: %d)", p.Attempt, p.Step, st.Attempts)
+}
+
+// DecideStepOutcome returns the events of an http attempt's outcome, after
+// CheckRunStep allowed the attempt (it checks again: the state may have
+// moved on while the request ran, and then the outcome is ignored):
+// success completes the step; a failure with attempts left schedules the
+// next after the backoff; the last failure, or a final one, fails the
+// execution.
+func DecideStepOutcome(s Execution, c Command, out StepOutcome, now time.Time) ([]Event, error) {
+	p, ok := c.Payload.(RunStep)
+	if !ok {
+		return nil, fmt.Errorf("DecideStepOutcome: command %s is not %s", c.Type, CommandRunStep)
+	}
+	if err := CheckRunStep(s, p, now); err != nil {
+		var rej *Rejection
+		if errors.As(err, &rej) && rej.Transient {
+			return nil, reject("%s", rej.Reason) // an outcome is never retried
+		}
+		return nil, err
+	}
+	if out.Err == "" {
+		types, data := s.complete(StepCompleted{Step: p.Step, Output: out.Output, Attempt: p.Attempt}, now)
+		return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
+	}
+	def := StepDefinition{}
+	if p.Step < len(s.Definitions) {
+		def = s.Definitions[p.Step]
+	}
+	if out.Final || p.Attempt >= def.MaxAttempts() {
+		reason := fmt.Sprintf("step %q failed after %d attempts: %s", s.Steps[p.Step].Name, p.Attempt, out.Err)
+		if p.Attempt == 1 {
+			reason = fmt.Sprintf("step %q failed: %s", s.Steps[p.Step].Name, out.Err)
+		}
+		return eventsFor(p.AggregateID(), s.Version, c, now,
+			[]string{EventExecutionFailed}, []any{Failure{Step: p.Step, Attempt: p.Attempt, Error: reason}})
+	}
+	retryAt := now.UTC().Add(def.RetryDelay(p.Attempt, out.Jitter))
+	return eventsFor(p.AggregateID(), s.Version, c, now,
+		[]string{EventStepAttemptFailed}, []any{StepAttemptFailed{Step: p.Step, Attempt: p.Attempt, Error: out.Err, RetryAt: retryAt}})
 }

@@ -19,6 +19,9 @@ const (
 	EventStepCompleted          = "StepCompleted"
 	EventExecutionSucceeded     = "ExecutionSucceeded"
 	EventExecutionCancelled     = "ExecutionCancelled"
+	EventStepAttemptFailed      = "StepAttemptFailed"
+	EventExecutionFailed        = "ExecutionFailed"
+	EventExecutionTimedOut      = "ExecutionTimedOut"
 )
 
 // Event is one immutable fact in an aggregate's log (DESIGN.md §4 envelope).
@@ -58,15 +61,46 @@ type ExecutionCreated struct {
 	Input                 json.RawMessage  `json:"input,omitempty"`
 }
 
-// StepStarted is the data of EventStepStarted.
+// StepStarted is the data of EventStepStarted. Type is the step's type
+// (the dispatcher acts on http and wait steps without the execution's
+// state); DueAt is when a wait step ends.
 type StepStarted struct {
-	Step int `json:"step"`
+	Step  int        `json:"step"`
+	Type  string     `json:"type,omitempty"`
+	DueAt *time.Time `json:"dueAt,omitempty"`
 }
 
-// StepCompleted is the data of EventStepCompleted.
+// StepCompleted is the data of EventStepCompleted. Attempt is the http
+// attempt that succeeded (0 for other steps).
 type StepCompleted struct {
-	Step   int             `json:"step"`
-	Output json.RawMessage `json:"output,omitempty"`
+	Step    int             `json:"step"`
+	Output  json.RawMessage `json:"output,omitempty"`
+	Attempt int             `json:"attempt,omitempty"`
+}
+
+// StepAttemptFailed is the data of EventStepAttemptFailed: attempt Attempt
+// of http step Step failed, and the next runs at RetryAt.
+type StepAttemptFailed struct {
+	Step    int       `json:"step"`
+	Attempt int       `json:"attempt"`
+	Error   string    `json:"error"`
+	RetryAt time.Time `json:"retryAt"`
+}
+
+// Failure is the data of EventExecutionFailed: step Step failed for
+// good (its last attempt, or one retrying cannot help), and so did the
+// execution.
+type Failure struct {
+	Step    int    `json:"step"`
+	Attempt int    `json:"attempt,omitempty"`
+	Error   string `json:"error"`
+}
+
+// TimedOut is the data of EventExecutionTimedOut: the execution, or its
+// current step Step, ran past its timeoutSeconds.
+type TimedOut struct {
+	Step   int    `json:"step"`
+	Reason string `json:"reason"`
 }
 
 // ExecutionFinished is the data of the events that end an execution.

@@ -50,6 +50,9 @@ type StepState struct {
 	Error          string          `json:"error,omitempty"`
 	StartedAt      *time.Time      `json:"startedAt"`
 	FinishedAt     *time.Time      `json:"finishedAt"`
+	// DueAt is when a waiting wait step ends, or when a failed http
+	// attempt is retried.
+	DueAt *time.Time `json:"dueAt,omitempty"`
 }
 
 // Execution is the state of a workflow execution aggregate and its view.
@@ -73,6 +76,12 @@ type Execution struct {
 	// first (model.Recent reads them). Stores persist them; the API does not
 	// show them.
 	RecentCommands []uuid.UUID `json:"-"`
+	// Definitions are the steps of the workflow version the execution runs,
+	// as ExecutionCreated copied them (URLs, headers, retry policies). The
+	// workers, which fold the whole history, have them; views do not keep
+	// them (the API does not show them), and nothing folding a view needs
+	// them.
+	Definitions []StepDefinition `json:"-"`
 }
 
 // Exists reports whether the execution has been created.
@@ -85,6 +94,7 @@ func (x Execution) Clone() Execution {
 		x.Steps[i].Output = cloneRaw(x.Steps[i].Output)
 		x.Steps[i].StartedAt = cloneTime(x.Steps[i].StartedAt)
 		x.Steps[i].FinishedAt = cloneTime(x.Steps[i].FinishedAt)
+		x.Steps[i].DueAt = cloneTime(x.Steps[i].DueAt)
 	}
 	x.Input = cloneRaw(x.Input)
 	x.Output = cloneRaw(x.Output)

@@ -58,8 +58,64 @@ func TestDefinitionValidate(t *testing.T) {
 		{name: "step_name_too_long", change: func(d *model.Definition) { d.Steps[0].Name = strings.Repeat("s", model.MaxNameLen+1) }, wantField: "steps[0].name"},
 		{name: "duplicate_step_name", change: func(d *model.Definition) { d.Steps[1].Name = "a" }, wantField: "steps[1].name"},
 		{name: "step_without_type", change: func(d *model.Definition) { d.Steps[0].Type = "" }, wantField: "steps[0].type"},
-		{name: "http_step_not_supported_yet", change: func(d *model.Definition) { d.Steps[0].Type = model.StepHTTP }, wantField: "steps[0].type"},
-		{name: "wait_step_not_supported_yet", change: func(d *model.Definition) { d.Steps[1].Type = model.StepWait }, wantField: "steps[1].type"},
+		{name: "wait_step", change: func(d *model.Definition) {
+			d.Steps[1] = model.StepDefinition{Name: "w", Type: model.StepWait, Seconds: 2}
+		}},
+		{name: "wait_step_with_timeout", change: func(d *model.Definition) {
+			d.Steps[1] = model.StepDefinition{Name: "w", Type: model.StepWait, Seconds: 2, TimeoutSeconds: 1}
+		}},
+		{name: "http_step_minimal", change: func(d *model.Definition) { d.Steps[0] = httpStep(func(*model.StepDefinition) {}) }},
+		{name: "http_step_full", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) {
+				s.Method, s.TimeoutSeconds, s.Headers = "PUT", model.MaxHTTPTimeout, map[string]string{"Authorization": "Bearer x", "X-Trace": "1"}
+				s.Retry = &model.RetryPolicy{MaxAttempts: model.MaxHTTPAttempts, BackoffSeconds: 0.5, MaxBackoffSeconds: 60}
+			})
+		}},
+		{name: "wait_without_seconds", change: func(d *model.Definition) { d.Steps[1].Type = model.StepWait }, wantField: "steps[1].seconds"},
+		{name: "wait_seconds_over_max", change: func(d *model.Definition) {
+			d.Steps[1] = model.StepDefinition{Name: "w", Type: model.StepWait, Seconds: model.MaxTimeoutSeconds + 1}
+		}, wantField: "steps[1].seconds"},
+		{name: "wait_with_url", change: func(d *model.Definition) {
+			d.Steps[1] = model.StepDefinition{Name: "w", Type: model.StepWait, Seconds: 1, URL: "http://x"}
+		}, wantField: "steps[1].url"},
+		{name: "manual_with_seconds", change: func(d *model.Definition) { d.Steps[0].Seconds = 3 }, wantField: "steps[0].seconds"},
+		{name: "manual_with_retry", change: func(d *model.Definition) { d.Steps[0].Retry = &model.RetryPolicy{MaxAttempts: 1} }, wantField: "steps[0].retry"},
+		{name: "http_without_url", change: func(d *model.Definition) { d.Steps[0].Type = model.StepHTTP }, wantField: "steps[0].url"},
+		{name: "http_relative_url", change: func(d *model.Definition) { d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.URL = "/hook" }) }, wantField: "steps[0].url"},
+		{name: "http_ftp_url", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.URL = "ftp://h/x" })
+		}, wantField: "steps[0].url"},
+		{name: "http_url_with_credentials", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.URL = "http://u:p@h/x" })
+		}, wantField: "steps[0].url"},
+		{name: "http_url_too_long", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.URL = "http://h/" + strings.Repeat("x", model.MaxURLLen) })
+		}, wantField: "steps[0].url"},
+		{name: "http_bad_method", change: func(d *model.Definition) { d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Method = "post" }) }, wantField: "steps[0].method"},
+		{name: "http_bad_header_name", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Headers = map[string]string{"Bad Name": "v"} })
+		}, wantField: "steps[0].headers"},
+		{name: "http_reserved_header", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Headers = map[string]string{"idempotency-key": "mine"} })
+		}, wantField: "steps[0].headers"},
+		{name: "http_header_with_newline", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Headers = map[string]string{"X-A": "v\r\nX-B: w"} })
+		}, wantField: "steps[0].headers"},
+		{name: "http_timeout_over_max", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.TimeoutSeconds = model.MaxHTTPTimeout + 1 })
+		}, wantField: "steps[0].timeoutSeconds"},
+		{name: "http_zero_attempts", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{} })
+		}, wantField: "steps[0].retry.maxAttempts"},
+		{name: "http_negative_backoff", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{MaxAttempts: 2, BackoffSeconds: -1} })
+		}, wantField: "steps[0].retry.backoffSeconds"},
+		{name: "http_max_backoff_below_backoff", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) {
+				s.Retry = &model.RetryPolicy{MaxAttempts: 2, BackoffSeconds: 10, MaxBackoffSeconds: 5}
+			})
+		}, wantField: "steps[0].retry.maxBackoffSeconds"},
+		{name: "http_with_seconds", change: func(d *model.Definition) { d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Seconds = 1 }) }, wantField: "steps[0].seconds"},
 		{name: "unknown_step_type", change: func(d *model.Definition) { d.Steps[0].Type = "Manual" }, wantField: "steps[0].type"},
 		{name: "negative_step_timeout", change: func(d *model.Definition) { d.Steps[1].TimeoutSeconds = -1 }, wantField: "steps[1].timeoutSeconds"},
 	}
@@ -83,6 +139,13 @@ func TestDefinitionValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// httpStep returns a valid http step changed by change.
+func httpStep(change func(*model.StepDefinition)) model.StepDefinition {
+	s := model.StepDefinition{Name: "call", Type: model.StepHTTP, URL: "http://127.0.0.1:9999/hook"}
+	change(&s)
+	return s
 }
 
 // wantRejection fails unless err is a *model.Rejection with the given

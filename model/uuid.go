@@ -29,3 +29,12 @@ func DerivedUUID(parent uuid.UUID, purpose string) uuid.UUID {
 func IdempotentCommandUUID(route, key string) uuid.UUID {
 	return uuid.NewSHA1(namespace, []byte("idempotency/"+route+"\x00"+key))
 }
+
+// SystemCommandUUID returns the UUID of a command the service issues to an
+// execution by itself: kind "begin", "run" (step, attempt), "timer" (step)
+// or "timeout". The dispatcher and the cleanup derive the same UUID for the
+// same purpose, so whichever copy comes second is a duplicate, and two
+// overlapping cleanup runs change nothing twice.
+func SystemCommandUUID(execution uuid.UUID, kind string, step, attempt int) uuid.UUID {
+	return uuid.NewSHA1(namespace, []byte("execution/"+execution.String()+"/"+kind+"/"+strconv.Itoa(step)+"/"+strconv.Itoa(attempt)))
+}

@@ -8,8 +8,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Step types. Only manual steps run in this version; http and wait steps are
-// part of the contract (DESIGN.md §3) and arrive with the step-types work.
+// Step types (DESIGN.md §3).
 const (
 	StepManual = "manual"
 	StepHTTP   = "http"
@@ -24,11 +23,27 @@ const (
 	MaxTimeoutSeconds = 365 * 24 * 3600
 )
 
-// StepDefinition is one step of a workflow version.
+// StepDefinition is one step of a workflow version. Type decides which of
+// the other fields apply (steps.go validates them):
+//   - manual: waits for an increment from a client; TimeoutSeconds bounds
+//     the wait (then the execution is TIMED_OUT).
+//   - wait: completes by itself Seconds after it starts; TimeoutSeconds
+//     likewise bounds it.
+//   - http: the worker sends the execution's input and the earlier steps'
+//     outputs to URL; TimeoutSeconds bounds each attempt (default 10 s);
+//     Retry says how often and how soon to try again.
 type StepDefinition struct {
 	Name           string `json:"name"`
 	Type           string `json:"type"`
 	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
+
+	// Seconds is how long a wait step waits.
+	Seconds int `json:"seconds,omitempty"`
+
+	URL     string            `json:"url,omitempty"`
+	Method  string            `json:"method,omitempty"` // default POST
+	Headers map[string]string `json:"headers,omitempty"`
+	Retry   *RetryPolicy      `json:"retry,omitempty"`
 }
 
 // Definition is what a client supplies to create a workflow or a new version
@@ -68,12 +83,9 @@ func (d Definition) Validate() error {
 			return &FieldError{Field: field + ".name", Problem: fmt.Sprintf("%q is used by an earlier step", s.Name)}
 		case s.Type == "":
 			return &FieldError{Field: field + ".type", Problem: "is required"}
-		case s.Type == StepHTTP || s.Type == StepWait:
-			return &FieldError{Field: field + ".type", Problem: fmt.Sprintf("%q steps are not supported by this version; use %q", s.Type, StepManual)}
-		case s.Type != StepManual:
-			return &FieldError{Field: field + ".type", Problem: fmt.Sprintf("unknown step type %q; use %q", s.Type, StepManual)}
-		case s.TimeoutSeconds < 0 || s.TimeoutSeconds > MaxTimeoutSeconds:
-			return &FieldError{Field: field + ".timeoutSeconds", Problem: fmt.Sprintf("must be between 0 and %d", MaxTimeoutSeconds)}
+		}
+		if err := s.validate(field); err != nil {
+			return err
 		}
 		seen[s.Name] = true
 	}

@@ -104,6 +104,26 @@ type Views interface {
 	// x.Version) if the stored view's Version is prevVersion.
 	PutExecution(ctx context.Context, x model.Execution, prevVersion int64) error
 	ListExecutions(ctx context.Context, q ExecutionQuery) ([]model.Execution, error)
+
+	// ListDue returns the executions whose due time (model.Execution.DueAt,
+	// as of their stored view) is at or before q.Before, earliest first,
+	// then by UUID, after q.After: the cleanup's work list. A view put
+	// moves its execution in or out of it, or along it.
+	ListDue(ctx context.Context, q DueQuery) ([]model.Execution, error)
+}
+
+// DueQuery selects a page of due executions.
+type DueQuery struct {
+	Before time.Time    // due at or before this
+	After  *DuePosition // nil: from the earliest
+	Limit  int          // 1..MaxListLimit
+}
+
+// DuePosition is where a ListDue page resumes: the last item's due time and
+// UUID.
+type DuePosition struct {
+	DueAt time.Time
+	ID    uuid.UUID
 }
 
 // Commands holds the command-status view and the idempotency records.

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 	}
 	t.Run("event_log", func(t *testing.T) { runEventLog(t, newStore, o) })
 	t.Run("views", func(t *testing.T) { runViews(t, newStore) })
+	t.Run("due", func(t *testing.T) { runDue(t, newStore) })
 	t.Run("listing", func(t *testing.T) { runListing(t, newStore) })
 	t.Run("commands", func(t *testing.T) { runCommands(t, newStore) })
 	t.Run("idempotency", func(t *testing.T) { runIdempotency(t, newStore) })
@@ -562,6 +564,102 @@ func runViews(t *testing.T, newStore func(t *testing.T) store.Store) {
 		MustPutExecution(t, s, y, 0)
 		if got := MustGetExecution(t, s, y.WorkflowExecutionUUID); len(got.RecentCommands) != 0 {
 			t.Fatalf("GetExecution: got RecentCommands %v for a view put without any", got.RecentCommands)
+		}
+	})
+}
+
+// runDue checks the due index: executions come out of ListDue once their
+// due time (model.Execution.DueAt) has come, earliest first, and a view put
+// moves them along it or out of it.
+func runDue(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	// Far in the past, so that other items of a shared store come later.
+	base := time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)
+	due := func(timeout int) model.Execution {
+		x := NewExecution(uuid.New(), model.ExecutionRunning, base, 1)
+		x.TimeoutSeconds = timeout
+		return x
+	}
+	ids := func(xs []model.Execution) []uuid.UUID {
+		out := make([]uuid.UUID, len(xs))
+		for i, x := range xs {
+			out[i] = x.WorkflowExecutionUUID
+		}
+		return out
+	}
+	list := func(t *testing.T, s store.Store, before time.Time, limit int, after *store.DuePosition) []uuid.UUID {
+		t.Helper()
+		xs, err := s.ListDue(ctx, store.DueQuery{Before: before, After: after, Limit: limit})
+		if err != nil {
+			t.Fatalf("ListDue: %v", err)
+		}
+		return ids(xs)
+	}
+	t.Run("earliest_first_and_only_when_due", func(t *testing.T) {
+		s := newStore(t)
+		a, b, c := due(10), due(20), due(20)
+		if bytes.Compare(b.WorkflowExecutionUUID[:], c.WorkflowExecutionUUID[:]) > 0 {
+			b, c = c, b // same due time: the UUID orders them
+		}
+		never, ended := due(0), due(5)
+		ended.Status = model.ExecutionSucceeded
+		for _, x := range []model.Execution{c, never, b, ended, a} {
+			MustPutExecution(t, s, x, 0)
+		}
+		if got := list(t, s, base.Add(9*time.Second), 10, nil); len(got) != 0 {
+			t.Fatalf("before anything is due: got %v", got)
+		}
+		if got, want := list(t, s, base.Add(15*time.Second), 10, nil), ids([]model.Execution{a}); !slices.Equal(got, want) {
+			t.Fatalf("at +15s: got %v, want %v", got, want)
+		}
+		all := ids([]model.Execution{a, b, c})
+		if got := list(t, s, base.Add(20*time.Second), 10, nil); !slices.Equal(got, all) {
+			t.Fatalf("at +20s (due times are inclusive): got %v, want %v", got, all)
+		}
+		// Page by page.
+		var paged []uuid.UUID
+		var after *store.DuePosition
+		for range 5 {
+			page, err := s.ListDue(ctx, store.DueQuery{Before: base.Add(time.Hour), After: after, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			x := page[0]
+			paged = append(paged, x.WorkflowExecutionUUID)
+			at, _ := x.DueAt()
+			after = &store.DuePosition{DueAt: at, ID: x.WorkflowExecutionUUID}
+		}
+		if !slices.Equal(paged, all) {
+			t.Fatalf("one at a time: got %v, want %v", paged, all)
+		}
+	})
+	t.Run("put_moves_or_removes", func(t *testing.T) {
+		s := newStore(t)
+		a, b := due(10), due(20)
+		MustPutExecution(t, s, a, 0)
+		MustPutExecution(t, s, b, 0)
+		// b's deadline moves before a's; a ends.
+		b2 := b.Clone()
+		b2.TimeoutSeconds, b2.Version = 5, 2
+		MustPutExecution(t, s, b2, 1)
+		a2 := a.Clone()
+		a2.Status, a2.Version = model.ExecutionSucceeded, 2
+		MustPutExecution(t, s, a2, 1)
+		if got, want := list(t, s, base.Add(time.Hour), 10, nil), ids([]model.Execution{b}); !slices.Equal(got, want) {
+			t.Fatalf("after the puts: got %v, want %v", got, want)
+		}
+		if got := list(t, s, base.Add(4*time.Second), 10, nil); len(got) != 0 {
+			t.Fatalf("before b's new due time: got %v", got)
+		}
+	})
+	t.Run("limit_out_of_range_is_invalid", func(t *testing.T) {
+		s := newStore(t)
+		for _, limit := range []int{0, -1, store.MaxListLimit + 1} {
+			_, err := s.ListDue(ctx, store.DueQuery{Before: base, Limit: limit})
+			WantErr(t, fmt.Sprintf("ListDue(limit %d)", limit), err, store.ErrInvalid)
 		}
 	})
 }

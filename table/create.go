@@ -79,6 +79,7 @@ func viewsAttributeDefinitions() []types.AttributeDefinition {
 		attrDef(attrPK, types.ScalarAttributeTypeS),
 		attrDef(attrSK, types.ScalarAttributeTypeS),
 		attrDef(attrListOrder, types.ScalarAttributeTypeB),
+		attrDef(attrDueOrder, types.ScalarAttributeTypeB),
 	}
 	for _, ix := range listIndexes {
 		defs = append(defs, attrDef(ix.attr, types.ScalarAttributeTypeS))
@@ -86,8 +87,8 @@ func viewsAttributeDefinitions() []types.AttributeDefinition {
 	return defs
 }
 
-func listIndexKeys(attr string) []types.KeySchemaElement {
-	return []types.KeySchemaElement{key(attr, types.KeyTypeHash), key(attrListOrder, types.KeyTypeRange)}
+func listIndexKeys(attr, order string) []types.KeySchemaElement {
+	return []types.KeySchemaElement{key(attr, types.KeyTypeHash), key(order, types.KeyTypeRange)}
 }
 
 var keysOnly = &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly}
@@ -98,7 +99,7 @@ func createViews(ctx context.Context, client *dynamodb.Client, name string) erro
 	for _, ix := range listIndexes {
 		gsis = append(gsis, types.GlobalSecondaryIndex{
 			IndexName:  aws.String(ix.name),
-			KeySchema:  listIndexKeys(ix.attr),
+			KeySchema:  listIndexKeys(ix.attr, ix.order),
 			Projection: keysOnly,
 		})
 	}
@@ -121,7 +122,7 @@ func createViews(ctx context.Context, client *dynamodb.Client, name string) erro
 			return aws.ToString(g.IndexName) == ix.name
 		})
 		if i >= 0 {
-			if !sameKeys(desc.GlobalSecondaryIndexes[i].KeySchema, listIndexKeys(ix.attr)) {
+			if !sameKeys(desc.GlobalSecondaryIndexes[i].KeySchema, listIndexKeys(ix.attr, ix.order)) {
 				return fmt.Errorf("index %s exists with other keys", ix.name)
 			}
 			continue
@@ -131,7 +132,7 @@ func createViews(ctx context.Context, client *dynamodb.Client, name string) erro
 			AttributeDefinitions: viewsAttributeDefinitions(),
 			GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
 				IndexName:  aws.String(ix.name),
-				KeySchema:  listIndexKeys(ix.attr),
+				KeySchema:  listIndexKeys(ix.attr, ix.order),
 				Projection: keysOnly,
 			}}},
 		})

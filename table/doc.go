@@ -69,6 +69,13 @@
 //	byStatus          listStatus = status                   executions by status
 //	byWorkflowStatus  listWorkflowStatus = wf "#" status    both filters
 //
+// A fifth, byDue (dueShard = "due", sort key dueOrder: listOrder of the
+// execution's model.Execution.DueAt and its UUID, read forwards), is
+// sparse: it holds the executions the cleanup must look at some time, and
+// ListDue reads it up to a time. The due time of an execution whose quick
+// steps follow each other stays the same (DueAt coarsens the times it
+// checks for stuck work), so most puts leave its entry alone.
+//
 // A listing Queries the GSI (ExclusiveStartKey built from the
 // store.Position, which need not be an item), then reads the views with a
 // strongly consistent BatchGetItem, drops those that moved since the GSI
@@ -104,9 +111,9 @@
 //	Append refused (duplicate or conflict)        1 write
 //	Load: all, nothing new, one new item          1 read per 4 KB read (one Query)
 //	PutWorkflow, new                              2 writes (item + byKind)
-//	PutExecution, new                             5 writes (item + 4 GSIs)
-//	PutExecution, same status and createdAt       1 write (no GSI key changes)
-//	PutExecution, status changed                  5 writes (item + 2 GSIs × 2)
+//	PutExecution, new (and due: PENDING)          6 writes (item + 5 GSIs)
+//	PutExecution, same status, createdAt, due     1 write (no GSI key changes)
+//	PutExecution, status changed, no longer due   6 writes (item + 2 GSIs × 2 + byDue)
 //	PutExecution/PutWorkflow refused (stale)      1 write
 //	GetWorkflow, GetExecution, GetCommand         1 read
 //	ListExecutions, page of n                     0.5 read per 4 KB of GSI keys + n reads

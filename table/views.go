@@ -35,7 +35,14 @@ const (
 	attrListStatus         = "listStatus"         // S: an execution's status (GSI byStatus)
 	attrListWorkflowStatus = "listWorkflowStatus" // S: workflowUUID "#" status (GSI byWorkflowStatus)
 	attrListOrder          = "listOrder"          // B: the sort key of every listing GSI, see listOrder
+	attrDueShard           = "dueShard"           // S: dueShardAll when the execution is due some time (GSI byDue)
+	attrDueOrder           = "dueOrder"           // B: listOrder(DueAt, UUID), the sort key of byDue
 )
+
+// dueShardAll is the one partition of the byDue index. (Should one
+// partition's write rate, 1,000 a second, ever be too little for the due
+// times changing, the value would take a shard number.)
+const dueShardAll = "due"
 
 // Kinds of item in the views table (their sk).
 const (
@@ -47,11 +54,13 @@ const (
 
 // The listing GSIs: name, partition key attribute. All share the sort key
 // listOrder and project KEYS_ONLY.
-var listIndexes = []struct{ name, attr string }{
-	{"byKind", attrListKind},
-	{"byWorkflow", attrListWorkflow},
-	{"byStatus", attrListStatus},
-	{"byWorkflowStatus", attrListWorkflowStatus},
+var listIndexes = []struct{ name, attr, order string }{
+	{"byKind", attrListKind, attrListOrder},
+	{"byWorkflow", attrListWorkflow, attrListOrder},
+	{"byStatus", attrListStatus, attrListOrder},
+	{"byWorkflowStatus", attrListWorkflowStatus, attrListOrder},
+	// byDue is sparse: only executions with a due time are in it.
+	{"byDue", attrDueShard, attrDueOrder},
 }
 
 // listOrder is the 28-byte sort key of the listing GSIs: createdAt
@@ -199,6 +208,10 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 		item[attrListWorkflowStatus] = attrS(workflowStatus(x.WorkflowUUID, x.Status))
 	}
 	item[attrListOrder] = attrB(listOrder(x.CreatedAt, id))
+	if due, ok := x.DueAt(); ok {
+		item[attrDueShard] = attrS(dueShardAll)
+		item[attrDueOrder] = attrB(listOrder(due, id))
+	}
 	return s.putView(ctx, op, id, x.Version, prevVersion, item)
 }
 
@@ -371,7 +384,8 @@ func (s *Store) ListWorkflows(ctx context.Context, q store.ListQuery) ([]model.W
 	if err := s.enter(ctx, op, ""); err != nil {
 		return nil, err
 	}
-	items, err := s.list(ctx, op, listSpec{index: "byKind", attr: attrListKind, value: kindWorkflow, kind: kindWorkflow}, q)
+	id, order := listPosition(q.After)
+	items, err := s.list(ctx, op, listSpec{index: "byKind", attr: attrListKind, value: kindWorkflow, kind: kindWorkflow}, q.Limit, id, order)
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +423,50 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]m
 	case q.Status != "":
 		spec.index, spec.attr, spec.value = "byStatus", attrListStatus, q.Status
 	}
-	items, err := s.list(ctx, op, spec, q.ListQuery)
+	id, order := listPosition(q.After)
+	items, err := s.list(ctx, op, spec, q.Limit, id, order)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.Execution, len(items))
+	for i, item := range items {
+		if out[i], err = decodeExecution(item); err != nil {
+			return nil, wrap(op, "", 0, err)
+		}
+	}
+	return out, nil
+}
+
+// listPosition returns where a listing resumes, as list takes it.
+func listPosition(p *store.Position) (*uuid.UUID, []byte) {
+	if p == nil {
+		return nil, nil
+	}
+	return &p.ID, listOrder(p.CreatedAt, p.ID)
+}
+
+// ListDue returns the executions whose due time is at or before q.Before,
+// earliest first, after q.After: a Query of the sparse byDue GSI and a
+// strongly consistent BatchGetItem of the views it names. The GSI is
+// eventually consistent: an execution that became due a moment ago may be
+// missing (the next cleanup run finds it), and one whose due time moved
+// since is left out. It returns store.ErrInvalid when q.Limit is outside
+// 1..store.MaxListLimit.
+func (s *Store) ListDue(ctx context.Context, q store.DueQuery) ([]model.Execution, error) {
+	const op = "list due"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return nil, err
+	}
+	spec := listSpec{
+		index: "byDue", attr: attrDueShard, value: dueShardAll, kind: kindExecution,
+		order: attrDueOrder, forward: true, upTo: listOrder(q.Before, uuid.Max),
+	}
+	var id *uuid.UUID
+	var order []byte
+	if q.After != nil {
+		id, order = &q.After.ID, listOrder(q.After.DueAt, q.After.ID)
+	}
+	items, err := s.list(ctx, op, spec, q.Limit, id, order)
 	if err != nil {
 		return nil, err
 	}
@@ -426,14 +483,20 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]m
 type listSpec struct {
 	index, attr, value string
 	kind               string // the sk of the listed items
+	order              string // the GSI's sort key (default attrListOrder)
+	forward            bool   // ascending (default: newest first, descending)
+	upTo               []byte // if set, only sort keys up to this one
 }
 
-// list reads the GSI partition backwards from q.After and returns up to
-// q.Limit current views, in GSI order, that still belong to the partition
-// at the same place.
-func (s *Store) list(ctx context.Context, op string, spec listSpec, q store.ListQuery) ([]map[string]types.AttributeValue, error) {
-	if q.Limit < 1 || q.Limit > store.MaxListLimit {
-		return nil, invalid(op, "", 0, "limit %d, want 1..%d", q.Limit, store.MaxListLimit)
+// list reads the GSI partition from after (a position: the ID and the sort
+// key bytes there) and returns up to limit current views, in GSI order, that
+// still belong to the partition at the same place.
+func (s *Store) list(ctx context.Context, op string, spec listSpec, limit int, after *uuid.UUID, afterOrder []byte) ([]map[string]types.AttributeValue, error) {
+	if limit < 1 || limit > store.MaxListLimit {
+		return nil, invalid(op, "", 0, "limit %d, want 1..%d", limit, store.MaxListLimit)
+	}
+	if spec.order == "" {
+		spec.order = attrListOrder
 	}
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.cfg.ViewsTable),
@@ -441,22 +504,27 @@ func (s *Store) list(ctx context.Context, op string, spec listSpec, q store.List
 		KeyConditionExpression:    aws.String("#k = :k"),
 		ExpressionAttributeNames:  map[string]string{"#k": spec.attr},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":k": attrS(spec.value)},
-		ScanIndexForward:          aws.Bool(false),
+		ScanIndexForward:          aws.Bool(spec.forward),
 		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
 	}
-	if q.After != nil {
+	if spec.upTo != nil {
+		in.KeyConditionExpression = aws.String("#k = :k AND #o <= :o")
+		in.ExpressionAttributeNames["#o"] = spec.order
+		in.ExpressionAttributeValues[":o"] = attrB(spec.upTo)
+	}
+	if after != nil {
 		// The position need not be an existing item: DynamoDB resumes
 		// after the key wherever it would sort.
 		in.ExclusiveStartKey = map[string]types.AttributeValue{
-			attrPK:        attrS(q.After.ID.String()),
-			attrSK:        attrS(spec.kind),
-			spec.attr:     attrS(spec.value),
-			attrListOrder: attrB(listOrder(q.After.CreatedAt, q.After.ID)),
+			attrPK:     attrS(after.String()),
+			attrSK:     attrS(spec.kind),
+			spec.attr:  attrS(spec.value),
+			spec.order: attrB(afterOrder),
 		}
 	}
 	var out []map[string]types.AttributeValue
-	for len(out) < q.Limit {
-		in.Limit = aws.Int32(int32(q.Limit - len(out)))
+	for len(out) < limit {
+		in.Limit = aws.Int32(int32(limit - len(out)))
 		page, err := s.db.Query(ctx, in)
 		if err != nil {
 			return nil, wrap(op, "", 0, err)
@@ -474,8 +542,8 @@ func (s *Store) list(ctx context.Context, op string, spec listSpec, q store.List
 			if !ok {
 				continue // gone since the GSI was written (TTL, a race)
 			}
-			want, _ := getB(entry, attrListOrder)
-			got, _ := getB(view, attrListOrder)
+			want, _ := getB(entry, spec.order)
+			got, _ := getB(view, spec.order)
 			if v, _ := getS(view, spec.attr); v != spec.value || !bytes.Equal(got, want) {
 				continue // moved since: the GSI lags behind the view
 			}

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,9 @@ type CommandWorker struct {
 	// off where consecutive commands land on different processes (Lambda):
 	// there a stale cache costs a failed write, dearer than the read.
 	TrustCache bool
+	// HTTP runs the attempts of http steps (nil: a zero HTTPCaller, which
+	// allows no host, so every http step fails with that reason).
+	HTTP *HTTPCaller
 
 	cacheOnce sync.Once
 	states    *lru[aggregate]
@@ -88,6 +92,9 @@ func (w *CommandWorker) Handle(ctx context.Context, body []byte, receiveCount in
 
 // HandleCommand is Handle for a decoded command.
 func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, receiveCount int) error {
+	if run, ok := cmd.Payload.(model.RunStep); ok {
+		return w.runStep(ctx, cmd, run, receiveCount)
+	}
 	aggregateID := cmd.AggregateID()
 	trust := w.TrustCache
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
@@ -106,10 +113,7 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 			if !read {
 				continue // the cache may be behind: decide again on the log
 			}
-			if rej.Transient && receiveCount < w.transientAttempts() {
-				return &RetryError{After: transientDelay(receiveCount), Reason: rej.Reason}
-			}
-			return w.reject(ctx, cmd, rej.Reason)
+			return w.rejected(ctx, cmd, rej, receiveCount)
 		}
 		if err != nil {
 			return err
@@ -230,6 +234,24 @@ func (w *CommandWorker) decide(ctx context.Context, cmd model.Command, agg aggre
 	return nil, fmt.Errorf("command type %q has no worker", cmd.Type)
 }
 
+// rejected handles a rejection: a transient one is retried (after the time
+// it names, as a timer that came early; else with a growing delay, a few
+// times), a final one is recorded as REJECTED with its reason. A system
+// command's final rejection is only logged: it is stale (the execution
+// moved on without it), and nobody reads its status.
+func (w *CommandWorker) rejected(ctx context.Context, cmd model.Command, rej *model.Rejection, receiveCount int) error {
+	switch {
+	case rej.Transient && rej.After > 0:
+		return &RetryError{After: min(rej.After, model.MaxDelay), Reason: rej.Reason}
+	case rej.Transient && receiveCount < w.transientAttempts():
+		return &RetryError{After: transientDelay(receiveCount), Reason: rej.Reason}
+	case model.IsSystemCommand(cmd.Type):
+		w.logger().Debug("stale command dropped", "command", cmd.CommandUUID, "type", cmd.Type, "reason", rej.Reason)
+		return nil
+	}
+	return w.reject(ctx, cmd, rej.Reason)
+}
+
 func (w *CommandWorker) reject(ctx context.Context, cmd model.Command, reason string) error {
 	now := w.now()
 	err := w.Commands.FinishCommand(ctx, model.CommandStatus{
@@ -270,6 +292,112 @@ func (w *CommandWorker) logger() *slog.Logger {
 		return w.Logger
 	}
 	return slog.Default()
+}
+
+// runStep runs one attempt of an http step: it reads the execution (never
+// trusting the cache, as a request is about to go out), checks that the
+// attempt is the one due, makes the request, and appends its outcome. If
+// the append conflicts it reads again and decides the same outcome on the
+// new state, without a second request: an execution cancelled in between
+// ignores it. A redelivery after a crash repeats the request with the same
+// Idempotency-Key.
+func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run model.RunStep, receiveCount int) error {
+	aggregateID := cmd.AggregateID()
+	agg, err := w.load(ctx, aggregateID)
+	if err != nil {
+		return err
+	}
+	if agg.commands[cmd.CommandUUID] {
+		return nil // its outcome is in the log: a redelivery
+	}
+	var rej *model.Rejection
+	if err := model.CheckRunStep(agg.execution, run, w.now()); errors.As(err, &rej) {
+		return w.rejected(ctx, cmd, rej, receiveCount)
+	} else if err != nil {
+		return err
+	}
+	out := w.attempt(ctx, agg.execution, run)
+	for range maxConflictRetries {
+		events, err := model.DecideStepOutcome(agg.execution, cmd, out, w.now())
+		if errors.As(err, &rej) {
+			w.logger().Info("http step outcome ignored", "execution", run.WorkflowExecutionUUID, "step", run.Step, "attempt", run.Attempt, "reason", rej.Reason)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = w.Log.Append(ctx, events)
+		switch {
+		case err == nil:
+			if next, err := agg.with(events); err == nil {
+				w.cache().put(aggregateID, next)
+			}
+			return nil
+		case errors.Is(err, store.ErrDuplicate):
+			return nil
+		case !errors.Is(err, store.ErrConflict):
+			return fmt.Errorf("append %s: %w", aggregateID, err)
+		}
+		if agg, err = w.load(ctx, aggregateID); err != nil {
+			return err
+		}
+		if agg.commands[cmd.CommandUUID] {
+			return nil
+		}
+	}
+	return &RetryError{After: time.Second, Reason: "too many concurrent writers on " + aggregateID}
+}
+
+// attempt makes the request of an http step's attempt. The body holds the
+// execution's input and the outputs of the steps before, by name; the
+// Idempotency-Key names the execution, the step and the attempt.
+func (w *CommandWorker) attempt(ctx context.Context, x model.Execution, run model.RunStep) model.StepOutcome {
+	if run.Step >= len(x.Definitions) {
+		return model.StepOutcome{Err: "the step's definition is missing", Final: true}
+	}
+	def := x.Definitions[run.Step]
+	outputs := make(map[string]json.RawMessage, run.Step)
+	for _, st := range x.Steps[:run.Step] {
+		outputs[st.Name] = st.Output
+	}
+	body, err := json.Marshal(stepRequest{
+		WorkflowExecutionUUID: x.WorkflowExecutionUUID, WorkflowUUID: x.WorkflowUUID,
+		Step: run.Step, StepName: def.Name, Attempt: run.Attempt, Input: x.Input, Outputs: outputs,
+	})
+	if err != nil {
+		return model.StepOutcome{Err: "encode the request: " + err.Error(), Final: true}
+	}
+	caller := w.HTTP
+	if caller == nil {
+		caller = &HTTPCaller{}
+	}
+	start := time.Now()
+	output, err := caller.Call(ctx, HTTPRequest{
+		URL: def.URL, Method: def.HTTPMethod(), Headers: def.Headers, Timeout: def.AttemptTimeout(), Body: body,
+		IdempotencyKey: fmt.Sprintf("%s:%d:%d", x.WorkflowExecutionUUID, run.Step, run.Attempt),
+	})
+	log := w.logger().With("execution", x.WorkflowExecutionUUID, "step", run.Step, "attempt", run.Attempt, "took", time.Since(start))
+	if err == nil {
+		log.Debug("http step attempt succeeded")
+		return model.StepOutcome{Output: output}
+	}
+	var se *StepError
+	if !errors.As(err, &se) {
+		se = &StepError{Reason: err.Error(), Retryable: true}
+	}
+	log.Info("http step attempt failed", "reason", se.Reason, "retryable", se.Retryable)
+	return model.StepOutcome{Err: se.Reason, Final: !se.Retryable, Jitter: model.Jitter()}
+}
+
+// stepRequest is the JSON body an http step sends.
+type stepRequest struct {
+	WorkflowExecutionUUID uuid.UUID                  `json:"workflowExecutionUUID"`
+	WorkflowUUID          uuid.UUID                  `json:"workflowUUID"`
+	Step                  int                        `json:"step"`
+	StepName              string                     `json:"stepName"`
+	Attempt               int                        `json:"attempt"`
+	Input                 json.RawMessage            `json:"input"`
+	Outputs               map[string]json.RawMessage `json:"outputs"`
 }
 
 // transientDelay is the wait before redelivering a transiently rejected

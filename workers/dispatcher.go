@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/model"
@@ -15,48 +17,138 @@ type Publisher interface {
 	Publish(ctx context.Context, msg bus.Message) error
 }
 
+// Scheduler delivers a message after a delay: the executions queue's
+// delayed delivery (SQS DelaySeconds, at most model.MaxDelay).
+type Scheduler interface {
+	Send(ctx context.Context, msg bus.Message, delay time.Duration) error
+}
+
 // Dispatcher starts the follow-up work that events call for, by publishing
 // commands. It never runs after a worker's own write: it reads the event log
 // (the outbox), so a crash between append and publish loses nothing, and the
 // commands it publishes have UUIDs derived from the event, so reading an
 // event twice publishes a duplicate that the workers ignore.
+//
+// It begins created executions, runs the first attempt of an http step when
+// the step starts, and schedules, through the executions queue's delayed
+// delivery, the end of a wait step and the retry of a failed attempt. What
+// is due later than model.MaxDelay is left to the cleanup, which issues the
+// same commands (model.Execution.DueCommand).
 type Dispatcher struct {
 	Publisher Publisher
+	// Scheduler delays timers and retries (nil: they are left to the cleanup).
+	Scheduler Scheduler
 	Logger    *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 }
 
-// Handle dispatches a batch of events in order; it returns the first error
-// (the caller retries the batch).
+// followUp is a command to send, after a delay or at once.
+type followUp struct {
+	cmd   model.Command
+	delay time.Duration
+	event model.Event
+}
+
+// Handle dispatches the follow-ups of a batch of events, concurrently (so
+// that the bus can batch them); it returns the first error (the caller
+// retries the batch, and the duplicates it sends again are ignored).
 func (d *Dispatcher) Handle(ctx context.Context, events []model.Event) error {
+	var work []followUp
 	for _, e := range events {
-		cmd, ok, err := d.followUp(e)
+		f, ok, err := d.followUp(e)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			continue
+		if ok {
+			work = append(work, f)
 		}
-		msg, err := bus.CommandMessage(cmd)
+	}
+	errs := make([]error, len(work))
+	var wg sync.WaitGroup
+	limit := make(chan struct{}, 16)
+	for i, f := range work {
+		limit <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-limit }()
+			errs[i] = d.send(ctx, f)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return err
-		}
-		if err := d.Publisher.Publish(ctx, msg); err != nil {
-			return fmt.Errorf("dispatch %s for %s seq %d: %w", cmd.Type, e.AggregateID, e.Seq, err)
 		}
 	}
 	return nil
 }
 
+func (d *Dispatcher) send(ctx context.Context, f followUp) error {
+	msg, err := bus.CommandMessage(f.cmd)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.delay <= 0:
+		err = d.Publisher.Publish(ctx, msg)
+	case f.delay > model.MaxDelay || d.Scheduler == nil:
+		return nil // the cleanup issues it when it is due
+	default:
+		err = d.Scheduler.Send(ctx, msg, f.delay)
+	}
+	if err != nil {
+		return fmt.Errorf("dispatch %s for %s seq %d: %w", f.cmd.Type, f.event.AggregateID, f.event.Seq, err)
+	}
+	return nil
+}
+
 // followUp returns the command event e calls for, if any.
-func (d *Dispatcher) followUp(e model.Event) (model.Command, bool, error) {
+func (d *Dispatcher) followUp(e model.Event) (followUp, bool, error) {
+	_, id, err := model.ParseAggregateID(e.AggregateID)
+	if err != nil {
+		return followUp{}, false, fmt.Errorf("dispatch: %w", err)
+	}
+	decode := func(v any) error {
+		if err := json.Unmarshal(e.Data, v); err != nil {
+			return fmt.Errorf("dispatch %s seq %d (%s): %w", e.AggregateID, e.Seq, e.Type, err)
+		}
+		return nil
+	}
+	now := d.now()
 	switch e.Type {
 	case model.EventExecutionCreated:
-		var data model.ExecutionCreated
-		if err := json.Unmarshal(e.Data, &data); err != nil {
-			return model.Command{}, false, fmt.Errorf("dispatch %s seq %d: %w", e.AggregateID, e.Seq, err)
+		return followUp{cmd: model.BeginCommand(id, e.OccurredAt), event: e}, true, nil
+	case model.EventStepStarted:
+		var data model.StepStarted
+		if err := decode(&data); err != nil {
+			return followUp{}, false, err
 		}
-		id := model.DerivedUUID(e.EventUUID, "begin")
-		return model.NewCommand(id, model.BeginExecution{WorkflowExecutionUUID: data.WorkflowExecutionUUID}, e.OccurredAt), true, nil
+		switch {
+		case data.Type == model.StepHTTP:
+			return followUp{cmd: model.RunStepCommand(id, data.Step, 1, e.OccurredAt), event: e}, true, nil
+		case data.Type == model.StepWait && data.DueAt != nil:
+			return followUp{cmd: model.TimerCommand(id, data.Step, e.OccurredAt), delay: delayUntil(*data.DueAt, now), event: e}, true, nil
+		}
+	case model.EventStepAttemptFailed:
+		var data model.StepAttemptFailed
+		if err := decode(&data); err != nil {
+			return followUp{}, false, err
+		}
+		return followUp{cmd: model.RunStepCommand(id, data.Step, data.Attempt+1, e.OccurredAt), delay: delayUntil(data.RetryAt, now), event: e}, true, nil
 	}
-	return model.Command{}, false, nil
+	return followUp{}, false, nil
+}
+
+// delayUntil returns the delay to at, at least a millisecond, so that a
+// timer always goes through the scheduler (and a feed replayed late sends
+// it at once, as the queue delivers a delay rounded up to whole seconds).
+func delayUntil(at, now time.Time) time.Duration {
+	return max(at.Sub(now), time.Millisecond)
+}
+
+func (d *Dispatcher) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
 }

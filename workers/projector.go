@@ -31,6 +31,9 @@ type Projector struct {
 	// OnFinished, if set, is called for each command whose events the views
 	// show now (APPLIED), or showed already (a replay).
 	OnFinished func(commandUUID uuid.UUID)
+	// OnExecution, if set, is called after each write of an execution's
+	// view (the API's live streams wake on it).
+	OnExecution func(workflowExecutionUUID uuid.UUID)
 
 	cacheOnce sync.Once
 	views     *lru[projected]
@@ -142,6 +145,9 @@ func (p *Projector) projectExecution(ctx context.Context, id uuid.UUID, events [
 		return err
 	}
 	p.cache().put(key, projected{execution: next})
+	if p.OnExecution != nil {
+		p.OnExecution(id)
+	}
 	return nil
 }
 

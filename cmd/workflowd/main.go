@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/workers"
 )
 
 func main() {
@@ -44,6 +45,8 @@ type settings struct {
 	backend           string
 	awsPrefix         string
 	initOnly          bool
+	httpAllowHosts    []string
+	cleanupInterval   time.Duration
 }
 
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
@@ -71,6 +74,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&shutdown, "shutdown-timeout", env("WORKFLOWD_SHUTDOWN_TIMEOUT", "20s"), "how long a graceful shutdown may take (env WORKFLOWD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&s.backend, "backend", env("WORKFLOWD_BACKEND", "embedded"), "embedded (one process, local store) or aws (DynamoDB, SNS, SQS) (env WORKFLOWD_BACKEND)")
 	fs.StringVar(&s.awsPrefix, "aws-prefix", env("WORKFLOWD_AWS_PREFIX", "workflowd"), "name prefix of the AWS tables, topic and queues (env WORKFLOWD_AWS_PREFIX)")
+	var allowHosts, cleanup string
+	fs.StringVar(&allowHosts, "http-allow-hosts", env("WORKFLOW_HTTP_ALLOW_HOSTS", ""), "comma-separated host:port pairs http steps may call; empty: none (env WORKFLOW_HTTP_ALLOW_HOSTS)")
+	fs.StringVar(&cleanup, "cleanup-interval", env("WORKFLOWD_CLEANUP_INTERVAL", "1m"), "how often the cleanup worker runs (env WORKFLOWD_CLEANUP_INTERVAL)")
 	var memLimit string
 	fs.StringVar(&memLimit, "memory-limit", env("WORKFLOWD_MEMORY_LIMIT", "100MiB"), "soft limit of the Go heap, e.g. 100MiB or 1GiB; 0 for none; GOMEMLIMIT wins when set (env WORKFLOWD_MEMORY_LIMIT)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", env("WORKFLOWD_CPUPROFILE", ""), "write a CPU profile to this file until shutdown (env WORKFLOWD_CPUPROFILE)")
@@ -99,6 +105,12 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.memoryLimit, err = parseSize("memory-limit", memLimit); err != nil {
 		return s, err
 	}
+	if s.httpAllowHosts, err = workers.ParseAllowHosts(allowHosts); err != nil {
+		return s, fmt.Errorf("http-allow-hosts: %w", err)
+	}
+	if s.cleanupInterval, err = positiveDuration("cleanup-interval", cleanup); err != nil {
+		return s, err
+	}
 	if s.backend != "embedded" && s.backend != "aws" {
 		return s, fmt.Errorf("backend must be embedded or aws, not %q", s.backend)
 	}
@@ -121,9 +133,10 @@ type service interface {
 // openService builds the configured backend; for "workflowd init" it
 // creates the AWS resources, prints what it made, and returns nil.
 func openService(ctx context.Context, s settings, log *slog.Logger) (service, error) {
+	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval}
 	awsCfg := app.AWSConfig{
 		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout,
-		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Logger: log,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log,
 	}
 	switch {
 	case s.initOnly:
@@ -141,9 +154,13 @@ func openService(ctx context.Context, s settings, log *slog.Logger) (service, er
 	}
 	return app.Open(app.Config{
 		DataDir: s.dataDir, VisibilityTimeout: s.visibilityTimeout,
-		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Logger: log,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log,
 	})
 }
+
+// streamGrace is how long a shutdown lets requests finish before it ends
+// the live streams.
+const streamGrace = 2 * time.Second
 
 func positiveDuration(name, v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
@@ -218,7 +235,16 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Requests run under baseCtx, which shutdown cancels after a grace that
+	// ordinary requests finish in: live streams (which never finish by
+	// themselves) then end instead of holding the shutdown to its timeout.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return baseCtx },
+	}
+	srv.RegisterOnShutdown(func() { time.AfterFunc(streamGrace, cancelBase) })
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,11 +38,12 @@ type server struct {
 	addr string
 }
 
-func startServer(t *testing.T, dir, addr string) *server {
+func startServer(t *testing.T, dir, addr string, env ...string) *server {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "WORKFLOWD_TEST_SERVE=1", "WORKFLOWD_ADDR="+addr,
 		"WORKFLOWD_DATA="+dir, "WORKFLOWD_LOG_LEVEL=warn", "WORKFLOWD_VISIBILITY_TIMEOUT=2s")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start workflowd: %v", err)
@@ -208,4 +212,116 @@ func waitFinished(t *testing.T, c *apitest.Client, id string, limit time.Duratio
 			t.Fatalf("command %s still %s after %s", id, r.String("status"), limit)
 		}
 	}
+}
+
+// TestKill9WithHTTPStepsAndWaitsInFlight: workflowd is killed while http
+// steps are in flight (their target answers slowly) and wait steps are
+// pending. After the restart every execution finishes with every step
+// SUCCEEDED, each step completed once, and the attempts the kill cut off are
+// repeated with the same Idempotency-Key.
+func TestKill9WithHTTPStepsAndWaitsInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills processes")
+	}
+	var (
+		mu       sync.Mutex
+		keys     = map[string]int{} // Idempotency-Key → calls
+		inFlight atomic.Int64
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		mu.Lock()
+		keys[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer hook.Close()
+	allow := "WORKFLOW_HTTP_ALLOW_HOSTS=" + strings.TrimPrefix(hook.URL, "http://")
+
+	dir := filepath.Join(t.TempDir(), "data")
+	addr := freeAddr(t)
+	srv := startServer(t, dir, addr, allow)
+	c := apitest.New("http://" + addr)
+	c.HTTP.Timeout = 5 * time.Second
+	steps := fmt.Sprintf(`[{"name":"reserve","type":"http","url":%q,"retry":{"maxAttempts":3,"backoffSeconds":0.2}},`+
+		`{"name":"pause","type":"wait","seconds":1},{"name":"charge","type":"http","url":%q}]`, hook.URL+"/reserve", hook.URL+"/charge")
+	wf := c.MustApply(t, "POST", "/v1/workflows", `{"name":"crash-steps","steps":`+steps+`}`).String("workflowUUID")
+	const executions = 20
+	ids := make([]string, executions)
+	for i := range ids {
+		ids[i] = c.Expect(t, 202, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+	}
+	// Kill once the first steps are done (their executions wait) and
+	// second steps are in flight.
+	calls := func() int { mu.Lock(); defer mu.Unlock(); return len(keys) }
+	deadline := time.Now().Add(30 * time.Second)
+	for calls() < executions+2 || inFlight.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: %d calls, %d in flight", calls(), inFlight.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	srv.cmd.Wait()
+	mu.Lock()
+	cut := map[string]bool{}
+	for k := range keys {
+		cut[k] = true
+	}
+	mu.Unlock()
+	t.Logf("killed workflowd with %d http calls in flight, %d made so far", inFlight.Load(), len(cut))
+
+	startServer(t, dir, addr, allow)
+	c.HTTP.Timeout = 60 * time.Second
+	for _, id := range ids {
+		x := c.WaitExecution(t, id, 60*time.Second, "SUCCEEDED", func(r apitest.Response) bool {
+			s := r.String("status")
+			if s != "RUNNING" && s != "PENDING" && s != "SUCCEEDED" {
+				t.Fatalf("execution %s ended %s: %s", id, s, r.Raw)
+			}
+			return s == "SUCCEEDED"
+		})
+		for _, st := range x.Body["steps"].([]any) {
+			if s := st.(map[string]any)["status"]; s != "SUCCEEDED" {
+				t.Errorf("execution %s: step %v is %v", id, st.(map[string]any)["name"], s)
+			}
+		}
+		h := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+id+"/events", "")
+		completed := map[float64]int{}
+		for _, e := range h.Body["items"].([]any) {
+			ev := e.(map[string]any)
+			if ev["type"] == "StepCompleted" {
+				completed[ev["data"].(map[string]any)["step"].(float64)]++
+			}
+		}
+		if len(completed) != 3 || completed[0] != 1 || completed[1] != 1 || completed[2] != 1 {
+			t.Errorf("execution %s: steps completed %v, want each of 0, 1, 2 once", id, completed)
+		}
+	}
+	// Every call named its execution, step and attempt; the calls the kill
+	// cut off were made again with the same key.
+	mu.Lock()
+	defer mu.Unlock()
+	repeated := 0
+	for k, n := range keys {
+		parts := strings.Split(k, ":")
+		if len(parts) != 3 || !slices.Contains(ids, parts[0]) || (parts[1] != "0" && parts[1] != "2") {
+			t.Errorf("Idempotency-Key %q does not name an execution, an http step and an attempt", k)
+		}
+		if n > 1 {
+			repeated++
+			if !cut[k] {
+				t.Errorf("key %q was called %d times, but not cut off by the kill", k, n)
+			}
+		}
+	}
+	if repeated == 0 {
+		t.Fatalf("no call was repeated after the restart (%d keys): the attempts in flight at the kill were lost", len(keys))
+	}
+	t.Logf("%d attempts were repeated after the restart, each with its key", repeated)
 }

@@ -1,0 +1,285 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/internal/apitest"
+	"github.com/workflowd/workflowd/model"
+)
+
+// startWorkflow creates a workflow of the given steps (JSON) and an
+// execution of it, and returns the execution's UUID.
+func startWorkflow(t *testing.T, c *apitest.Client, steps string, extra string) string {
+	t.Helper()
+	wf := c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"wf","steps":%s%s}`, steps, extra)).String("workflowUUID")
+	return c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"order":7}}`, wf)).String("workflowExecutionUUID")
+}
+
+func waitStatus(t *testing.T, c *apitest.Client, id string, limit time.Duration, statuses ...string) model.Execution {
+	t.Helper()
+	r := c.WaitExecution(t, id, limit, strings.Join(statuses, " or "), func(r apitest.Response) bool {
+		for _, s := range statuses {
+			if r.String("status") == s {
+				return true
+			}
+		}
+		return false
+	})
+	var x model.Execution
+	if err := json.Unmarshal(r.Raw, &x); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// Acceptance: a 2-second wait step completes by itself between 2 and 3
+// seconds after it starts.
+func TestWaitStepCompletesByItself(t *testing.T) {
+	c, _ := runEmbeddedWith(t, app.Config{})
+	id := startWorkflow(t, c, `[{"name":"pause","type":"wait","seconds":2},{"name":"after","type":"manual"}]`, "")
+	x := waitStatus(t, c, id, 10*time.Second, "RUNNING")
+	if st := x.Steps[0]; st.Status != model.StepWaiting || st.DueAt == nil {
+		t.Fatalf("wait step once running: %+v, want WAITING with a due time", st)
+	}
+	r := c.WaitExecution(t, id, 10*time.Second, "step 1 current", func(r apitest.Response) bool { return r.Number("currentStep") == 1 })
+	if err := json.Unmarshal(r.Raw, &x); err != nil {
+		t.Fatal(err)
+	}
+	st := x.Steps[0]
+	took := st.FinishedAt.Sub(*st.StartedAt)
+	t.Logf("the wait step took %s", took)
+	if st.Status != model.StepSucceeded || took < 2*time.Second || took > 3*time.Second {
+		t.Fatalf("wait step: %s after %s, want SUCCEEDED between 2s and 3s after it started", st.Status, took)
+	}
+}
+
+// hookServer is an http step's target that fails the first failures calls
+// with 503, then answers {"charged":true}; it records every call.
+type hookServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	calls    []hookCall
+	failures int
+}
+
+type hookCall struct {
+	key  string
+	body map[string]any
+}
+
+func newHookServer(t *testing.T, failures int) *hookServer {
+	h := &hookServer{failures: failures}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		h.mu.Lock()
+		h.calls = append(h.calls, hookCall{key: r.Header.Get("Idempotency-Key"), body: body})
+		n := len(h.calls)
+		h.mu.Unlock()
+		if n <= h.failures {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"charged":true}`)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hookServer) host() string {
+	u, _ := url.Parse(h.URL)
+	return u.Host
+}
+
+func (h *hookServer) recorded() []hookCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hookCall(nil), h.calls...)
+}
+
+// Acceptance: an http step whose target fails twice and then succeeds
+// completes on attempt 3, with attempts = 3 recorded; the target saw an
+// Idempotency-Key naming the execution on every call.
+func TestHTTPStepRetriesUntilItSucceeds(t *testing.T) {
+	hook := newHookServer(t, 2)
+	c, _ := runEmbeddedWith(t, app.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.host()}}})
+	id := startWorkflow(t, c, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":3,"backoffSeconds":0.2}},{"name":"ship","type":"manual"}]`, hook.URL+"/charge"), "")
+	x := c.WaitExecution(t, id, 20*time.Second, "step 1 current", func(r apitest.Response) bool { return r.Number("currentStep") == 1 })
+	var view model.Execution
+	if err := json.Unmarshal(x.Raw, &view); err != nil {
+		t.Fatal(err)
+	}
+	st := view.Steps[0]
+	if st.Status != model.StepSucceeded || st.Attempts != 3 || string(st.Output) != `{"charged":true}` {
+		t.Fatalf("http step: %+v, want SUCCEEDED on attempt 3 with the target's answer", st)
+	}
+	calls := hook.recorded()
+	if len(calls) != 3 {
+		t.Fatalf("the target saw %d calls, want 3", len(calls))
+	}
+	for i, call := range calls {
+		if want := fmt.Sprintf("%s:0:%d", id, i+1); call.key != want {
+			t.Errorf("call %d: Idempotency-Key %q, want %q", i+1, call.key, want)
+		}
+		if call.body["workflowExecutionUUID"] != id || fmt.Sprint(call.body["input"]) != "map[order:7]" {
+			t.Errorf("call %d: body %v, want the execution and its input", i+1, call.body)
+		}
+	}
+	// The view of the execution's history shows each failed attempt.
+	events := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+id+"/events", "")
+	if n := strings.Count(string(events.Raw), model.EventStepAttemptFailed); n != 2 {
+		t.Errorf("history holds %d %s events, want 2", n, model.EventStepAttemptFailed)
+	}
+}
+
+// Acceptance: a host not on the allowlist is never contacted and its
+// execution fails with a reason.
+func TestHTTPStepToAHostNotAllowedFails(t *testing.T) {
+	hook := newHookServer(t, 0)
+	c, _ := runEmbeddedWith(t, app.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{"127.0.0.1:1"}}})
+	id := startWorkflow(t, c, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":5,"backoffSeconds":0.1}}]`, hook.URL), "")
+	x := waitStatus(t, c, id, 10*time.Second, "FAILED")
+	if !strings.Contains(x.Error, hook.host()) || !strings.Contains(x.Error, "WORKFLOW_HTTP_ALLOW_HOSTS") {
+		t.Fatalf("execution error %q, want it to name the host and the allowlist", x.Error)
+	}
+	if st := x.Steps[0]; st.Status != model.StepFailed || st.Attempts != 1 {
+		t.Fatalf("step: %+v, want FAILED after one attempt (retrying cannot help)", st)
+	}
+	if n := len(hook.recorded()); n != 0 {
+		t.Fatalf("the host not allowed saw %d calls, want none", n)
+	}
+}
+
+// Acceptance: an execution with timeoutSeconds 2 waiting at a manual step
+// is TIMED_OUT by the next cleanup run; overlapping cleanup runs change
+// nothing twice.
+func TestCleanupTimesOutAnOverdueExecutionOnce(t *testing.T) {
+	c, e := runEmbeddedWith(t, app.Config{Steps: app.StepsConfig{CleanupInterval: -1}}) // the test runs the cleanup
+	id := startWorkflow(t, c, `[{"name":"approve","type":"manual"}]`, `,"timeoutSeconds":2`)
+	waitStatus(t, c, id, 10*time.Second, "RUNNING")
+	if n, err := e.Cleanup.Run(context.Background()); err != nil || n != 0 {
+		t.Fatalf("cleanup before the deadline: published %d, %v; want nothing", n, err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	var wg sync.WaitGroup
+	published := make([]int, 4)
+	for i := range published {
+		wg.Go(func() {
+			n, err := e.Cleanup.Run(context.Background())
+			if err != nil {
+				t.Errorf("cleanup run %d: %v", i, err)
+			}
+			published[i] = n
+		})
+	}
+	wg.Wait()
+	x := waitStatus(t, c, id, 10*time.Second, "TIMED_OUT")
+	if x.Steps[0].Status != model.StepFailed || !strings.Contains(x.Error, "timed out after 2 seconds") {
+		t.Fatalf("timed out execution: %s %q, step %s", x.Status, x.Error, x.Steps[0].Status)
+	}
+	events := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+id+"/events", "")
+	if n := strings.Count(string(events.Raw), `"type":"`+model.EventExecutionTimedOut+`"`); n != 1 {
+		t.Fatalf("history holds %d %s events after %v commands from overlapping runs, want 1", n, model.EventExecutionTimedOut, published)
+	}
+	// A later run finds nothing more to do.
+	if n, err := e.Cleanup.Run(context.Background()); err != nil || n != 0 {
+		t.Fatalf("cleanup after the timeout: published %d, %v; want nothing", n, err)
+	}
+}
+
+// Acceptance: a client on an execution's stream receives a view for each
+// change, and the stream ends after SUCCEEDED.
+func TestStreamSendsEveryChangeAndEndsAfterSucceeded(t *testing.T) {
+	c, _ := runEmbeddedWith(t, app.Config{})
+	_, id := startRunning(t, c, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", c.Base+"/v1/workflow-executions/"+id+"/stream", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	type sse struct{ event, data string }
+	events := make(chan sse, 100)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var cur sse
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				cur.event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				cur.data = strings.TrimPrefix(line, "data: ")
+			case line == "" && cur.event != "":
+				events <- cur
+				cur = sse{}
+			}
+		}
+	}()
+	next := func() sse {
+		t.Helper()
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("the stream ended early")
+			}
+			return ev
+		case <-ctx.Done():
+			t.Fatal("no event in time")
+		}
+		return sse{}
+	}
+	var versions []int64
+	view := func(want func(model.Execution) bool) model.Execution {
+		t.Helper()
+		ev := next()
+		var x model.Execution
+		if ev.event != "execution" || json.Unmarshal([]byte(ev.data), &x) != nil || !want(x) {
+			t.Fatalf("got event %s %s", ev.event, ev.data)
+		}
+		versions = append(versions, x.Version)
+		return x
+	}
+	view(func(x model.Execution) bool { return x.CurrentStep == 0 && x.Status == "RUNNING" })
+	for step := range 3 {
+		r := c.Expect(t, 202, "POST", "/v1/workflow-executions/"+id+"/increments", fmt.Sprintf(`{"step":%d}`, step))
+		if st := c.WaitCommand(t, r.String("commandUUID"), 10*time.Second); st.String("status") != "APPLIED" {
+			t.Fatalf("increment %d: %s", step, st.Raw)
+		}
+		view(func(x model.Execution) bool { return x.Steps[step].Status == model.StepSucceeded })
+	}
+	if end := next(); end.event != "end" || !strings.Contains(end.data, "SUCCEEDED") {
+		t.Fatalf("after the last step: event %s %s, want end with SUCCEEDED", end.event, end.data)
+	}
+	if _, ok := <-events; ok {
+		t.Fatal("the stream went on after its end event")
+	}
+	for i := 1; i < len(versions); i++ {
+		if versions[i] <= versions[i-1] {
+			t.Fatalf("versions %v: want each view newer than the last", versions)
+		}
+	}
+}
+
+var _ = uuid.Nil

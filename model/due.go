@@ -1,0 +1,127 @@
+package model
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Timing of the work the service does by itself.
+const (
+	// MaxDelay is the longest a delayed message may wait (SQS's 15
+	// minutes): timers and retries due sooner are delivered by the queue,
+	// later ones by the cleanup.
+	MaxDelay = 15 * time.Minute
+	// CleanupGrace is how long after the queue should have delivered
+	// something the cleanup steps in and issues it again.
+	CleanupGrace = time.Minute
+	// stuckAttempt is how long an http attempt may seem to run before the
+	// cleanup issues it again: the longest attempt timeout, and the grace.
+	stuckAttempt = MaxHTTPTimeout*time.Second + CleanupGrace
+	// stuckRound coarsens the times at which the cleanup checks for stuck
+	// work, so that the quick steps of one execution keep the same due
+	// time: on DynamoDB, every change of it rewrites an index entry.
+	stuckRound = 5 * time.Minute
+)
+
+// DueAt returns when the cleanup must next look at the execution, if ever:
+// the earliest of its deadline (Deadline), a timer or retry too far off for
+// a delayed message (exactly when due), and the time past which the work
+// the service owes it (begin it, fire a timer, run or retry an http
+// attempt) is overdue. Stores index executions by it; the cleanup reads the
+// index. Terminal executions and ones waiting for a client (a manual step
+// without a deadline) have none.
+func (x Execution) DueAt() (time.Time, bool) {
+	var due time.Time
+	consider := func(t time.Time) {
+		if due.IsZero() || t.Before(due) {
+			due = t
+		}
+	}
+	if IsTerminal(x.Status) || !x.Exists() {
+		return due, false
+	}
+	if at, _, ok := x.Deadline(); ok {
+		consider(at)
+	}
+	switch x.Status {
+	case ExecutionPending:
+		consider(roundUp(x.CreatedAt.Add(CleanupGrace)))
+	case ExecutionRunning:
+		if x.CurrentStep >= len(x.Steps) {
+			break
+		}
+		st := x.Steps[x.CurrentStep]
+		switch {
+		case st.DueAt != nil && st.DueAt.Sub(x.UpdatedAt) > MaxDelay:
+			consider(*st.DueAt) // no delayed message: the cleanup fires it
+		case st.DueAt != nil:
+			consider(st.DueAt.Add(CleanupGrace)) // the queue fires it
+		case st.Type == StepHTTP && st.Status == StepRunning:
+			consider(roundUp(x.UpdatedAt.Add(stuckAttempt)))
+		}
+	}
+	return due, !due.IsZero()
+}
+
+func roundUp(t time.Time) time.Time {
+	r := t.Truncate(stuckRound)
+	if r.Before(t) {
+		r = r.Add(stuckRound)
+	}
+	return r
+}
+
+// DueCommand returns the command the cleanup issues for the execution at
+// now, if something is due: a timeout past a deadline, the begin of an
+// execution still PENDING, a timer or an http attempt that is due. Its
+// UUID is SystemCommandUUID's, the one the dispatcher gave the same work,
+// so a copy of work already done is a duplicate.
+func (x Execution) DueCommand(now time.Time) (Command, bool) {
+	id := x.WorkflowExecutionUUID
+	if IsTerminal(x.Status) || !x.Exists() {
+		return Command{}, false
+	}
+	if at, _, ok := x.Deadline(); ok && !now.Before(at) {
+		return NewCommand(SystemCommandUUID(id, "timeout", 0, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
+	}
+	if x.Status == ExecutionPending {
+		if now.Before(x.CreatedAt.Add(CleanupGrace)) {
+			return Command{}, false // the dispatcher's begin is on its way
+		}
+		return BeginCommand(id, now), true
+	}
+	if x.Status != ExecutionRunning || x.CurrentStep >= len(x.Steps) {
+		return Command{}, false
+	}
+	i, st := x.CurrentStep, x.Steps[x.CurrentStep]
+	switch {
+	case st.Type == StepWait && st.Status == StepWaiting && st.DueAt != nil && !now.Before(*st.DueAt):
+		return TimerCommand(id, i, now), true
+	case st.Type == StepHTTP && st.Status == StepRunning && st.DueAt == nil:
+		if now.Before(roundUp(x.UpdatedAt.Add(stuckAttempt))) {
+			return Command{}, false // the attempt may still be running
+		}
+		return RunStepCommand(id, i, st.Attempts, now), true // it seems lost: once more
+	case st.Type == StepHTTP && st.Status == StepRunning && !now.Before(*st.DueAt):
+		return RunStepCommand(id, i, st.Attempts+1, now), true
+	}
+	return Command{}, false
+}
+
+// RunStepCommand is the command that runs attempt of http step step.
+func RunStepCommand(execution uuid.UUID, step, attempt int, now time.Time) Command {
+	return NewCommand(SystemCommandUUID(execution, "run", step, attempt),
+		RunStep{WorkflowExecutionUUID: execution, Step: step, Attempt: attempt}, now)
+}
+
+// TimerCommand is the command that ends wait step step.
+func TimerCommand(execution uuid.UUID, step int, now time.Time) Command {
+	return NewCommand(SystemCommandUUID(execution, "timer", step, 0),
+		FireTimer{WorkflowExecutionUUID: execution, Step: step}, now)
+}
+
+// BeginCommand is the command that begins a created execution.
+func BeginCommand(execution uuid.UUID, now time.Time) Command {
+	return NewCommand(SystemCommandUUID(execution, "begin", 0, 0), BeginExecution{WorkflowExecutionUUID: execution}, now)
+}

@@ -1,0 +1,241 @@
+package model_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/model"
+)
+
+// run is an execution driven through the model as the workers drive it.
+type run struct {
+	t   *testing.T
+	x   model.Execution
+	id  uuid.UUID
+	now time.Time
+}
+
+func startRun(t *testing.T, timeoutSeconds int, steps ...model.StepDefinition) *run {
+	t.Helper()
+	r := &run{t: t, id: uuid.New(), now: t0}
+	wf := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: steps, TimeoutSeconds: timeoutSeconds, Seq: 1}
+	r.decide(model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: r.id, WorkflowUUID: wf.WorkflowUUID}, t0), &wf)
+	r.decide(model.BeginCommand(r.id, t0), nil)
+	return r
+}
+
+func (r *run) decide(c model.Command, wf *model.Workflow) []model.Event {
+	r.t.Helper()
+	events, err := model.DecideExecution(r.x, c, wf, r.now)
+	if err != nil {
+		r.t.Fatalf("decide %s: %v", c.Type, err)
+	}
+	r.fold(events)
+	return events
+}
+
+func (r *run) fold(events []model.Event) {
+	r.t.Helper()
+	x, err := model.FoldExecution(r.x, events)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.x = x
+}
+
+func (r *run) outcome(step, attempt int, out model.StepOutcome) []model.Event {
+	r.t.Helper()
+	c := model.RunStepCommand(r.id, step, attempt, r.now)
+	if err := model.CheckRunStep(r.x, c.Payload.(model.RunStep), r.now); err != nil {
+		r.t.Fatalf("attempt %d of step %d: %v", attempt, step, err)
+	}
+	events, err := model.DecideStepOutcome(r.x, c, out, r.now)
+	if err != nil {
+		r.t.Fatalf("outcome of attempt %d: %v", attempt, err)
+	}
+	r.fold(events)
+	return events
+}
+
+func wantTransientAfter(t *testing.T, err error, after time.Duration) {
+	t.Helper()
+	var rej *model.Rejection
+	if !errors.As(err, &rej) || !rej.Transient || rej.After != after {
+		t.Fatalf("got %v, want a transient rejection to retry after %s", err, after)
+	}
+}
+
+func TestHTTPStepRetriesWithBackoffThenCompletes(t *testing.T) {
+	call := httpStep(func(s *model.StepDefinition) {
+		s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 2}
+	})
+	r := startRun(t, 0, call, model.StepDefinition{Name: "after", Type: model.StepManual})
+	if st := r.x.Steps[0]; st.Status != model.StepRunning || st.Attempts != 1 || st.DueAt != nil {
+		t.Fatalf("http step after begin: %+v, want RUNNING, attempt 1 in progress", st)
+	}
+	r.outcome(0, 1, model.StepOutcome{Err: "status 500", Jitter: 0})
+	if st := r.x.Steps[0]; st.Status != model.StepRunning || st.Attempts != 1 || st.DueAt == nil || !st.DueAt.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("after a failed attempt: %+v, want a retry due at +2s", st)
+	}
+	// Attempt 2 is not due before the backoff; attempt 1 is done with.
+	wantTransientAfter(t, model.CheckRunStep(r.x, model.RunStep{WorkflowExecutionUUID: r.id, Step: 0, Attempt: 2}, t0.Add(time.Second)), time.Second)
+	wantRejection(t, model.CheckRunStep(r.x, model.RunStep{WorkflowExecutionUUID: r.id, Step: 0, Attempt: 1}, t0.Add(time.Hour)), false, "not due")
+	r.now = t0.Add(2 * time.Second)
+	r.outcome(0, 2, model.StepOutcome{Err: "status 503", Jitter: 0.5})
+	if st := r.x.Steps[0]; st.Attempts != 2 || !st.DueAt.Equal(r.now.Add(time.Duration(4*0.9*float64(time.Second)))) {
+		t.Fatalf("after attempt 2: %+v, want a retry due 4s less 10%% jitter later", st)
+	}
+	r.now = r.now.Add(4 * time.Second)
+	r.outcome(0, 3, model.StepOutcome{Output: json.RawMessage(`{"ok":true}`)})
+	st := r.x.Steps[0]
+	if st.Status != model.StepSucceeded || st.Attempts != 3 || string(st.Output) != `{"ok":true}` || st.DueAt != nil || st.Error != "" {
+		t.Fatalf("after attempt 3: %+v, want SUCCEEDED on attempt 3 with the output", st)
+	}
+	if r.x.CurrentStep != 1 || r.x.Steps[1].Status != model.StepWaiting {
+		t.Fatalf("execution moved to step %d (%s), want step 1 WAITING", r.x.CurrentStep, r.x.Steps[1].Status)
+	}
+}
+
+func TestHTTPStepFailsTheExecution(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		attempts int
+		out      model.StepOutcome
+		want     string
+	}{
+		{"after_the_last_attempt", 1, model.StepOutcome{Err: "status 500"}, `step "call" failed: status 500`},
+		{"at_once_when_final", 5, model.StepOutcome{Err: "host not allowed", Final: true}, `step "call" failed: host not allowed`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			call := httpStep(func(s *model.StepDefinition) {
+				s.Retry = &model.RetryPolicy{MaxAttempts: tt.attempts, BackoffSeconds: 1}
+			})
+			r := startRun(t, 0, call, model.StepDefinition{Name: "next", Type: model.StepManual})
+			r.outcome(0, 1, tt.out)
+			if r.x.Status != model.ExecutionFailed || r.x.Error != tt.want {
+				t.Fatalf("execution %s %q, want FAILED %q", r.x.Status, r.x.Error, tt.want)
+			}
+			if r.x.Steps[0].Status != model.StepFailed || r.x.Steps[1].Status != model.StepSkipped {
+				t.Fatalf("steps %s and %s, want FAILED and SKIPPED", r.x.Steps[0].Status, r.x.Steps[1].Status)
+			}
+			if _, ok := r.x.DueAt(); ok {
+				t.Fatal("a failed execution is still due for the cleanup")
+			}
+		})
+	}
+}
+
+// A late outcome (the execution was cancelled while the request ran) is
+// ignored: it is stale, and no retry of it is asked for.
+func TestLateHTTPOutcomeIsIgnored(t *testing.T) {
+	r := startRun(t, 0, httpStep(func(*model.StepDefinition) {}))
+	r.decide(model.NewCommand(uuid.New(), model.CancelExecution{WorkflowExecutionUUID: r.id}, t0), nil)
+	_, err := model.DecideStepOutcome(r.x, model.RunStepCommand(r.id, 0, 1, t0), model.StepOutcome{Output: json.RawMessage(`1`)}, t0)
+	wantRejection(t, err, false, "CANCELLED")
+}
+
+func TestWaitStepCompletesWhenItsTimerFires(t *testing.T) {
+	r := startRun(t, 0, model.StepDefinition{Name: "pause", Type: model.StepWait, Seconds: 2}, model.StepDefinition{Name: "m", Type: model.StepManual})
+	st := r.x.Steps[0]
+	if st.Status != model.StepWaiting || st.DueAt == nil || !st.DueAt.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("wait step after begin: %+v, want WAITING until +2s", st)
+	}
+	timer := model.TimerCommand(r.id, 0, t0)
+	_, err := model.DecideExecution(r.x, timer, nil, t0.Add(500*time.Millisecond))
+	wantTransientAfter(t, err, 1500*time.Millisecond)
+	r.now = t0.Add(2 * time.Second)
+	r.decide(timer, nil)
+	if r.x.Steps[0].Status != model.StepSucceeded || r.x.CurrentStep != 1 {
+		t.Fatalf("after the timer: step 0 %s, current %d", r.x.Steps[0].Status, r.x.CurrentStep)
+	}
+	_, err = model.DecideExecution(r.x, timer, nil, r.now)
+	wantRejection(t, err, false, "not the current step")
+}
+
+func TestDeadlinesTimeOutTheExecution(t *testing.T) {
+	t.Run("execution_deadline", func(t *testing.T) {
+		r := startRun(t, 2, model.StepDefinition{Name: "m", Type: model.StepManual})
+		if due, ok := r.x.DueAt(); !ok || !due.Equal(t0.Add(2*time.Second)) {
+			t.Fatalf("DueAt: %v %v, want the deadline +2s", due, ok)
+		}
+		if _, ok := r.x.DueCommand(t0.Add(time.Second)); ok {
+			t.Fatal("DueCommand before the deadline: got one")
+		}
+		c, ok := r.x.DueCommand(t0.Add(2 * time.Second))
+		if !ok || c.Type != model.CommandTimeOutExecution || c.CommandUUID != model.SystemCommandUUID(r.id, "timeout", 0, 0) {
+			t.Fatalf("DueCommand at the deadline: %+v %v", c, ok)
+		}
+		_, err := model.DecideExecution(r.x, c, nil, t0.Add(time.Second))
+		wantTransientAfter(t, err, time.Second)
+		r.now = t0.Add(2 * time.Second)
+		r.decide(c, nil)
+		if r.x.Status != model.ExecutionTimedOut || r.x.Steps[0].Status != model.StepFailed || r.x.Error == "" {
+			t.Fatalf("after the timeout: %s %q, step %s", r.x.Status, r.x.Error, r.x.Steps[0].Status)
+		}
+		_, err = model.DecideExecution(r.x, c, nil, r.now)
+		wantRejection(t, err, false, "already TIMED_OUT")
+	})
+	t.Run("step_deadline", func(t *testing.T) {
+		r := startRun(t, 0, model.StepDefinition{Name: "m", Type: model.StepManual, TimeoutSeconds: 5})
+		at, reason, ok := r.x.Deadline()
+		if !ok || !at.Equal(t0.Add(5*time.Second)) || reason != `step "m" timed out after 5 seconds` {
+			t.Fatalf("Deadline: %v %q %v", at, reason, ok)
+		}
+	})
+	t.Run("manual_step_without_deadline_is_never_due", func(t *testing.T) {
+		r := startRun(t, 0, model.StepDefinition{Name: "m", Type: model.StepManual})
+		if due, ok := r.x.DueAt(); ok {
+			t.Fatalf("DueAt: %v, want none", due)
+		}
+	})
+}
+
+// The cleanup's view of what is due, for work the queue should have
+// delivered, issues the same commands the dispatcher did.
+func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
+	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1} }))
+	due, ok := r.x.DueAt()
+	if !ok || due.Sub(t0) < 15*time.Minute {
+		t.Fatalf("DueAt of an attempt in progress: %v %v, want after the longest attempt", due, ok)
+	}
+	if _, ok := r.x.DueCommand(t0.Add(time.Minute)); ok {
+		t.Fatal("an attempt a minute old is issued again")
+	}
+	if c, ok := r.x.DueCommand(due); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 1, t0).CommandUUID {
+		t.Fatalf("DueCommand of a stuck attempt: %+v %v, want attempt 1 again", c, ok)
+	}
+	r.outcome(0, 1, model.StepOutcome{Err: "boom"})
+	due, _ = r.x.DueAt()
+	if want := t0.Add(time.Second + model.CleanupGrace); !due.Equal(want) {
+		t.Fatalf("DueAt of a retry the queue delivers: %v, want %v", due, want)
+	}
+	if c, ok := r.x.DueCommand(t0.Add(time.Second)); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 2, t0).CommandUUID {
+		t.Fatalf("DueCommand of a due retry: %+v %v, want attempt 2", c, ok)
+	}
+	long := startRun(t, 0, model.StepDefinition{Name: "w", Type: model.StepWait, Seconds: 3600})
+	if due, _ := long.x.DueAt(); !due.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("DueAt of an hour's wait: %v, want exactly when due (no delayed message)", due)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	s := model.StepDefinition{Retry: &model.RetryPolicy{MaxAttempts: 10, BackoffSeconds: 1, MaxBackoffSeconds: 5}}
+	for _, tt := range []struct {
+		n      int
+		jitter float64
+		want   time.Duration
+	}{
+		{1, 0, time.Second}, {2, 0, 2 * time.Second}, {3, 0, 4 * time.Second}, {4, 0, 5 * time.Second}, {30, 0, 5 * time.Second},
+		{1, 0.5, 900 * time.Millisecond}, {1, 1, 800 * time.Millisecond},
+	} {
+		if got := s.RetryDelay(tt.n, tt.jitter); got != tt.want {
+			t.Errorf("RetryDelay(%d, %v): got %s, want %s", tt.n, tt.jitter, got, tt.want)
+		}
+	}
+	if got := (model.StepDefinition{}).RetryDelay(1, 0); got != 0 {
+		t.Errorf("no retry policy: got %s", got)
+	}
+}

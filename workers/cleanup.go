@@ -1,0 +1,118 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
+)
+
+// DueLister is what the cleanup reads: the executions due for a look.
+type DueLister interface {
+	ListDue(ctx context.Context, q store.DueQuery) ([]model.Execution, error)
+}
+
+// Cleanup is the seed's WorkflowExecutionCleanupWorker. Each Run reads the
+// executions whose due time has come (model.Execution.DueAt) and publishes
+// what each is owed (model.Execution.DueCommand): a timeout past a
+// deadline, a timer or an http retry too far off for a delayed message,
+// and again any begin, timer or attempt the queue should have delivered by
+// now but did not (the execution is stuck with no pending message). Those
+// commands carry the UUIDs the dispatcher gives the same work, so a copy
+// of work already done is a duplicate the workers ignore, and two runs
+// that overlap change nothing twice.
+//
+// Finished executions leave the due index; their views expire as the store
+// keeps them (docs/architecture-log.md, entry 20).
+type Cleanup struct {
+	Due       DueLister
+	Publisher Publisher
+	Logger    *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// PageSize is how many executions a read takes (default 500).
+	PageSize int
+}
+
+// Run does one pass and returns how many commands it published. It reads
+// the due index page by page up to now and stops at the first error (the
+// next run starts over: what it published again is duplicates).
+func (c *Cleanup) Run(ctx context.Context) (int, error) {
+	now := c.now()
+	size := c.PageSize
+	if size <= 0 {
+		size = 500
+	}
+	published := 0
+	var after *store.DuePosition
+	for {
+		page, err := c.Due.ListDue(ctx, store.DueQuery{Before: now, After: after, Limit: size})
+		if err != nil {
+			return published, fmt.Errorf("cleanup: list due executions: %w", err)
+		}
+		for _, x := range page {
+			cmd, ok := x.DueCommand(now)
+			if !ok {
+				continue
+			}
+			msg, err := bus.CommandMessage(cmd)
+			if err != nil {
+				return published, err
+			}
+			if err := c.Publisher.Publish(ctx, msg); err != nil {
+				return published, fmt.Errorf("cleanup: publish %s for %s: %w", cmd.Type, x.WorkflowExecutionUUID, err)
+			}
+			published++
+			c.logger().Info("cleanup issued a command", "execution", x.WorkflowExecutionUUID, "type", cmd.Type, "command", cmd.CommandUUID)
+		}
+		if len(page) < size {
+			return published, nil
+		}
+		last := page[len(page)-1]
+		at, _ := last.DueAt()
+		after = &store.DuePosition{DueAt: at, ID: last.WorkflowExecutionUUID}
+	}
+}
+
+// Every runs Run at once and then every interval until ctx is done,
+// logging what each run did (the one-minute ticker of workflowd; on AWS the
+// EventBridge schedule invokes Run).
+func (c *Cleanup) Every(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		n, err := c.Run(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			c.logger().Error("cleanup run failed", "err", err, "published", n)
+		case n > 0:
+			c.logger().Info("cleanup run", "published", n, "took", time.Since(start))
+		default:
+			c.logger().Debug("cleanup run", "published", 0, "took", time.Since(start))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Cleanup) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Cleanup) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
