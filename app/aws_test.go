@@ -25,11 +25,17 @@ import (
 // with resources of its own, and returns a client of its API.
 func runAWS(t *testing.T, maxReceive int) (*apitest.Client, *app.AWS) {
 	t.Helper()
+	return runAWSWith(t, maxReceive, app.StepsConfig{})
+}
+
+// runAWSWith is runAWS with a steps configuration.
+func runAWSWith(t *testing.T, maxReceive int, steps app.StepsConfig) (*apitest.Client, *app.AWS) {
+	t.Helper()
 	awstestConfig(t)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := app.OpenAWS(context.Background(), app.AWSConfig{
 		Prefix: "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second,
-		MaxReceiveCount: maxReceive, Workers: 4, Logger: log,
+		MaxReceiveCount: maxReceive, Workers: 4, Steps: steps, Logger: log,
 	})
 	if err != nil {
 		t.Fatalf("open AWS runtime: %v", err)
@@ -235,4 +241,34 @@ func streamRecordOf(t *testing.T, evs []model.Event, seq string) events.DynamoDB
 			"events":      events.NewBinaryAttribute(b),
 		},
 	}}
+}
+
+// The step types on AWS: an http step that fails once and then succeeds,
+// a wait step fired by SQS's delayed delivery, and a deadline enforced by
+// the cleanup through the byDue index.
+func TestAWSStepsRunByThemselves(t *testing.T) {
+	hook := newHookServer(t, 1)
+	c, a := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{hook.host()}, CleanupInterval: -1})
+	id := startWorkflow(t, c, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":3,"backoffSeconds":0.5}},`+
+		`{"name":"pause","type":"wait","seconds":2}]`, hook.URL), "")
+	x := waitStatus(t, c, id, 60*time.Second, "SUCCEEDED")
+	if st := x.Steps[0]; st.Attempts != 2 || string(st.Output) != `{"charged":true}` {
+		t.Fatalf("http step: %+v, want SUCCEEDED on attempt 2", st)
+	}
+	if st := x.Steps[1]; st.FinishedAt.Sub(*st.StartedAt) < 2*time.Second {
+		t.Fatalf("wait step took %s, want at least 2s", st.FinishedAt.Sub(*st.StartedAt))
+	}
+	if calls := hook.recorded(); len(calls) != 2 || calls[1].key != id+":0:2" {
+		t.Fatalf("target calls %+v, want 2, the second with key %s:0:2", calls, id)
+	}
+
+	overdue := startWorkflow(t, c, `[{"name":"approve","type":"manual"}]`, `,"timeoutSeconds":1`)
+	waitStatus(t, c, overdue, 30*time.Second, "RUNNING")
+	time.Sleep(1100 * time.Millisecond)
+	if n, err := a.Cleanup.Run(context.Background()); err != nil || n != 1 {
+		t.Fatalf("cleanup after the deadline: published %d, %v; want 1 command", n, err)
+	}
+	if x := waitStatus(t, c, overdue, 30*time.Second, "TIMED_OUT"); !strings.Contains(x.Error, "timed out") {
+		t.Fatalf("timed out execution: %q", x.Error)
+	}
 }
