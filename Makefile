@@ -46,6 +46,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./embedded ./localbus
 	CGO_ENABLED=0 $(GO) build -o bin/workflowd ./cmd/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd
+	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd -workload http
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench AWSStepCost -benchtime 1000x ./app
 
 clean:

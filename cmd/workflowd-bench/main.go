@@ -7,6 +7,12 @@
 //   - unloaded latency of one client doing the same;
 //   - the process's peak RSS (VmHWM) after N executions exist.
 //
+// With -workload http it measures instead what our performance peer
+// (Temporal's dev server) was measured on: executions of a 3-step workflow
+// of http steps against a trivial local endpoint, one at a time on an idle
+// service, then 1,000 with 30 and with 100 in flight (workflows/s, steps/s,
+// start-to-finish latency, peak RSS); see steps.go.
+//
 // It starts workflowd itself (-bin) on a fresh data directory, so the store
 // commits durably (fsync) exactly as `make run` does.
 package main
@@ -38,8 +44,18 @@ func main() {
 	steps := flag.Int("steps", 10, "manual steps per workflow (increments per execution)")
 	incrTime := flag.Duration("increments-for", 20*time.Second, "how long the loaded end-to-end phase runs")
 	keep := flag.Bool("keep", false, "keep the data directory")
+	workload := flag.String("workload", "manual", "manual (increments through the API) or http (workflows of http steps)")
 	flag.Parse()
-	if err := run(*bin, *executions, *clients, *steps, *incrTime, *keep); err != nil {
+	var err error
+	switch *workload {
+	case "manual":
+		err = run(*bin, *executions, *clients, *steps, *incrTime, *keep)
+	case "http":
+		err = runHTTP(*bin, *keep)
+	default:
+		err = fmt.Errorf("unknown workload %q", *workload)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "workflowd-bench:", err)
 		os.Exit(1)
 	}
@@ -50,35 +66,49 @@ type bench struct {
 	client *http.Client
 }
 
-func run(bin string, executions, clients, steps int, incrTime time.Duration, keep bool) error {
+// startWorkflowd starts bin on a fresh data directory with extra
+// arguments, waits until it is ready, and returns a client of it, the
+// process, and a function that stops it and removes the directory (unless
+// keep).
+func startWorkflowd(bin string, keep bool, clients int, args ...string) (*bench, *exec.Cmd, func(), error) {
 	dir, err := os.MkdirTemp("", "workflowd-bench-")
 	if err != nil {
-		return err
-	}
-	if !keep {
-		defer os.RemoveAll(dir)
+		return nil, nil, nil, err
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	cmd := exec.Command(bin, "-addr", addr, "-data", filepath.Join(dir, "data"), "-log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"-addr", addr, "-data", filepath.Join(dir, "data"), "-log-level", "warn"}, args...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
+		return nil, nil, nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	defer func() {
+	stop := func() {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
-	}()
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}
 	b := &bench{base: "http://" + addr, client: &http.Client{
 		Timeout:   60 * time.Second,
 		Transport: &http.Transport{MaxIdleConns: clients * 2, MaxIdleConnsPerHost: clients * 2},
 	}}
 	if err := b.waitReady(30 * time.Second); err != nil {
-		return err
+		stop()
+		return nil, nil, nil, err
 	}
 	fmt.Printf("workflowd-bench: %s, pid %d, data in %s, %d clients\n", bin, cmd.Process.Pid, dir, clients)
+	return b, cmd, stop, nil
+}
+
+func run(bin string, executions, clients, steps int, incrTime time.Duration, keep bool) error {
+	b, cmd, stop, err := startWorkflowd(bin, keep, clients)
+	if err != nil {
+		return err
+	}
+	defer stop()
 
 	wf, err := b.createWorkflow(steps)
 	if err != nil {
