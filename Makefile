@@ -47,7 +47,8 @@ bench:
 	CGO_ENABLED=0 $(GO) build -o bin/workflowd ./cmd/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd -workload http
-	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench AWSStepCost -benchtime 1000x ./app
+	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSStepCost' -benchtime 1000x ./app
+	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSEngineStepCost' -benchtime 1x ./app
 
 clean:
 	rm -rf bin $(DATA)

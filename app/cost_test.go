@@ -3,12 +3,17 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,7 +104,7 @@ func BenchmarkAWSStepCost(b *testing.B) {
 	b.ReportMetric(rcu, "RCU/step")
 	b.ReportMetric(m.publishes, "publishes/step")
 	b.ReportMetric(m.sqsRequests, "SQSrequests/step")
-	longRunning, sam := m.longRunning(), m.sam()
+	longRunning, sam := m.longRunning(), m.sam(clientStep)
 	b.ReportMetric(longRunning.total(), "$/Msteps")
 	b.ReportMetric(sam.total(), "$/Msteps-SAM")
 	if b.N < 10 {
@@ -213,17 +218,175 @@ func (m measure) longRunning() bill {
 	}
 }
 
-func (m measure) sam() bill {
+// lambdaWork is what one unit of work (a step, an execution) asks of the
+// SAM deployment's functions.
+type lambdaWork struct {
+	apiCalls   float64 // API function invocations (each publishes its command alone)
+	messages   float64 // command messages the worker function handles
+	records    float64 // stream records the stream function handles
+	extraReads float64 // log reads the worker makes there and workflowd saved (TrustCache)
+}
+
+// Work units of the three measurements.
+var (
+	clientStep    = lambdaWork{apiCalls: 1, messages: 1, records: 1, extraReads: samLoadRCU}
+	engineStep    = lambdaWork{messages: 1, records: 1}
+	executionOnce = lambdaWork{apiCalls: 1, messages: 2, records: 3, extraReads: samLoadRCU}
+)
+
+// sam prices m in the SAM deployment: DynamoDB as measured (the same
+// code) plus the reads Lambda does not save; SNS as measured plus one
+// publish per API call (an upper bound: a Lambda API publishes alone,
+// where workflowd batched it); SQS as the event source mapping polls (a
+// receive and a DeleteMessageBatch per batch); Lambda invocations and
+// GB-seconds of warm Go functions.
+func (m measure) sam(w lambdaWork) bill {
 	b := m.longRunning()
-	// Each POST is an API invocation that publishes its command alone.
-	b.sns = 1 * pricePerPublish * million
-	// The event source mapping receives a batch and deletes it in one
-	// request (its empty polls are a fixed cost, not a per-step one).
-	b.sqs = 2.0 / samSQSBatch * pricePerSQSRequest * million
-	b.reads += samLoadRCU * pricePerRCU * million
-	api, worker, stream := 1.0, 1.0/samSQSBatch, 1.0/samStreamBatch
-	b.invocations = api + worker + stream
-	gbSeconds := lambdaGB * (apiMillis + workerMillis + streamMillis) / 1000
+	b.reads += w.extraReads * pricePerRCU * million
+	b.sns += w.apiCalls * pricePerPublish * million
+	b.sqs = w.messages * 2 / samSQSBatch * pricePerSQSRequest * million
+	b.invocations = w.apiCalls + w.messages/samSQSBatch + w.records/samStreamBatch
+	gbSeconds := lambdaGB * (w.apiCalls*apiMillis + w.messages*workerMillis + w.records*streamMillis) / 1000
 	b.lambda = (b.invocations*pricePerInvocation + gbSeconds*pricePerGBSecond) * million
 	return b
+}
+
+// BenchmarkAWSEngineStepCost measures what a step the service runs by
+// itself costs (an http step: the dispatcher issues it, a worker calls the
+// endpoint and appends the outcome, the projector updates the view), and
+// what an execution's start and end cost once: it runs executions of a
+// 1-step and of a 10-step http workflow against a trivial local endpoint,
+// each from its POST to SUCCEEDED, and takes the difference. Run it with
+// -benchtime 1x: each run does the whole measurement.
+func BenchmarkAWSEngineStepCost(b *testing.B) {
+	awstest.Config(b, "dynamodb")
+	awstest.Config(b, "sqs")
+	const executions, inFlight, long = 100, 50, 10
+	// The endpoint tells each execution's client when its last step is
+	// called, so that waiting reads nothing of the store: every unit the
+	// store counts is the service's own.
+	var lastCalls sync.Map // execution UUID → chan struct{}
+	var lastSeen sync.Map  // execution UUID → true once its last step is called
+	var lastStep atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+		parts := strings.Split(r.Header.Get("Idempotency-Key"), ":")
+		if len(parts) == 3 && parts[1] == strconv.FormatInt(lastStep.Load(), 10) {
+			lastSeen.Store(parts[0], true)
+			if ch, ok := lastCalls.Load(parts[0]); ok {
+				select {
+				case ch.(chan struct{}) <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}))
+	defer hook.Close()
+	u, _ := url.Parse(hook.URL)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.OpenAWS(context.Background(), app.AWSConfig{
+		Prefix: "cost" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), Logger: log, Workers: inFlight,
+		Steps: app.StepsConfig{HTTPAllowHosts: []string{u.Host}, CleanupInterval: -1},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	c := apitest.New(srv.URL)
+	workflow := func(steps int) string {
+		var s []string
+		for i := range steps {
+			s = append(s, fmt.Sprintf(`{"name":"s%d","type":"http","url":%q}`, i, hook.URL))
+		}
+		return c.MustApply(b, "POST", "/v1/workflows", `{"name":"cost","steps":[`+strings.Join(s, ",")+`]}`).String("workflowUUID")
+	}
+	// run executes n executions of wf, inFlight at a time, and returns what
+	// they consumed.
+	run := func(wf string, steps int) measure {
+		lastStep.Store(int64(steps - 1))
+		u0 := a.Store.Usage()
+		p0, q0 := a.Bus.Counts()
+		next := make(chan int, executions)
+		for i := range executions {
+			next <- i
+		}
+		close(next)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var ids []string
+		for range inFlight {
+			wg.Go(func() {
+				for range next {
+					id := c.Expect(b, 202, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+					ch := make(chan struct{}, 1)
+					lastCalls.Store(id, ch)
+					if _, seen := lastSeen.Load(id); !seen {
+						select {
+						case <-ch:
+						case <-time.After(2 * time.Minute):
+							b.Errorf("execution %s: its last step was not called in 2 minutes", id)
+						}
+					}
+					mu.Lock()
+					ids = append(ids, id)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(3 * time.Second) // the last outcomes reach the views, the stream readers catch up
+		p1, q1 := a.Bus.Counts()
+		m := measure{steps: 1, usage: usageSince(u0, a.Store.Usage()), publishes: float64(p1 - p0), sqsRequests: float64(q1 - q0)}
+		for _, id := range ids { // checked after the measurement
+			c.WaitExecution(b, id, time.Minute, "SUCCEEDED", func(r apitest.Response) bool { return r.String("status") == "SUCCEEDED" })
+		}
+		return m
+	}
+	short, tenSteps := workflow(1), workflow(long)
+	b.ResetTimer()
+	for range b.N {
+		one, ten := run(short, 1), run(tenSteps, long)
+		// Per execution: one = overhead + 1 step, ten = overhead + 10 steps.
+		step := ten.minus(one).per(float64(executions * (long - 1)))
+		overhead := one.per(executions).minus(step)
+		allIn := ten.per(executions * long)
+		b.ReportMetric(step.longRunning().total(), "$/Msteps")
+		fmt.Printf("engine step (an http step, %d executions %d in flight): %s\n", executions, inFlight, step.breakdown())
+		fmt.Printf("aws cost per 1M engine steps, workflowd on AWS (measured): %s (target $2.50; Step Functions Standard $25)\n", step.longRunning())
+		fmt.Printf("aws cost per 1M engine steps, SAM deployment: %s\n", step.sam(engineStep))
+		fmt.Printf("aws cost per 1M executions, start and end (once each, the API's POST included): %s; SAM: %s\n",
+			overhead.longRunning(), overhead.sam(executionOnce))
+		perStep := lambdaWork{apiCalls: 1.0 / long, messages: 1 + 2.0/long, records: 1 + 3.0/long, extraReads: samLoadRCU / long}
+		fmt.Printf("aws cost per 1M steps of %d-step executions, all in: %s; SAM: %s\n", long, allIn.longRunning(), allIn.sam(perStep))
+	}
+}
+
+// minus returns m less o, operation by operation.
+func (m measure) minus(o measure) measure {
+	out := measure{steps: 1, usage: map[string]table.Usage{}, publishes: m.publishes - o.publishes, sqsRequests: m.sqsRequests - o.sqsRequests}
+	for op, u := range m.usage {
+		v := o.usage[op]
+		out.usage[op] = table.Usage{Requests: u.Requests - v.Requests, Read: u.Read - v.Read, Write: u.Write - v.Write}
+	}
+	for op, v := range o.usage {
+		if _, ok := m.usage[op]; !ok {
+			out.usage[op] = table.Usage{Requests: -v.Requests, Read: -v.Read, Write: -v.Write}
+		}
+	}
+	return out
+}
+
+// per returns m divided over n units (m holds totals, steps 1).
+func (m measure) per(n float64) measure {
+	out := measure{steps: 1, usage: map[string]table.Usage{}, publishes: m.publishes / n, sqsRequests: m.sqsRequests / n}
+	for op, u := range m.usage {
+		out.usage[op] = table.Usage{Requests: u.Requests, Read: u.Read / n, Write: u.Write / n}
+	}
+	return out
 }
