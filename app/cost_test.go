@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -235,15 +236,15 @@ var (
 )
 
 // sam prices m in the SAM deployment: DynamoDB as measured (the same
-// code) plus the reads Lambda does not save; SNS as measured plus one
-// publish per API call (an upper bound: a Lambda API publishes alone,
-// where workflowd batched it); SQS as the event source mapping polls (a
+// code) plus the reads Lambda does not save; SNS as measured, but at least
+// one publish per API call (a Lambda API publishes alone, where workflowd
+// may batch); SQS as the event source mapping polls (a
 // receive and a DeleteMessageBatch per batch); Lambda invocations and
 // GB-seconds of warm Go functions.
 func (m measure) sam(w lambdaWork) bill {
 	b := m.longRunning()
 	b.reads += w.extraReads * pricePerRCU * million
-	b.sns += w.apiCalls * pricePerPublish * million
+	b.sns = math.Max(b.sns, w.apiCalls*pricePerPublish*million)
 	b.sqs = w.messages * 2 / samSQSBatch * pricePerSQSRequest * million
 	b.invocations = w.apiCalls + w.messages/samSQSBatch + w.records/samStreamBatch
 	gbSeconds := lambdaGB * (w.apiCalls*apiMillis + w.messages*workerMillis + w.records*streamMillis) / 1000
