@@ -52,6 +52,9 @@ type StepsConfig struct {
 	// CleanupInterval is how often the cleanup runs (default a minute;
 	// negative: never, for tests that run it themselves).
 	CleanupInterval time.Duration
+	// Retention is how long a finished execution's view stays (0: for
+	// ever); its history stays in the event log.
+	Retention time.Duration
 }
 
 func (c StepsConfig) cleanupInterval() time.Duration {
@@ -96,7 +99,7 @@ func Open(cfg Config) (*Embedded, error) {
 		storeDir, busDir = filepath.Join(cfg.DataDir, "store"), filepath.Join(cfg.DataDir, "bus")
 	}
 	st, err := embedded.Open(embedded.Options{
-		Dir: storeDir, Logger: cfg.Logger,
+		Dir: storeDir, Logger: cfg.Logger, Retention: cfg.Steps.Retention,
 		FeedConsumers: []string{ConsumerProjector, ConsumerDispatcher},
 	})
 	if err != nil {
@@ -123,7 +126,7 @@ func Open(cfg Config) (*Embedded, error) {
 	}
 	e.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: e.waiter.Applied, OnExecution: changes.Notify}
 	e.dispatcher = &workers.Dispatcher{Publisher: b, Scheduler: executions, Logger: cfg.Logger}
-	e.Cleanup = &workers.Cleanup{Due: st, Publisher: b, Logger: cfg.Logger}
+	e.Cleanup = &workers.Cleanup{Due: st, Publisher: b, Expire: st.PurgeExpired, Logger: cfg.Logger}
 	e.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,
 		Ready:       []api.Pinger{st},

@@ -55,7 +55,7 @@ func (c *AWSConfig) defaults() {
 }
 
 func (c AWSConfig) tables() table.Config {
-	return table.Config{EventsTable: c.Prefix + "-events", ViewsTable: c.Prefix + "-views"}
+	return table.Config{EventsTable: c.Prefix + "-events", ViewsTable: c.Prefix + "-views", Retention: c.Steps.Retention}
 }
 
 func (c AWSConfig) checkpointsTable() string { return c.Prefix + "-checkpoints" }

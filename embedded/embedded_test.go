@@ -301,3 +301,40 @@ func TestCloseWakesWaitingReader(t *testing.T) {
 		t.Fatalf("ReadFeed still waiting 10s after Close")
 	}
 }
+
+// Finished executions' views go once the retention has passed; running ones
+// and the event log stay.
+func TestPurgeExpiredDeletesFinishedViewsAfterTheRetention(t *testing.T) {
+	s, err := embedded.Open(embedded.Options{Retention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	wf := uuid.New()
+	done := storetest.NewExecution(wf, model.ExecutionRunning, at, 1)
+	running := storetest.NewExecution(wf, model.ExecutionRunning, at, 1)
+	storetest.MustPutExecution(t, s, done, 0)
+	storetest.MustPutExecution(t, s, running, 0)
+	finished := done.Clone()
+	finished.Status, finished.Version, finished.UpdatedAt = model.ExecutionSucceeded, 2, at.Add(time.Minute)
+	storetest.MustPutExecution(t, s, finished, 1)
+
+	if n, err := s.PurgeExpired(ctx, at.Add(time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("before the retention passed: purged %d, %v", n, err)
+	}
+	if n, err := s.PurgeExpired(ctx, at.Add(time.Hour+2*time.Minute), 100); err != nil || n != 1 {
+		t.Fatalf("after it: purged %d, %v; want 1", n, err)
+	}
+	if _, err := s.GetExecution(ctx, done.WorkflowExecutionUUID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the purged view: got %v, want not found", err)
+	}
+	list, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 10}, WorkflowUUID: wf})
+	if err != nil || len(list) != 1 || list[0].WorkflowExecutionUUID != running.WorkflowExecutionUUID {
+		t.Fatalf("listing after the purge: %v %v, want only the running execution", list, err)
+	}
+	if n, err := s.PurgeExpired(ctx, at.Add(48*time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("again: purged %d, %v; want nothing (the running one never expires)", n, err)
+	}
+}

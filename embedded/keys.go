@@ -21,6 +21,7 @@ const (
 	pIdxExSt    = "ie/st/"
 	pIdxExWfSt  = "ie/wfst/"
 	pIdxDue     = "id/"
+	pIdxExpire  = "ix/"
 	pCommand    = "cmd/"
 	pIdem       = "idem/"
 )

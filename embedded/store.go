@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
@@ -31,6 +32,10 @@ type Options struct {
 	// trimming: entries are deleted only at or below the lowest checkpoint of
 	// all of them, and not before each has saved one.
 	FeedConsumers []string
+	// Retention is how long a finished execution's view is kept after it
+	// finished; PurgeExpired deletes it after that (0: kept for ever). The
+	// event log keeps its history.
+	Retention time.Duration
 }
 
 const (
@@ -50,6 +55,8 @@ type Store struct {
 	feed   feedState
 	trim   trimState
 	closed chan struct{} // closed by Close, wakes feed readers
+
+	retention time.Duration // Options.Retention
 
 	// closeMu guards the db against Close: every call holds it for reading
 	// while it uses the db; Close takes it for writing.
@@ -119,6 +126,8 @@ func Open(opts Options) (*Store, error) {
 		dir:    opts.Dir,
 		seed:   maphash.MakeSeed(),
 		closed: make(chan struct{}),
+
+		retention: opts.Retention,
 	}
 	if err := s.initFeed(opts.FeedConsumers); err != nil {
 		_ = db.Close()

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -149,6 +150,9 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 		return wrap(op, id.String(), x.Version, err)
 	}
 	newIdx := executionIndexKeys(h, id)
+	if k := s.expiryKey(x); k != nil {
+		newIdx = append(newIdx, k)
+	}
 
 	mu := s.lock('x', id[:])
 	defer mu.Unlock()
@@ -166,6 +170,13 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 		}
 		cur = oh.version
 		oldIdx = executionIndexKeys(oh, id)
+		if s.retention > 0 && model.IsTerminal(oh.status) { // rare: nothing follows an end
+			if old, err := decodeExecution(old); err == nil {
+				if k := s.expiryKey(old); k != nil {
+					oldIdx = append(oldIdx, k)
+				}
+			}
+		}
 	}
 	if !ok && prevVersion != 0 || ok && cur != prevVersion {
 		return wrap(op, id.String(), x.Version, fmt.Errorf("%w: stored version %d, expected %d", store.ErrConflict, cur, prevVersion))
@@ -338,4 +349,84 @@ func (s *Store) ListDue(ctx context.Context, q store.DueQuery) ([]model.Executio
 		return nil, wrap(op, "", 0, err)
 	}
 	return out, nil
+}
+
+// expiryKey returns the key of a finished execution in the expiry index
+// (its finish time plus the retention), or nil when it is not finished or
+// nothing expires.
+func (s *Store) expiryKey(x model.Execution) []byte {
+	if s.retention <= 0 || !model.IsTerminal(x.Status) {
+		return nil
+	}
+	k := dueKey(x.UpdatedAt.Add(s.retention))
+	return cat([]byte(pIdxExpire), k[:], x.WorkflowExecutionUUID[:])
+}
+
+// PurgeExpired deletes the views of executions that finished more than
+// Options.Retention before now (their listing and index entries with them;
+// the event log keeps their history) and returns how many it deleted, at
+// most limit in one call. The cleanup worker calls it every run.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int, error) {
+	const op = "purge expired"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return 0, err
+	}
+	defer s.exit()
+	upper := cat([]byte(pIdxExpire), func() []byte { k := dueKey(now); return k[:] }())
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(pIdxExpire), UpperBound: upper})
+	if err != nil {
+		return 0, wrap(op, "", 0, err)
+	}
+	var ids []uuid.UUID
+	for it.First(); it.Valid() && len(ids) < limit; it.Next() {
+		if k := it.Key(); len(k) == len(pIdxExpire)+12+16 {
+			id, _ := uuid.FromBytes(k[len(k)-16:])
+			ids = append(ids, id)
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, wrap(op, "", 0, err)
+	}
+	n := 0
+	for _, id := range ids {
+		deleted, err := s.purge(id)
+		if err != nil {
+			return n, wrap(op, id.String(), 0, err)
+		}
+		if deleted {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// purge deletes one finished execution's view and its index keys.
+func (s *Store) purge(id uuid.UUID) (bool, error) {
+	mu := s.lock('x', id[:])
+	defer mu.Unlock()
+	key := uuidKey(pExecution, id)
+	v, ok, err := get(s.db, key)
+	if err != nil || !ok {
+		return false, err
+	}
+	x, err := decodeExecution(v)
+	if err != nil {
+		return false, err
+	}
+	h, _, err := decodeExecutionHeader(v)
+	if err != nil {
+		return false, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	keys := append(executionIndexKeys(h, id), key)
+	if k := s.expiryKey(x); k != nil {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := b.Delete(k, nil); err != nil {
+			return false, err
+		}
+	}
+	return true, b.Commit(pebble.NoSync)
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -25,6 +26,11 @@ type Config struct {
 	// statuses and the idempotency records (partition key pk, sort key sk,
 	// both S), with the listing GSIs and TTL on expiresAt.
 	ViewsTable string
+	// Retention is how long a finished execution's view is kept after it
+	// finished: its last write sets expiresAt, and DynamoDB's TTL deletes
+	// it some time after (0: kept for ever). The event log keeps the
+	// history.
+	Retention time.Duration
 }
 
 func (c Config) validate() error {

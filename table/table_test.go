@@ -458,3 +458,41 @@ func TestLargeViewIsStoredDeflated(t *testing.T) {
 		t.Fatalf("a %d-byte view cost %.1f write units to update, want at most 2", len(raw), second)
 	}
 }
+
+// A finished execution's view carries the TTL attribute (its finish plus
+// the retention); a running one does not.
+func TestFinishedExecutionExpiresAfterTheRetention(t *testing.T) {
+	ctx := context.Background()
+	client := MustClient(t)
+	cfg := MustCreate(t, client)
+	cfg.Retention = time.Hour
+	s := table.New(client, cfg)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	x := storetest.NewExecution(uuid.New(), model.ExecutionRunning, at, 1)
+	storetest.MustPutExecution(t, s, x, 0)
+	expires := func() (string, bool) {
+		t.Helper()
+		out, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(cfg.ViewsTable), ConsistentRead: aws.Bool(true),
+			Key: map[string]types.AttributeValue{
+				"pk": &types.AttributeValueMemberS{Value: x.WorkflowExecutionUUID.String()},
+				"sk": &types.AttributeValueMemberS{Value: "execution"},
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, ok := out.Item["expiresAt"].(*types.AttributeValueMemberN)
+		if !ok {
+			return "", false
+		}
+		return n.Value, true
+	}
+	if v, ok := expires(); ok {
+		t.Fatalf("a running execution expires at %s", v)
+	}
+	done := x.Clone()
+	done.Status, done.Version, done.UpdatedAt = model.ExecutionFailed, 2, at.Add(time.Minute)
+	storetest.MustPutExecution(t, s, done, 1)
+	if v, ok := expires(); !ok || v != fmt.Sprint(at.Add(time.Hour+time.Minute).Unix()) {
+		t.Fatalf("the finished execution: expiresAt %q %v, want its finish plus an hour", v, ok)
+	}
+}

@@ -212,6 +212,9 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 		item[attrDueShard] = attrS(dueShardAll)
 		item[attrDueOrder] = attrB(listOrder(due, id))
 	}
+	if s.cfg.Retention > 0 && model.IsTerminal(x.Status) {
+		item[attrExpiresAt] = attrN(ceilSeconds(x.UpdatedAt.Add(s.cfg.Retention)))
+	}
 	return s.putView(ctx, op, id, x.Version, prevVersion, item)
 }
 

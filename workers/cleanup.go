@@ -26,12 +26,17 @@ type DueLister interface {
 // of work already done is a duplicate the workers ignore, and two runs
 // that overlap change nothing twice.
 //
-// Finished executions leave the due index; their views expire as the store
-// keeps them (docs/architecture-log.md, entry 20).
+// Finished executions leave the due index; their views expire after the
+// retention period: the store marks them when they finish (DynamoDB's TTL
+// then deletes them), and each run calls Expire, if set, to delete those
+// past it (the embedded store).
 type Cleanup struct {
 	Due       DueLister
 	Publisher Publisher
-	Logger    *slog.Logger
+	// Expire, if set, deletes up to limit finished executions past their
+	// retention at now and returns how many.
+	Expire func(ctx context.Context, now time.Time, limit int) (int, error)
+	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// PageSize is how many executions a read takes (default 500).
@@ -70,11 +75,33 @@ func (c *Cleanup) Run(ctx context.Context) (int, error) {
 			c.logger().Info("cleanup issued a command", "execution", x.WorkflowExecutionUUID, "type", cmd.Type, "command", cmd.CommandUUID)
 		}
 		if len(page) < size {
-			return published, nil
+			return published, c.expire(ctx, now, size)
 		}
 		last := page[len(page)-1]
 		at, _ := last.DueAt()
 		after = &store.DuePosition{DueAt: at, ID: last.WorkflowExecutionUUID}
+	}
+}
+
+// expire deletes finished executions past their retention, a page at a
+// time, until none is left.
+func (c *Cleanup) expire(ctx context.Context, now time.Time, size int) error {
+	if c.Expire == nil {
+		return nil
+	}
+	total := 0
+	for {
+		n, err := c.Expire(ctx, now, size)
+		total += n
+		if err != nil {
+			return fmt.Errorf("cleanup: expire finished executions: %w", err)
+		}
+		if n < size {
+			if total > 0 {
+				c.logger().Info("cleanup expired finished executions", "count", total)
+			}
+			return nil
+		}
 	}
 }
 

@@ -47,6 +47,7 @@ type settings struct {
 	initOnly          bool
 	httpAllowHosts    []string
 	cleanupInterval   time.Duration
+	retention         time.Duration
 }
 
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
@@ -74,7 +75,8 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&shutdown, "shutdown-timeout", env("WORKFLOWD_SHUTDOWN_TIMEOUT", "20s"), "how long a graceful shutdown may take (env WORKFLOWD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&s.backend, "backend", env("WORKFLOWD_BACKEND", "embedded"), "embedded (one process, local store) or aws (DynamoDB, SNS, SQS) (env WORKFLOWD_BACKEND)")
 	fs.StringVar(&s.awsPrefix, "aws-prefix", env("WORKFLOWD_AWS_PREFIX", "workflowd"), "name prefix of the AWS tables, topic and queues (env WORKFLOWD_AWS_PREFIX)")
-	var allowHosts, cleanup string
+	var allowHosts, cleanup, retention string
+	fs.StringVar(&retention, "retention", env("WORKFLOWD_RETENTION", "720h"), "how long a finished execution's view is kept (its history stays); 0 for ever (env WORKFLOWD_RETENTION)")
 	fs.StringVar(&allowHosts, "http-allow-hosts", env("WORKFLOW_HTTP_ALLOW_HOSTS", ""), "comma-separated host:port pairs http steps may call; empty: none (env WORKFLOW_HTTP_ALLOW_HOSTS)")
 	fs.StringVar(&cleanup, "cleanup-interval", env("WORKFLOWD_CLEANUP_INTERVAL", "1m"), "how often the cleanup worker runs (env WORKFLOWD_CLEANUP_INTERVAL)")
 	var memLimit string
@@ -111,6 +113,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.cleanupInterval, err = positiveDuration("cleanup-interval", cleanup); err != nil {
 		return s, err
 	}
+	if s.retention, err = time.ParseDuration(retention); err != nil || s.retention < 0 {
+		return s, fmt.Errorf("retention: %q is not a duration of 0 or more (like 720h)", retention)
+	}
 	if s.backend != "embedded" && s.backend != "aws" {
 		return s, fmt.Errorf("backend must be embedded or aws, not %q", s.backend)
 	}
@@ -133,7 +138,7 @@ type service interface {
 // openService builds the configured backend; for "workflowd init" it
 // creates the AWS resources, prints what it made, and returns nil.
 func openService(ctx context.Context, s settings, log *slog.Logger) (service, error) {
-	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval}
+	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval, Retention: s.retention}
 	awsCfg := app.AWSConfig{
 		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout,
 		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log,

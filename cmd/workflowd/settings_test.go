@@ -23,10 +23,20 @@ func TestSettings(t *testing.T) {
 	}{
 		{name: "defaults", env: env(), check: func(t *testing.T, s settings) {
 			if s.addr != "127.0.0.1:8080" || s.dataDir != "./data" || s.backend != "embedded" || s.visibilityTimeout != 30*time.Second ||
-				s.maxReceiveCount != 5 || s.workers != 16 || s.memoryLimit != 100<<20 || s.awsPrefix != "workflowd" {
+				s.maxReceiveCount != 5 || s.workers != 16 || s.memoryLimit != 100<<20 || s.awsPrefix != "workflowd" ||
+				len(s.httpAllowHosts) != 0 || s.cleanupInterval != time.Minute || s.retention != 720*time.Hour {
 				t.Errorf("defaults: %+v", s)
 			}
 		}},
+		{name: "steps_from_env", env: env("WORKFLOW_HTTP_ALLOW_HOSTS", " api.example.com:443 , 127.0.0.1:9000", "WORKFLOWD_CLEANUP_INTERVAL", "10s", "WORKFLOWD_RETENTION", "0"),
+			check: func(t *testing.T, s settings) {
+				if strings.Join(s.httpAllowHosts, ",") != "api.example.com:443,127.0.0.1:9000" || s.cleanupInterval != 10*time.Second || s.retention != 0 {
+					t.Errorf("steps: %+v", s)
+				}
+			}},
+		{name: "allow_host_without_port", args: []string{"-http-allow-hosts", "api.example.com"}, env: env(), wantErr: "http-allow-hosts"},
+		{name: "bad_retention", args: []string{"-retention", "-1h"}, env: env(), wantErr: "retention"},
+		{name: "zero_cleanup_interval", args: []string{"-cleanup-interval", "0s"}, env: env(), wantErr: "cleanup-interval must be a positive duration"},
 		{name: "env_sets", env: env("WORKFLOWD_ADDR", "127.0.0.1:9", "WORKFLOWD_DATA", "/tmp/x", "WORKFLOWD_BACKEND", "aws", "WORKFLOWD_MEMORY_LIMIT", "1GiB"),
 			check: func(t *testing.T, s settings) {
 				if s.addr != "127.0.0.1:9" || s.dataDir != "/tmp/x" || s.backend != "aws" || s.memoryLimit != 1<<30 {
