@@ -1,0 +1,180 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/workflowd/workflowd/api"
+	"github.com/workflowd/workflowd/awsbus"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/table"
+	"github.com/workflowd/workflowd/workers"
+)
+
+// FunctionConfig is what the SAM template gives every function in its
+// environment (see template.yaml and docs/deploy.md).
+type FunctionConfig struct {
+	Tables           table.Config      // EVENTS_TABLE, VIEWS_TABLE, RETENTION
+	TopicARN         string            // TOPIC_ARN
+	Queues           map[string]string // WORKFLOWS_QUEUE_URL, EXECUTIONS_QUEUE_URL
+	DeadLetterQueues map[string]string // WORKFLOWS_DLQ_URL, EXECUTIONS_DLQ_URL
+	MaxReceiveCount  int               // MAX_RECEIVE_COUNT (default 5)
+	HTTPAllowHosts   []string          // WORKFLOW_HTTP_ALLOW_HOSTS
+	Logger           *slog.Logger
+}
+
+// FunctionConfigFromEnv reads a FunctionConfig from the environment (getenv
+// is os.Getenv), and says which variables are missing or wrong.
+func FunctionConfigFromEnv(getenv func(string) string) (FunctionConfig, error) {
+	var errs []error
+	need := func(name string) string {
+		v := getenv(name)
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", name))
+		}
+		return v
+	}
+	cfg := FunctionConfig{
+		Tables:   table.Config{EventsTable: need("EVENTS_TABLE"), ViewsTable: need("VIEWS_TABLE")},
+		TopicARN: need("TOPIC_ARN"),
+		Queues: map[string]string{
+			model.QueueWorkflows: need("WORKFLOWS_QUEUE_URL"), model.QueueExecutions: need("EXECUTIONS_QUEUE_URL"),
+		},
+		DeadLetterQueues: map[string]string{
+			model.QueueWorkflows: getenv("WORKFLOWS_DLQ_URL"), model.QueueExecutions: getenv("EXECUTIONS_DLQ_URL"),
+		},
+		MaxReceiveCount: awsbus.DefaultMaxReceiveCount,
+	}
+	if v := getenv("MAX_RECEIVE_COUNT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("MAX_RECEIVE_COUNT %q is not a positive whole number", v))
+		}
+		cfg.MaxReceiveCount = n
+	}
+	if v := getenv("RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("RETENTION %q is not a duration of 0 or more", v))
+		}
+		cfg.Tables.Retention = d
+	}
+	hosts, err := workers.ParseAllowHosts(getenv("WORKFLOW_HTTP_ALLOW_HOSTS"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("WORKFLOW_HTTP_ALLOW_HOSTS: %w", err))
+	}
+	cfg.HTTPAllowHosts = hosts
+	return cfg, errors.Join(errs...)
+}
+
+// Functions are the Lambda functions of the SAM deployment: thin handlers
+// that decode the AWS event and call the code the long-running service
+// runs. Build one per container (its SDK clients and caches live as long
+// as the container), outside the handler.
+type Functions struct {
+	cfg        FunctionConfig
+	log        *slog.Logger
+	store      *table.Store
+	bus        *awsbus.Bus
+	worker     *workers.CommandWorker
+	projector  *workers.Projector
+	dispatcher *workers.Dispatcher
+	cleanup    *workers.Cleanup
+	api        *api.Server
+}
+
+// NewFunctions creates the SDK clients (from the SDK's configuration: the
+// Lambda role's credentials, AWS_REGION) and the components.
+func NewFunctions(ctx context.Context, cfg FunctionConfig) (*Functions, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c, err := newClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := table.New(c.db, cfg.Tables)
+	b := awsbus.New(c.sns, c.sqs, awsbus.Config{
+		TopicARN: cfg.TopicARN, Queues: cfg.Queues, DeadLetterQueues: cfg.DeadLetterQueues,
+		MaxReceiveCount: cfg.MaxReceiveCount, Logger: cfg.Logger,
+	})
+	executions, err := b.Queue(model.QueueExecutions)
+	if err != nil {
+		return nil, err
+	}
+	f := &Functions{cfg: cfg, log: cfg.Logger, store: st, bus: b}
+	// No TrustCache: consecutive commands of an aggregate land on
+	// different containers (docs/architecture-log.md, entry 18).
+	f.worker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, HTTP: &workers.HTTPCaller{AllowHosts: cfg.HTTPAllowHosts}}
+	f.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger}
+	f.dispatcher = &workers.Dispatcher{Publisher: b, Scheduler: executions, Logger: cfg.Logger}
+	f.cleanup = &workers.Cleanup{Due: st, Publisher: b, Logger: cfg.Logger}
+	f.api = api.NewServer(api.Config{
+		Publisher: b, Views: st, Events: st, Commands: st,
+		Ready: []api.Pinger{st}, DeadLetters: b, Logger: cfg.Logger,
+	})
+	return f, nil
+}
+
+// API is the REST API (the handler behind API Gateway).
+func (f *Functions) API() http.Handler { return f.api }
+
+// Worker handles a batch of command messages from either queue and reports
+// the ones that failed (ReportBatchItemFailures): they are retried, and
+// after maxReceiveCount go to the queue's dead-letter queue.
+func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	return workers.HandleSQSEvent(ctx, f.worker, ev, f.log), nil
+}
+
+// Stream handles a batch of the events table's stream: the projector, then
+// the dispatcher, for each record; at the first record either fails on, it
+// reports that record and the ones after it.
+func (f *Functions) Stream(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	return workers.HandleDynamoDBEvent(ctx, both{f.projector, f.dispatcher}, StreamEvents, ev, f.log), nil
+}
+
+// Cleanup is one run of the cleanup worker (the EventBridge schedule's
+// target). An error fails the invocation, and the next run starts over.
+func (f *Functions) Cleanup(ctx context.Context, ev events.CloudWatchEvent) error {
+	n, err := f.cleanup.Run(ctx)
+	f.log.Info("cleanup run", "published", n, "scheduled", ev.Time, "err", err)
+	return err
+}
+
+// both hands events to each handler in turn.
+type both []workers.EventHandler
+
+func (b both) Handle(ctx context.Context, events []model.Event) error {
+	for _, h := range b {
+		if err := h.Handle(ctx, events); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FunctionsFromEnv is what each function's main calls once per container:
+// the configuration from the environment, a JSON logger on stderr (which
+// Lambda sends to CloudWatch Logs) at LOG_LEVEL (default info), and the
+// Functions.
+func FunctionsFromEnv(ctx context.Context, getenv func(string) string) (*Functions, error) {
+	cfg, err := FunctionConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	var level slog.Level
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+		}
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return NewFunctions(ctx, cfg)
+}

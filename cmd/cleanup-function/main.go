@@ -1,0 +1,21 @@
+// Command cleanup-function is the cleanup worker, run every minute by an
+// EventBridge schedule (template.yaml: CleanupFunction).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/workflowd/workflowd/app"
+)
+
+func main() {
+	f, err := app.FunctionsFromEnv(context.Background(), os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cleanup-function:", err)
+		os.Exit(1)
+	}
+	lambda.Start(f.Cleanup)
+}
