@@ -6,7 +6,8 @@ FUZZTIME ?= 5s
 # Packages with goroutines of their own; -race runs on all of them anyway.
 PKGS     := ./...
 
-.PHONY: run run-aws build test vet lint fuzz bench clean
+.PHONY: run run-aws build test vet lint fuzz bench clean \
+	build-IamApiFunction build-JwtApiFunction build-WorkerFunction build-StreamFunction build-CleanupFunction
 
 ## run: the whole service in one process on the embedded store (API on $(ADDR), data under $(DATA))
 run:
@@ -20,6 +21,18 @@ run-aws:
 ## build: a static binary in bin/ (no cgo)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/workflowd ./cmd/workflowd
+
+## build-<LogicalId>: SAM's makefile build method (`sam build`): each
+## function's bootstrap for provided.al2023 on arm64, in $(ARTIFACTS_DIR)
+LAMBDA_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags=-s -o $(ARTIFACTS_DIR)/bootstrap
+build-IamApiFunction build-JwtApiFunction:
+	$(LAMBDA_BUILD) ./cmd/api-function
+build-WorkerFunction:
+	$(LAMBDA_BUILD) ./cmd/worker-function
+build-StreamFunction:
+	$(LAMBDA_BUILD) ./cmd/stream-function
+build-CleanupFunction:
+	$(LAMBDA_BUILD) ./cmd/cleanup-function
 
 ## test: vet, every test with the race detector (with DynamoDB Local and fauxqs
 ## started for the AWS integration tests), then a short pass of each fuzz target

@@ -11,11 +11,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
-	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/functions"
 )
 
 func main() {
-	f, err := app.FunctionsFromEnv(context.Background(), os.Getenv)
+	f, err := functions.FromEnv(context.Background(), os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "api-function:", err)
 		os.Exit(1)

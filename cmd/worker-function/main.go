@@ -8,11 +8,11 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/functions"
 )
 
 func main() {
-	f, err := app.FunctionsFromEnv(context.Background(), os.Getenv)
+	f, err := functions.FromEnv(context.Background(), os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker-function:", err)
 		os.Exit(1)

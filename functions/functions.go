@@ -1,4 +1,9 @@
-package app
+// Package functions is the SAM deployment's Lambda functions: the API, the
+// command worker, the projector and dispatcher on the stream, and the
+// cleanup, as thin handlers over the code workflowd runs. The mains in
+// cmd/*-function call FromEnv once per container and hand a handler to
+// lambda.Start. It links no embedded store.
+package functions
 
 import (
 	"context"
@@ -11,6 +16,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/workflowd/workflowd/api"
 	"github.com/workflowd/workflowd/awsbus"
 	"github.com/workflowd/workflowd/model"
@@ -18,9 +27,9 @@ import (
 	"github.com/workflowd/workflowd/workers"
 )
 
-// FunctionConfig is what the SAM template gives every function in its
+// Config is what the SAM template gives every function in its
 // environment (see template.yaml and docs/deploy.md).
-type FunctionConfig struct {
+type Config struct {
 	Tables           table.Config      // EVENTS_TABLE, VIEWS_TABLE, RETENTION
 	TopicARN         string            // TOPIC_ARN
 	Queues           map[string]string // WORKFLOWS_QUEUE_URL, EXECUTIONS_QUEUE_URL
@@ -30,9 +39,9 @@ type FunctionConfig struct {
 	Logger           *slog.Logger
 }
 
-// FunctionConfigFromEnv reads a FunctionConfig from the environment (getenv
+// ConfigFromEnv reads a Config from the environment (getenv
 // is os.Getenv), and says which variables are missing or wrong.
-func FunctionConfigFromEnv(getenv func(string) string) (FunctionConfig, error) {
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var errs []error
 	need := func(name string) string {
 		v := getenv(name)
@@ -41,7 +50,7 @@ func FunctionConfigFromEnv(getenv func(string) string) (FunctionConfig, error) {
 		}
 		return v
 	}
-	cfg := FunctionConfig{
+	cfg := Config{
 		Tables:   table.Config{EventsTable: need("EVENTS_TABLE"), ViewsTable: need("VIEWS_TABLE")},
 		TopicARN: need("TOPIC_ARN"),
 		Queues: map[string]string{
@@ -79,7 +88,7 @@ func FunctionConfigFromEnv(getenv func(string) string) (FunctionConfig, error) {
 // runs. Build one per container (its SDK clients and caches live as long
 // as the container), outside the handler.
 type Functions struct {
-	cfg        FunctionConfig
+	cfg        Config
 	log        *slog.Logger
 	store      *table.Store
 	bus        *awsbus.Bus
@@ -90,18 +99,18 @@ type Functions struct {
 	api        *api.Server
 }
 
-// NewFunctions creates the SDK clients (from the SDK's configuration: the
+// New creates the SDK clients (from the SDK's configuration: the
 // Lambda role's credentials, AWS_REGION) and the components.
-func NewFunctions(ctx context.Context, cfg FunctionConfig) (*Functions, error) {
+func New(ctx context.Context, cfg Config) (*Functions, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c, err := newClients(ctx)
+	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	st := table.New(c.db, cfg.Tables)
-	b := awsbus.New(c.sns, c.sqs, awsbus.Config{
+	st := table.New(dynamodb.NewFromConfig(awsCfg), cfg.Tables)
+	b := awsbus.New(sns.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg), awsbus.Config{
 		TopicARN: cfg.TopicARN, Queues: cfg.Queues, DeadLetterQueues: cfg.DeadLetterQueues,
 		MaxReceiveCount: cfg.MaxReceiveCount, Logger: cfg.Logger,
 	})
@@ -137,7 +146,7 @@ func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSE
 // the dispatcher, for each record; at the first record either fails on, it
 // reports that record and the ones after it.
 func (f *Functions) Stream(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
-	return workers.HandleDynamoDBEvent(ctx, both{f.projector, f.dispatcher}, StreamEvents, ev, f.log), nil
+	return workers.HandleDynamoDBEvent(ctx, both{f.projector, f.dispatcher}, table.StreamEvents, ev, f.log), nil
 }
 
 // Cleanup is one run of the cleanup worker (the EventBridge schedule's
@@ -160,12 +169,12 @@ func (b both) Handle(ctx context.Context, events []model.Event) error {
 	return nil
 }
 
-// FunctionsFromEnv is what each function's main calls once per container:
+// FromEnv is what each function's main calls once per container:
 // the configuration from the environment, a JSON logger on stderr (which
 // Lambda sends to CloudWatch Logs) at LOG_LEVEL (default info), and the
 // Functions.
-func FunctionsFromEnv(ctx context.Context, getenv func(string) string) (*Functions, error) {
-	cfg, err := FunctionConfigFromEnv(getenv)
+func FromEnv(ctx context.Context, getenv func(string) string) (*Functions, error) {
+	cfg, err := ConfigFromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -176,5 +185,5 @@ func FunctionsFromEnv(ctx context.Context, getenv func(string) string) (*Functio
 		}
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return NewFunctions(ctx, cfg)
+	return New(ctx, cfg)
 }
