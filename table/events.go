@@ -127,6 +127,15 @@ func eventItemFrom(item map[string]types.AttributeValue) (EventItem, error) {
 // encodeEvents builds the item of one append. The events attribute is a
 // JSON array written by hand so that each event's data is kept byte for
 // byte (encoding/json would compact it).
+// ItemOf returns the events table's item of one append (what Append puts):
+// for tools and tests that build stream records.
+func ItemOf(events []model.Event) (map[string]types.AttributeValue, error) {
+	if err := validateBatch(events); err != nil {
+		return nil, err
+	}
+	return encodeEvents(events)
+}
+
 func encodeEvents(events []model.Event) (map[string]types.AttributeValue, error) {
 	first := events[0]
 	firstAt, err := first.OccurredAt.MarshalText()
