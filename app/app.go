@@ -150,7 +150,7 @@ func (e *Embedded) Run(ctx context.Context) error {
 			return err
 		}
 		consumers.Go(func() {
-			workers.Consume(ctx, q, e.execWorker, workers.ConsumerOptions{Concurrency: e.cfg.Workers, Logger: e.log})
+			workers.Consume(ctx, q, e.execWorker, workers.ConsumerOptions{Concurrency: e.cfg.Workers, Visibility: e.cfg.VisibilityTimeout, Logger: e.log})
 		})
 	}
 	// The feed loops stop only after the consumers: the last appends must

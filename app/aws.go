@@ -178,9 +178,13 @@ func (a *AWS) Run(ctx context.Context) error {
 		// One poller per queue, long-polling 20 s (SQS's most): receives
 		// are billed, empty ones too, and one poller fetching batches of
 		// up to ten keeps the handlers busy.
+		visibility := a.cfg.VisibilityTimeout
+		if visibility <= 0 {
+			visibility = awsbus.DefaultVisibilityTimeout
+		}
 		wg.Go(func() {
 			workers.Consume(ctx, q, a.worker, workers.ConsumerOptions{
-				Concurrency: a.cfg.Workers, Pollers: 1, Wait: 20 * time.Second, Logger: a.log,
+				Concurrency: a.cfg.Workers, Pollers: 1, Wait: 20 * time.Second, Visibility: visibility, Logger: a.log,
 			})
 		})
 	}

@@ -55,8 +55,12 @@ func (x Execution) DueAt() (time.Time, bool) {
 		switch {
 		case st.DueAt != nil && st.DueAt.Sub(x.UpdatedAt) > MaxDelay:
 			consider(*st.DueAt) // no delayed message: the cleanup fires it
+		case st.DueAt != nil && st.Type == StepHTTP:
+			// The queue delivers the retry; once it runs, the attempt may
+			// take up to the longest timeout before its outcome shows.
+			consider(roundUp(st.DueAt.Add(stuckAttempt)))
 		case st.DueAt != nil:
-			consider(st.DueAt.Add(CleanupGrace)) // the queue fires it
+			consider(st.DueAt.Add(CleanupGrace)) // the queue fires the timer
 		case st.Type == StepHTTP && st.Status == StepRunning:
 			consider(roundUp(x.UpdatedAt.Add(stuckAttempt)))
 		}
@@ -104,7 +108,15 @@ func (x Execution) DueCommand(now time.Time) (Command, bool) {
 		}
 		return RunStepCommand(id, i, st.Attempts, now), true // it seems lost: once more
 	case st.Type == StepHTTP && st.Status == StepRunning && !now.Before(*st.DueAt):
-		return RunStepCommand(id, i, st.Attempts+1, now), true
+		// A retry runs once: the cleanup issues one too far off for the
+		// queue in the first runs after it is due, and any retry again only
+		// once its attempt seems lost (an attempt in progress leaves the
+		// view as it was until its outcome).
+		long := st.DueAt.Sub(x.UpdatedAt) > MaxDelay
+		lost := !now.Before(roundUp(st.DueAt.Add(stuckAttempt)))
+		if lost || long && now.Before(st.DueAt.Add(2*CleanupGrace)) {
+			return RunStepCommand(id, i, st.Attempts+1, now), true
+		}
 	}
 	return Command{}, false
 }

@@ -209,11 +209,35 @@ func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
 	}
 	r.outcome(0, 1, model.StepOutcome{Err: "boom"})
 	due, _ = r.x.DueAt()
-	if want := t0.Add(time.Second + model.CleanupGrace); !due.Equal(want) {
-		t.Fatalf("DueAt of a retry the queue delivers: %v, want %v", due, want)
+	if due.Sub(t0) < 15*time.Minute {
+		t.Fatalf("DueAt of a retry the queue delivers: %v, want after the longest attempt (it may be running)", due)
 	}
-	if c, ok := r.x.DueCommand(t0.Add(time.Second)); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 2, t0).CommandUUID {
-		t.Fatalf("DueCommand of a due retry: %+v %v, want attempt 2", c, ok)
+	for _, at := range []time.Duration{time.Second, time.Minute, 10 * time.Minute} {
+		if c, ok := r.x.DueCommand(t0.Add(at)); ok {
+			t.Fatalf("DueCommand %s after a retry the queue delivers: %+v, want none (it would run twice)", at, c)
+		}
+	}
+	if c, ok := r.x.DueCommand(due); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 2, t0).CommandUUID {
+		t.Fatalf("DueCommand of a retry that seems lost: %+v %v, want attempt 2", c, ok)
+	}
+	// A retry an hour off is the cleanup's to issue: at once when due, not
+	// again while it runs, and again if it seems lost.
+	hourly := startRun(t, 0, httpStep(func(s *model.StepDefinition) {
+		s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 3600}
+	}))
+	hourly.outcome(0, 1, model.StepOutcome{Err: "boom"})
+	retryAt := t0.Add(time.Hour)
+	if due, _ := hourly.x.DueAt(); !due.Equal(retryAt) {
+		t.Fatalf("DueAt of an hour's retry: %v, want %v", due, retryAt)
+	}
+	if _, ok := hourly.x.DueCommand(retryAt); !ok {
+		t.Fatal("DueCommand of an hour's retry when due: none")
+	}
+	if c, ok := hourly.x.DueCommand(retryAt.Add(5 * time.Minute)); ok {
+		t.Fatalf("DueCommand 5 minutes into the retry: %+v, want none", c)
+	}
+	if _, ok := hourly.x.DueCommand(retryAt.Add(time.Hour)); !ok {
+		t.Fatal("DueCommand of an hour's retry lost for an hour: none")
 	}
 	long := startRun(t, 0, model.StepDefinition{Name: "w", Type: model.StepWait, Seconds: 3600})
 	if due, _ := long.x.DueAt(); !due.Equal(t0.Add(time.Hour)) {

@@ -35,7 +35,12 @@ type ConsumerOptions struct {
 	Pollers     int           // goroutines receiving from the queue; default 2
 	BatchSize   int           // most messages per receive; default 10
 	Wait        time.Duration // long-poll wait; default 1s
-	Logger      *slog.Logger
+	// Visibility is the queue's visibility timeout. If set, a message whose
+	// handler runs longer than half of it has its visibility extended by
+	// that much, again and again, so that it is not delivered a second time
+	// while its first delivery still works (a slow http step).
+	Visibility time.Duration
+	Logger     *slog.Logger
 }
 
 // Consume receives messages from q and hands each to h until ctx is done,
@@ -73,7 +78,9 @@ func Consume(ctx context.Context, q bus.Queue, h MessageHandler, opts ConsumerOp
 	for range opts.Concurrency {
 		handlers.Go(func() {
 			for d := range jobs {
+				stop := keepInvisible(work, q, d, opts.Visibility, log)
 				handleDelivery(work, q, h, d, log)
+				stop()
 				<-idle
 			}
 		})
@@ -117,6 +124,32 @@ func Consume(ctx context.Context, q bus.Queue, h MessageHandler, opts ConsumerOp
 	pollers.Wait()
 	close(jobs)
 	handlers.Wait()
+}
+
+// keepInvisible extends d's visibility every half visibility timeout until
+// the returned function is called.
+func keepInvisible(ctx context.Context, q bus.Queue, d bus.Delivery, visibility time.Duration, log *slog.Logger) func() {
+	if visibility <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(visibility / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := q.ChangeVisibility(ctx, d.ReceiptHandle, visibility); err != nil {
+					log.Warn("could not extend a message's visibility; it may be delivered again while it is handled", "message", d.ID, "err", err)
+					return
+				}
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 func handleDelivery(ctx context.Context, q bus.Queue, h MessageHandler, d bus.Delivery, log *slog.Logger) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +358,46 @@ func TestTrustedCacheBehindTheLogDecidesAgain(t *testing.T) {
 		if st, err := st.GetCommand(ctx, c.CommandUUID); err == nil {
 			t.Errorf("command %s has a status %s %q: a stale cache's rejection was recorded", c.CommandUUID, st.Status, st.Error)
 		}
+	}
+}
+
+// slowHandler takes its time with every message and counts the deliveries.
+type slowHandler struct {
+	took  time.Duration
+	calls atomic.Int64
+}
+
+func (h *slowHandler) Handle(ctx context.Context, body []byte, receiveCount int) error {
+	h.calls.Add(1)
+	time.Sleep(h.took)
+	return nil
+}
+
+// A message whose handler outlasts the visibility timeout is kept
+// invisible: it is not delivered again while the first delivery works.
+func TestConsumeKeepsASlowMessageInvisible(t *testing.T) {
+	b, err := localbus.Open(localbus.Options{Logger: quiet, Queues: []localbus.QueueConfig{
+		{Name: model.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 10},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q, _ := b.Queue(model.QueueExecutions)
+	h := &slowHandler{took: 2500 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		workers.Consume(ctx, q, h, workers.ConsumerOptions{Concurrency: 4, Wait: 100 * time.Millisecond, Visibility: time.Second, Logger: quiet})
+		close(done)
+	}()
+	if err := q.Send(ctx, bus.Message{Body: []byte("slow")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	cancel()
+	<-done
+	if n := h.calls.Load(); n != 1 {
+		t.Fatalf("the slow message was handled %d times, want once", n)
 	}
 }
