@@ -78,6 +78,13 @@ func (v *fakeViews) putExecution(x model.Execution) {
 	v.executions[x.WorkflowExecutionUUID] = x.Clone()
 }
 
+// remove forgets an execution's view (as a store does when it expires).
+func (v *fakeViews) remove(id uuid.UUID) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.executions, id)
+}
+
 func (v *fakeViews) GetWorkflow(ctx context.Context, id uuid.UUID) (model.Workflow, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -67,6 +67,10 @@ type Config struct {
 	Now func() time.Time
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// Retention is how long the store keeps a finished execution's view (0:
+	// for ever): a command of an execution whose view expired still reads
+	// APPLIED.
+	Retention time.Duration
 }
 
 // Server is the REST API as an http.Handler.

@@ -862,3 +862,44 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 		})
 	}
 }
+
+// A finished execution's view expires after the retention period; its
+// commands still read APPLIED, from the event log. Before the retention has
+// passed a missing view means "not projected yet".
+func TestCommandOfAnExpiredExecutionStaysApplied(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		retention time.Duration
+		after     time.Duration
+		want      string
+	}{
+		{"expired", time.Hour, 2 * time.Hour, model.CommandApplied},
+		{"within_the_retention", time.Hour, 30 * time.Minute, model.CommandAccepted},
+		{"no_retention", 0, 1000 * time.Hour, model.CommandAccepted},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *api.Config) { c.Retention = tt.retention })
+			wf := e.seedWorkflow(t, definition("orders", 1), t0)
+			x := e.seedExecution(t, wf, t0, 1) // start, begin, the increment that ends it
+			events, _ := e.events.Load(t.Context(), model.ExecutionAggregateID(x.WorkflowExecutionUUID), 0)
+			if x.Status != model.ExecutionSucceeded {
+				t.Fatalf("seeded execution %s", x.Status)
+			}
+			e.views.remove(x.WorkflowExecutionUUID) // expired
+			last := events[len(events)-1]
+			e.now = last.OccurredAt.Add(tt.after)
+			cmd := events[0].CommandUUID
+			if err := e.cmds.PutCommand(t.Context(), model.CommandStatus{CommandUUID: cmd, Type: model.CommandStartExecution,
+				Status: model.CommandAccepted, Resource: model.AggregateResource(last.AggregateID)}); err != nil {
+				t.Fatal(err)
+			}
+			var a api.CommandAnswer
+			r := e.do(t, http.MethodGet, "/v1/commands/"+cmd.String(), nil)
+			r.wantStatus(t, http.StatusOK)
+			r.decode(t, &a)
+			if a.Status != tt.want {
+				t.Fatalf("status %s, want %s", a.Status, tt.want)
+			}
+		})
+	}
+}

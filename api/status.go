@@ -75,8 +75,11 @@ func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID, 
 		recent, version, at = w.RecentCommands, w.Seq, w.UpdatedAt
 	default:
 		x, err := s.cfg.Views.GetExecution(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return s.expired(ctx, aggregateID, id)
+		}
 		if err != nil {
-			return false, at, notYet(err)
+			return false, at, err
 		}
 		recent, version, at = x.RecentCommands, x.Version, x.UpdatedAt
 	}
@@ -94,6 +97,32 @@ func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID, 
 		}
 	}
 	return last > 0 && last <= version, at, nil
+}
+
+// expired answers for a command of an execution whose view is missing:
+// not projected yet (ACCEPTED), or finished and expired after the
+// retention period, which the event log tells: the command's events are
+// there and the execution ended longer than the retention ago (APPLIED).
+func (s *Server) expired(ctx context.Context, aggregateID string, id uuid.UUID) (bool, time.Time, error) {
+	if s.cfg.Retention <= 0 {
+		return false, time.Time{}, nil // views never expire
+	}
+	events, err := s.cfg.Events.Load(ctx, aggregateID, 0)
+	if err != nil || len(events) == 0 {
+		return false, time.Time{}, err
+	}
+	end := events[len(events)-1]
+	ended := end.Type == model.EventExecutionSucceeded || end.Type == model.EventExecutionFailed ||
+		end.Type == model.EventExecutionCancelled || end.Type == model.EventExecutionTimedOut
+	if !ended || s.cfg.Now().Before(end.OccurredAt.Add(s.cfg.Retention)) {
+		return false, time.Time{}, nil
+	}
+	for _, e := range events {
+		if e.CommandUUID == id {
+			return true, end.OccurredAt, nil
+		}
+	}
+	return false, time.Time{}, nil
 }
 
 // notYet turns a view's absence into "not applied yet" (nil) and keeps

@@ -132,6 +132,7 @@ func Open(cfg Config) (*Embedded, error) {
 		Ready:       []api.Pinger{st},
 		DeadLetters: b,
 		Waiter:      e.waiter, Changes: changes, Logger: cfg.Logger,
+		Retention: cfg.Steps.Retention,
 	})
 	return e, nil
 }

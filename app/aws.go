@@ -158,6 +158,7 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 	a.API = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,
 		Ready: []api.Pinger{st}, DeadLetters: b, Waiter: waiter, Changes: changes, Logger: cfg.Logger,
+		Retention: cfg.Steps.Retention,
 	})
 	return a, nil
 }

@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config) (*Functions, error) {
 	f.cleanup = &workers.Cleanup{Due: st, Publisher: b, Logger: cfg.Logger}
 	f.api = api.NewServer(api.Config{
 		Publisher: b, Views: st, Events: st, Commands: st,
-		Ready: []api.Pinger{st}, DeadLetters: b, Logger: cfg.Logger,
+		Ready: []api.Pinger{st}, DeadLetters: b, Logger: cfg.Logger, Retention: cfg.Tables.Retention,
 	})
 	return f, nil
 }
