@@ -80,6 +80,8 @@ func New(snsClient *sns.Client, sqsClient *sqs.Client, cfg Config) *Bus {
 	}
 	b := &Bus{sns: snsClient, sqs: sqsClient, cfg: cfg, log: log, queues: make(map[string]*Queue, len(cfg.Queues))}
 	b.publisher.send = b.publishBatch
+	b.publisher.size = func(it publishItem) int { return it.size }
+	b.publisher.maxBytes = bus.MaxMessageSize
 	for name, url := range cfg.Queues {
 		q := &Queue{b: b, name: name, url: url}
 		q.deleter.send = q.deleteBatch

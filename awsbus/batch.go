@@ -19,6 +19,10 @@ type batcher[T any] struct {
 	// send sends one batch and returns an error per item (nil for those it
 	// sent), or one error for all.
 	send func(ctx context.Context, items []T) ([]error, error)
+	// size, if set, is an item's size; a batch then holds at most maxBytes
+	// of them (SNS refuses a PublishBatch over 256 KiB in all), or one item.
+	size     func(T) int
+	maxBytes int
 
 	mu      sync.Mutex
 	queue   []*batchCall[T]
@@ -68,7 +72,17 @@ func (b *batcher[T]) do(ctx context.Context, item T) error {
 
 // take removes the next batch from the queue; b.mu is held.
 func (b *batcher[T]) take() []*batchCall[T] {
-	n := min(maxBatch, len(b.queue))
+	n, bytes := 0, 0
+	for n < min(maxBatch, len(b.queue)) {
+		if b.size != nil {
+			sz := b.size(b.queue[n].item)
+			if n > 0 && bytes+sz > b.maxBytes {
+				break
+			}
+			bytes += sz
+		}
+		n++
+	}
 	calls := b.queue[:n:n]
 	b.queue = b.queue[n:]
 	return calls

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -113,5 +114,34 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Items with a size fill a batch up to maxBytes in all; an item over it
+// goes alone.
+func TestBatcherKeepsBatchesUnderTheirByteLimit(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	b := &batcher[int]{send: r.send, size: func(n int) int { return n }, maxBytes: 100}
+	sizes := []int{1, 60, 50, 30, 20, 150, 5}
+	var wg sync.WaitGroup
+	wg.Go(func() { b.do(t.Context(), 1) }) // held at the gate; the rest queue up behind it
+	waitFor(t, func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.held == 1 })
+	for _, n := range sizes[1:] {
+		wg.Go(func() { b.do(t.Context(), n) })
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return slices.ContainsFunc(b.queue, func(c *batchCall[int]) bool { return c.item == n }) })
+	}
+	close(r.gate)
+	wg.Wait()
+	for _, batch := range r.batches {
+		total := 0
+		for _, n := range batch {
+			total += n
+		}
+		if total > 100 && len(batch) > 1 {
+			t.Errorf("batch %v holds %d bytes, over 100", batch, total)
+		}
+	}
+	if fmt.Sprint(r.batches) != "[[1] [60] [50 30 20] [150] [5]]" {
+		t.Errorf("batches %v, want [[1] [60] [50 30 20] [150] [5]]", r.batches)
 	}
 }
