@@ -338,3 +338,48 @@ func TestPurgeExpiredDeletesFinishedViewsAfterTheRetention(t *testing.T) {
 		t.Fatalf("again: purged %d, %v; want nothing (the running one never expires)", n, err)
 	}
 }
+
+// A change of the retention between runs: keys set under the old one move
+// to the new one's time, and the purge never stalls on them.
+func TestPurgeExpiredFollowsARetentionChange(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	open := func(retention time.Duration) *embedded.Store {
+		s, err := embedded.Open(embedded.Options{Dir: dir, Retention: retention})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open(time.Hour)
+	var ids []uuid.UUID
+	for i := range 3 {
+		x := storetest.NewExecution(uuid.New(), model.ExecutionSucceeded, at, 1)
+		x.UpdatedAt = at.Add(time.Duration(i) * time.Minute)
+		storetest.MustPutExecution(t, s, x, 0)
+		ids = append(ids, x.WorkflowExecutionUUID)
+	}
+	s.Close()
+	s = open(3 * time.Hour)
+	defer s.Close()
+	// Under the old keys all three are due after an hour; under the new
+	// retention none is.
+	if n, err := s.PurgeExpired(ctx, at.Add(2*time.Hour), 2); err != nil || n != 0 {
+		t.Fatalf("after 2h: purged %d, %v; want none (the retention is 3h now)", n, err)
+	}
+	if n, err := s.PurgeExpired(ctx, at.Add(2*time.Hour), 2); err != nil || n != 0 {
+		t.Fatalf("after 2h again: purged %d, %v; want none", n, err)
+	}
+	if n, err := s.PurgeExpired(ctx, at.Add(4*time.Hour), 2); err != nil || n != 2 {
+		t.Fatalf("after 4h, 2 at a time: purged %d, %v; want 2", n, err)
+	}
+	if n, err := s.PurgeExpired(ctx, at.Add(4*time.Hour), 2); err != nil || n != 1 {
+		t.Fatalf("after 4h, the rest: purged %d, %v; want 1", n, err)
+	}
+	for _, id := range ids {
+		if _, err := s.GetExecution(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("execution %s: %v, want purged", id, err)
+		}
+	}
+}

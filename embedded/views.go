@@ -377,21 +377,18 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int
 	if err != nil {
 		return 0, wrap(op, "", 0, err)
 	}
-	var ids []uuid.UUID
-	for it.First(); it.Valid() && len(ids) < limit; it.Next() {
-		if k := it.Key(); len(k) == len(pIdxExpire)+12+16 {
-			id, _ := uuid.FromBytes(k[len(k)-16:])
-			ids = append(ids, id)
-		}
+	var keys [][]byte
+	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
+		keys = append(keys, slices.Clone(it.Key()))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return 0, wrap(op, "", 0, err)
 	}
 	n := 0
-	for _, id := range ids {
-		deleted, err := s.purge(id)
+	for _, k := range keys {
+		deleted, err := s.purge(k)
 		if err != nil {
-			return n, wrap(op, id.String(), 0, err)
+			return n, wrap(op, "", 0, err)
 		}
 		if deleted {
 			n++
@@ -400,30 +397,49 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int
 	return n, nil
 }
 
-// purge deletes one finished execution's view and its index keys.
-func (s *Store) purge(id uuid.UUID) (bool, error) {
+// purge deletes the finished execution an expiry key names: its view, its
+// index keys and the key. A key set under another retention (the setting
+// changed) is moved to the current one's time instead, and a key whose
+// view is gone is just deleted.
+func (s *Store) purge(expiry []byte) (bool, error) {
+	if len(expiry) != len(pIdxExpire)+12+16 {
+		return false, s.db.Delete(expiry, pebble.NoSync) // not ours: drop it
+	}
+	id, _ := uuid.FromBytes(expiry[len(expiry)-16:])
 	mu := s.lock('x', id[:])
 	defer mu.Unlock()
 	key := uuidKey(pExecution, id)
 	v, ok, err := get(s.db, key)
-	if err != nil || !ok {
-		return false, err
-	}
-	x, err := decodeExecution(v)
-	if err != nil {
-		return false, err
-	}
-	h, _, err := decodeExecutionHeader(v)
 	if err != nil {
 		return false, err
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	keys := append(executionIndexKeys(h, id), key)
-	if k := s.expiryKey(x); k != nil {
-		keys = append(keys, k)
+	if err := b.Delete(expiry, nil); err != nil {
+		return false, err
 	}
-	for _, k := range keys {
+	if !ok {
+		return false, b.Commit(pebble.NoSync) // the view is gone already
+	}
+	x, err := decodeExecution(v)
+	if err != nil {
+		return false, err
+	}
+	if k := s.expiryKey(x); !bytes.Equal(k, expiry) {
+		// Set under another retention: keep the view, under the key of the
+		// current one (none if views are now kept for ever).
+		if k != nil {
+			if err := b.Set(k, nil, nil); err != nil {
+				return false, err
+			}
+		}
+		return false, b.Commit(pebble.NoSync)
+	}
+	h, _, err := decodeExecutionHeader(v)
+	if err != nil {
+		return false, err
+	}
+	for _, k := range append(executionIndexKeys(h, id), key) {
 		if err := b.Delete(k, nil); err != nil {
 			return false, err
 		}
