@@ -115,6 +115,9 @@ func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Eve
 		if t := s.Steps[p.Step].Type; t != StepManual {
 			return nil, reject("step %d is a %s step; only manual steps take increments", p.Step, t)
 		}
+		if err := s.roomFor(p.Output); err != nil {
+			return nil, reject("%v", err)
+		}
 		types, data := s.complete(StepCompleted{Step: p.Step, Output: p.Output}, now)
 		return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
 	case FireTimer:
@@ -224,6 +227,23 @@ func (s Execution) Deadline() (time.Time, string, bool) {
 	return at, reason, !at.IsZero()
 }
 
+// MaxExecutionData bounds an execution's input and step outputs together:
+// its view must fit a DynamoDB item (400 KB), and they are most of it.
+const MaxExecutionData = 320 << 10
+
+// roomFor reports an error if output would take the execution's input and
+// outputs over MaxExecutionData.
+func (s Execution) roomFor(output json.RawMessage) error {
+	n := len(s.Input) + len(output)
+	for _, st := range s.Steps {
+		n += len(st.Output)
+	}
+	if n > MaxExecutionData {
+		return fmt.Errorf("an output of %d bytes would take the execution's input and outputs to %d bytes, over the %d allowed", len(output), n, MaxExecutionData)
+	}
+	return nil
+}
+
 // StepOutcome is what one attempt of an http step came to.
 type StepOutcome struct {
 	Output json.RawMessage // the 2xx answer, when Err is ""
@@ -276,8 +296,12 @@ func DecideStepOutcome(s Execution, c Command, out StepOutcome, now time.Time) (
 		return nil, err
 	}
 	if out.Err == "" {
-		types, data := s.complete(StepCompleted{Step: p.Step, Output: out.Output, Attempt: p.Attempt}, now)
-		return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
+		if err := s.roomFor(out.Output); err != nil {
+			out = StepOutcome{Err: err.Error(), Final: true}
+		} else {
+			types, data := s.complete(StepCompleted{Step: p.Step, Output: out.Output, Attempt: p.Attempt}, now)
+			return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
+		}
 	}
 	def := StepDefinition{}
 	if p.Step < len(s.Definitions) {

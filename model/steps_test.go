@@ -3,6 +3,7 @@ package model_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,5 +262,22 @@ func TestRetryDelay(t *testing.T) {
 	}
 	if got := (model.StepDefinition{}).RetryDelay(1, 0); got != 0 {
 		t.Errorf("no retry policy: got %s", got)
+	}
+}
+
+// An execution's input and outputs stay within MaxExecutionData (its view
+// must fit a DynamoDB item): an increment that would pass it is rejected,
+// an http answer that would fails the step.
+func TestOutputsThatWouldOverflowTheViewAreRefused(t *testing.T) {
+	big := json.RawMessage(`"` + strings.Repeat("x", model.MaxExecutionData/2) + `"`)
+	r := startRun(t, 0, model.StepDefinition{Name: "a", Type: model.StepManual}, model.StepDefinition{Name: "b", Type: model.StepManual},
+		httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{MaxAttempts: 5, BackoffSeconds: 1} }))
+	r.decide(model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 0, Output: big}, t0), nil)
+	_, err := model.DecideExecution(r.x, model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 1, Output: big}, t0), nil, t0)
+	wantRejection(t, err, false, "over the")
+	r.decide(model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 1, Output: json.RawMessage(`1`)}, t0), nil)
+	r.outcome(2, 1, model.StepOutcome{Output: big})
+	if r.x.Status != model.ExecutionFailed || !strings.Contains(r.x.Error, "over the") || r.x.Steps[2].Attempts != 1 {
+		t.Fatalf("after an answer too big: %s %q attempts %d, want FAILED at once", r.x.Status, r.x.Error, r.x.Steps[2].Attempts)
 	}
 }
