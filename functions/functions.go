@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -139,7 +140,24 @@ func (f *Functions) API() http.Handler { return f.api }
 // the ones that failed (ReportBatchItemFailures): they are retried, and
 // after maxReceiveCount go to the queue's dead-letter queue.
 func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	return workers.HandleSQSEvent(ctx, f.worker, ev, f.log), nil
+	return workers.HandleSQSEvent(ctx, f.worker, ev, f.log, f.retry), nil
+}
+
+// retry makes a record the worker asked to see again soon visible after
+// that delay (ChangeMessageVisibility on its queue, named by the record's
+// eventSourceARN).
+func (f *Functions) retry(ctx context.Context, rec events.SQSMessage, after time.Duration) error {
+	name := rec.EventSourceARN[strings.LastIndexByte(rec.EventSourceARN, ':')+1:]
+	for queue, url := range f.cfg.Queues {
+		if url[strings.LastIndexByte(url, '/')+1:] == name {
+			q, err := f.bus.Queue(queue)
+			if err != nil {
+				return err
+			}
+			return q.ChangeVisibility(ctx, rec.ReceiptHandle, after)
+		}
+	}
+	return fmt.Errorf("no queue of this deployment is %s", rec.EventSourceARN)
 }
 
 // Stream handles a batch of the events table's stream: the projector, then

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
@@ -18,14 +21,17 @@ type funcHandler func(ctx context.Context, body []byte, n int) error
 func (f funcHandler) Handle(ctx context.Context, body []byte, n int) error { return f(ctx, body, n) }
 
 func TestSQSEventReportsOnlyFailedRecords(t *testing.T) {
+	var mu sync.Mutex
 	var seen []int
 	h := funcHandler(func(_ context.Context, body []byte, n int) error {
+		mu.Lock()
 		seen = append(seen, n)
+		mu.Unlock()
 		switch string(body) {
 		case "bad":
 			return errors.New("cannot decode")
 		case "later":
-			return &workers.RetryError{Reason: "not yet"}
+			return &workers.RetryError{After: 3 * time.Second, Reason: "not yet"}
 		}
 		return nil
 	})
@@ -35,7 +41,14 @@ func TestSQSEventReportsOnlyFailedRecords(t *testing.T) {
 		{MessageId: "m3", Body: "ok"},
 		{MessageId: "m4", Body: "later", Attributes: map[string]string{"ApproximateReceiveCount": "2"}},
 	}}
-	resp := workers.HandleSQSEvent(context.Background(), h, ev, quiet)
+	retried := map[string]time.Duration{}
+	retry := func(_ context.Context, rec events.SQSMessage, after time.Duration) error {
+		mu.Lock()
+		defer mu.Unlock()
+		retried[rec.MessageId] = after
+		return nil
+	}
+	resp := workers.HandleSQSEvent(context.Background(), h, ev, quiet, retry)
 	var got []string
 	for _, f := range resp.BatchItemFailures {
 		got = append(got, f.ItemIdentifier)
@@ -43,8 +56,12 @@ func TestSQSEventReportsOnlyFailedRecords(t *testing.T) {
 	if want := []string{"m2", "m4"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("failures: got %v, want %v", got, want)
 	}
-	if want := []int{1, 3, 1, 2}; !reflect.DeepEqual(seen, want) {
+	slices.Sort(seen) // the records are handled at once
+	if want := []int{1, 1, 2, 3}; !reflect.DeepEqual(seen, want) {
 		t.Fatalf("receive counts seen: got %v, want %v", seen, want)
+	}
+	if want := map[string]time.Duration{"m4": 3 * time.Second}; !reflect.DeepEqual(retried, want) {
+		t.Fatalf("made visible sooner: got %v, want %v (only the record that asked)", retried, want)
 	}
 }
 
