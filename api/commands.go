@@ -67,6 +67,11 @@ func isClosed(c <-chan struct{}) bool {
 }
 
 func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Duration) (model.CommandStatus, error) {
+	// A request that must end sooner (a Lambda invocation's deadline)
+	// answers two seconds before it.
+	if end, ok := ctx.Deadline(); ok {
+		wait = max(0, min(wait, time.Until(end)-2*time.Second))
+	}
 	deadline := time.Now().Add(wait)
 	// Without a Waiter each poll is a read of the store (a read unit on
 	// DynamoDB): start at 50ms and back off.

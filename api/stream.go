@@ -121,8 +121,10 @@ func (s *Server) streamExecution(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !canFlush(w) {
-		s.log.Error("execution stream: the ResponseWriter cannot flush", "path", r.URL.Path, "writer", fmt.Sprintf("%T", w))
-		return problem(http.StatusInternalServerError, "internal", "Internal error", "the server cannot stream this answer; it has been logged")
+		// Behind API Gateway (the Lambda deployment) answers are buffered.
+		s.log.Info("execution stream refused: the ResponseWriter cannot flush", "path", r.URL.Path, "writer", fmt.Sprintf("%T", w))
+		return problem(http.StatusNotImplemented, "not-implemented", "Not implemented",
+			"this deployment cannot stream answers (API Gateway buffers them); read GET /v1/workflow-executions/{id}, or use the long-running workflowd")
 	}
 	clock := streamClock
 	ctx, cancel := context.WithTimeout(r.Context(), clock.lifetime)

@@ -2,8 +2,10 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/workflowd/workflowd/bus"
@@ -59,20 +61,10 @@ func (c *Cleanup) Run(ctx context.Context) (int, error) {
 		if err != nil {
 			return published, fmt.Errorf("cleanup: list due executions: %w", err)
 		}
-		for _, x := range page {
-			cmd, ok := x.DueCommand(now)
-			if !ok {
-				continue
-			}
-			msg, err := bus.CommandMessage(cmd)
-			if err != nil {
-				return published, err
-			}
-			if err := c.Publisher.Publish(ctx, msg); err != nil {
-				return published, fmt.Errorf("cleanup: publish %s for %s: %w", cmd.Type, x.WorkflowExecutionUUID, err)
-			}
-			published++
-			c.logger().Info("cleanup issued a command", "execution", x.WorkflowExecutionUUID, "type", cmd.Type, "command", cmd.CommandUUID)
+		n, err := c.publish(ctx, page, now)
+		published += n
+		if err != nil {
+			return published, err
 		}
 		if len(page) < size {
 			return published, c.expire(ctx, now, size)
@@ -81,6 +73,46 @@ func (c *Cleanup) Run(ctx context.Context) (int, error) {
 		at, _ := last.DueAt()
 		after = &store.DuePosition{DueAt: at, ID: last.WorkflowExecutionUUID}
 	}
+}
+
+// publish issues the due commands of a page of executions, several at once
+// (the bus batches them), and returns how many it published.
+func (c *Cleanup) publish(ctx context.Context, page []model.Execution, now time.Time) (int, error) {
+	var (
+		mu        sync.Mutex
+		published int
+		errs      []error
+		wg        sync.WaitGroup
+	)
+	limit := make(chan struct{}, 16)
+	for _, x := range page {
+		cmd, ok := x.DueCommand(now)
+		if !ok {
+			continue
+		}
+		msg, err := bus.CommandMessage(cmd)
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+			continue
+		}
+		limit <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-limit }()
+			err := c.Publisher.Publish(ctx, msg)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cleanup: publish %s for %s: %w", cmd.Type, x.WorkflowExecutionUUID, err))
+				return
+			}
+			published++
+			c.logger().Info("cleanup issued a command", "execution", x.WorkflowExecutionUUID, "type", cmd.Type, "command", cmd.CommandUUID)
+		})
+	}
+	wg.Wait()
+	return published, errors.Join(errs...)
 }
 
 // expire deletes finished executions past their retention, a page at a
