@@ -128,7 +128,11 @@ func TestBatcherKeepsBatchesUnderTheirByteLimit(t *testing.T) {
 	waitFor(t, func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.held == 1 })
 	for _, n := range sizes[1:] {
 		wg.Go(func() { b.do(t.Context(), n) })
-		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return slices.ContainsFunc(b.queue, func(c *batchCall[int]) bool { return c.item == n }) })
+		waitFor(t, func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return slices.ContainsFunc(b.queue, func(c *batchCall[int]) bool { return c.item == n })
+		})
 	}
 	close(r.gate)
 	wg.Wait()
