@@ -34,12 +34,12 @@ build-StreamFunction:
 build-CleanupFunction:
 	$(LAMBDA_BUILD) ./cmd/cleanup-function
 
-## test: vet, every test with the race detector (with DynamoDB Local and fauxqs
+## test: gofmt and vet (lint), every test with the race detector (with DynamoDB Local and fauxqs
 ## started for the AWS integration tests), then a short pass of each fuzz target.
 ## The table package runs first, on its own: DynamoDB Local can leave an index
 ## added to an existing table CREATING for ever once it holds many tables
 ## (docs/architecture-log.md, entry 24).
-test: vet
+test: lint
 	bash .ci/localstack/with-stack.sh sh -c '$(GO) test -race -count=1 ./table/ && $(GO) test -race -count=1 $$($(GO) list $(PKGS) | grep -v "/table$$")'
 	$(MAKE) --no-print-directory fuzz
 
