@@ -27,6 +27,7 @@ import (
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/awsbus"
 	"github.com/workflowd/workflowd/ddbstream"
+	"github.com/workflowd/workflowd/functions"
 	"github.com/workflowd/workflowd/internal/awstest"
 	"github.com/workflowd/workflowd/model"
 )
@@ -82,10 +83,16 @@ type deployment struct {
 
 func deploy(t *testing.T) deployment {
 	t.Helper()
+	return deployWith(t, 2*time.Second)
+}
+
+// deployWith is deploy with the queues' visibility timeout.
+func deployWith(t *testing.T, visibility time.Duration) deployment {
+	t.Helper()
 	awstest.Config(t, "dynamodb")
 	awstest.Config(t, "sqs")
 	prefix := "fn" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	busCfg, err := app.InitAWS(context.Background(), app.AWSConfig{Prefix: prefix, VisibilityTimeout: 2 * time.Second, MaxReceiveCount: 5})
+	busCfg, err := app.InitAWS(context.Background(), app.AWSConfig{Prefix: prefix, VisibilityTimeout: visibility, MaxReceiveCount: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,4 +517,58 @@ func (c *embeddedClient) runCleanup() {
 	if _, err := c.e.Cleanup.Run(context.Background()); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// A command the worker asks to see again soon (a start of a workflow not
+// projected yet: a transient rejection) comes back after that delay, not
+// after the queue's visibility timeout: the worker function changes the
+// message's visibility on the queue its record names.
+func TestWorkerMakesARetriedMessageVisibleSooner(t *testing.T) {
+	d := deployWith(t, 60*time.Second)
+	ctx := context.Background()
+	env := map[string]string{}
+	for _, kv := range d.env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	f, err := functions.FromEnv(ctx, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := sqs.NewFromConfig(awstest.Config(t, "sqs"))
+	url := d.bus.Queues[model.QueueExecutions]
+	attrs, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: uuid.New(), WorkflowUUID: uuid.New()}, time.Now()))
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(string(body))}); err != nil {
+		t.Fatal(err)
+	}
+	receive := func(wait int32) []sqstypes.Message {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 1, WaitTimeSeconds: wait,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Messages
+	}
+	got := receive(5)
+	if len(got) != 1 {
+		t.Fatal("the message did not arrive")
+	}
+	m := got[0]
+	resp, err := f.Worker(ctx, events.SQSEvent{Records: []events.SQSMessage{{
+		MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
+		Attributes: map[string]string{"ApproximateReceiveCount": "1"}, EventSourceARN: attrs.Attributes["QueueArn"],
+	}}})
+	if err != nil || len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("worker: %+v %v, want the record reported for a retry", resp, err)
+	}
+	start := time.Now()
+	again := receive(10)
+	if len(again) != 1 || aws.ToString(again[0].MessageId) != aws.ToString(m.MessageId) {
+		t.Fatalf("the retried message did not come back within 10s (the queue's visibility timeout is 60s)")
+	}
+	t.Logf("back after %s", time.Since(start))
 }
