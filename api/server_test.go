@@ -903,3 +903,32 @@ func TestCommandOfAnExpiredExecutionStaysApplied(t *testing.T) {
 		})
 	}
 }
+
+// Workflows of every step type go through the API as the OpenAPI document
+// says (e.do checks each request and answer against it).
+func TestStepTypesRoundTripThroughTheAPI(t *testing.T) {
+	e := newEnv(t)
+	def := `{"name":"mixed","steps":[{"name":"approve","type":"manual","timeoutSeconds":60},{"name":"pause","type":"wait","seconds":2},` +
+		`{"name":"charge","type":"http","url":"https://pay.example.com:8443/charge","method":"PUT","headers":{"X-Tenant":"t1"},"timeoutSeconds":5,` +
+		`"retry":{"maxAttempts":3,"backoffSeconds":0.5,"maxBackoffSeconds":10}}]}`
+	e.do(t, http.MethodPost, "/v1/workflows", json.RawMessage(def)).wantStatus(t, http.StatusAccepted)
+	msgs := e.pub.published()
+	cmd := decodeMessage(t, msgs[len(msgs)-1])
+	create := cmd.Payload.(model.CreateWorkflow)
+	wf := e.runWorkflow(t, model.Workflow{}, create, t0)
+	r := e.do(t, http.MethodGet, "/v1/workflows/"+wf.WorkflowUUID.String(), nil)
+	r.wantStatus(t, http.StatusOK)
+	var got model.Workflow
+	r.decode(t, &got)
+	if len(got.Steps) != 3 || got.Steps[1].Seconds != 2 || got.Steps[2].Retry == nil || got.Steps[2].Retry.MaxAttempts != 3 || got.Steps[2].Headers["X-Tenant"] != "t1" {
+		t.Fatalf("steps read back: %+v", got.Steps)
+	}
+	x := e.seedExecution(t, wf, t0, 1) // the manual step done: the wait step runs
+	r = e.do(t, http.MethodGet, "/v1/workflow-executions/"+x.WorkflowExecutionUUID.String(), nil)
+	r.wantStatus(t, http.StatusOK)
+	var view model.Execution
+	r.decode(t, &view)
+	if st := view.Steps[1]; st.Status != model.StepWaiting || st.DueAt == nil {
+		t.Fatalf("the wait step: %+v, want WAITING with its due time", st)
+	}
+}
