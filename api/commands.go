@@ -53,10 +53,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// waitCommand returns the command's status, waiting up to wait for it to
-// leave ACCEPTED. It wakes on the Waiter when there is one (and answers
-// APPLIED without another read when the projector woke it), and otherwise
-// polls the store with a growing interval.
+// isClosed reports whether c is closed (without waiting).
 func isClosed(c <-chan struct{}) bool {
 	select {
 	case <-c:
@@ -66,6 +63,10 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
+// waitCommand returns the command's status, waiting up to wait for it to
+// leave ACCEPTED. It wakes on the Waiter when there is one (and answers
+// APPLIED without another read when the projector woke it), and otherwise
+// polls the store with a growing interval.
 func (s *Server) waitCommand(ctx context.Context, id uuid.UUID, wait time.Duration) (model.CommandStatus, error) {
 	// A request that must end sooner (a Lambda invocation's deadline)
 	// answers two seconds before it.
