@@ -283,3 +283,44 @@ func TestStreamSendsEveryChangeAndEndsAfterSucceeded(t *testing.T) {
 }
 
 var _ = uuid.Nil
+
+// Cancelling an execution while its http step's request is in flight: the
+// execution is CANCELLED at once, and the answer that comes back later is
+// ignored (no step completes after the cancellation).
+func TestCancellationIgnoresALateHTTPAnswer(t *testing.T) {
+	inFlight := make(chan struct{}, 1)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case inFlight <- struct{}{}:
+		default:
+		}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"late":true}`)
+	}))
+	defer slow.Close()
+	defer close(release)
+	host := strings.TrimPrefix(slow.URL, "http://")
+	c, _ := runEmbeddedWith(t, app.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{host}}})
+	id := startWorkflow(t, c, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"timeoutSeconds":30},{"name":"ship","type":"manual"}]`, slow.URL), "")
+	select {
+	case <-inFlight:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the http step's request never came")
+	}
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+id+"/cancellations", `{"reason":"customer left"}`)
+	x := waitStatus(t, c, id, 10*time.Second, "CANCELLED")
+	if x.Error != "customer left" || x.Steps[0].Status != model.StepFailed || x.Steps[1].Status != model.StepSkipped {
+		t.Fatalf("cancelled execution: %q, steps %s %s", x.Error, x.Steps[0].Status, x.Steps[1].Status)
+	}
+	release <- struct{}{} // the answer comes back now
+	time.Sleep(500 * time.Millisecond)
+	events := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+id+"/events", "")
+	if strings.Contains(string(events.Raw), model.EventStepCompleted) {
+		t.Fatalf("a step completed after the cancellation: %s", events.Raw)
+	}
+	if got := waitStatus(t, c, id, time.Second, "CANCELLED"); got.Version != x.Version {
+		t.Fatalf("the view moved on after the cancellation: version %d, then %d", x.Version, got.Version)
+	}
+}
