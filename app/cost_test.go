@@ -45,20 +45,7 @@ func BenchmarkAWSStepCost(b *testing.B) {
 	awstest.Config(b, "dynamodb")
 	awstest.Config(b, "sqs")
 	const perExecution, clients = 10, 64
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.OpenAWS(context.Background(), app.AWSConfig{
-		Prefix: "cost" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), Logger: log, Workers: clients,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { stop(); <-done }()
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
-	c := apitest.New(srv.URL)
+	a, c := runAWSForBench(b, app.AWSConfig{Workers: clients})
 
 	executions := (b.N + perExecution - 1) / perExecution
 	wf := c.MustApply(b, "POST", "/v1/workflows", apitest.ManualWorkflow("cost", perExecution)).String("workflowUUID")
@@ -118,6 +105,25 @@ func BenchmarkAWSStepCost(b *testing.B) {
 		"the worker gets SQS batches of %d (a receive and a DeleteMessageBatch each, %.0f ms a message) and reads the log before each command "+
 		"(+%.0f RCU: Lambda does not trust its cache); the stream function gets batches of %d (%.0f ms a record); all 128 MB, arm64\n",
 		apiMillis, samSQSBatch, workerMillis, samLoadRCU, samStreamBatch, streamMillis)
+}
+
+// runAWSForBench runs the AWS runtime on the local stack with resources of
+// its own (cfg's prefix and logger are set here) until the benchmark ends,
+// and returns it and a client of its API.
+func runAWSForBench(b *testing.B, cfg app.AWSConfig) (*app.AWS, *apitest.Client) {
+	b.Helper()
+	cfg.Prefix = "cost" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.OpenAWS(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	srv := httptest.NewServer(a.Handler())
+	b.Cleanup(func() { srv.Close(); stop(); <-done })
+	return a, apitest.New(srv.URL)
 }
 
 // Prices, us-east-1 on demand, late 2026 (DESIGN.md §7), in dollars.
@@ -285,21 +291,7 @@ func BenchmarkAWSEngineStepCost(b *testing.B) {
 	}))
 	defer hook.Close()
 	u, _ := url.Parse(hook.URL)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.OpenAWS(context.Background(), app.AWSConfig{
-		Prefix: "cost" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), Logger: log, Workers: inFlight,
-		Steps: app.StepsConfig{HTTPAllowHosts: []string{u.Host}, CleanupInterval: -1},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { stop(); <-done }()
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
-	c := apitest.New(srv.URL)
+	a, c := runAWSForBench(b, app.AWSConfig{Workers: inFlight, Steps: app.StepsConfig{HTTPAllowHosts: []string{u.Host}, CleanupInterval: -1}})
 	workflow := func(steps int) string {
 		var s []string
 		for i := range steps {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -185,6 +186,19 @@ func (b both) Handle(ctx context.Context, events []model.Event) error {
 		}
 	}
 	return nil
+}
+
+// Run is each function's main: it builds the Functions from the
+// environment once per container (a configuration error ends the process,
+// which Lambda reports as an init error) and starts the Lambda runtime
+// with the handler pick returns.
+func Run(name string, pick func(*Functions) any) {
+	f, err := FromEnv(context.Background(), os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+	lambda.Start(pick(f))
 }
 
 // FromEnv is what each function's main calls once per container:

@@ -2,20 +2,8 @@
 // EventBridge schedule (template.yaml: CleanupFunction).
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/workflowd/workflowd/functions"
-)
+import "github.com/workflowd/workflowd/functions"
 
 func main() {
-	f, err := functions.FromEnv(context.Background(), os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cleanup-function:", err)
-		os.Exit(1)
-	}
-	lambda.Start(f.Cleanup)
+	functions.Run("cleanup-function", func(f *functions.Functions) any { return f.Cleanup })
 }

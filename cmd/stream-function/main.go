@@ -3,20 +3,8 @@
 // failing record and those after it.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/workflowd/workflowd/functions"
-)
+import "github.com/workflowd/workflowd/functions"
 
 func main() {
-	f, err := functions.FromEnv(context.Background(), os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "stream-function:", err)
-		os.Exit(1)
-	}
-	lambda.Start(f.Stream)
+	functions.Run("stream-function", func(f *functions.Functions) any { return f.Stream })
 }

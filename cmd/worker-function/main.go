@@ -2,20 +2,8 @@
 // (template.yaml: WorkerFunction), reporting partial batch failures.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/workflowd/workflowd/functions"
-)
+import "github.com/workflowd/workflowd/functions"
 
 func main() {
-	f, err := functions.FromEnv(context.Background(), os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker-function:", err)
-		os.Exit(1)
-	}
-	lambda.Start(f.Worker)
+	functions.Run("worker-function", func(f *functions.Functions) any { return f.Worker })
 }
