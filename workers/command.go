@@ -118,22 +118,32 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 		if err != nil {
 			return err
 		}
-		err = w.Log.Append(ctx, events)
-		switch {
-		case err == nil:
-			if next, err := agg.with(events); err == nil {
-				w.cache().put(aggregateID, next)
-			}
-			return nil
-		case errors.Is(err, store.ErrDuplicate):
-			return nil // a racing delivery of the same command won
-		case errors.Is(err, store.ErrConflict):
-			continue // another command won this seq: catch up and decide again
-		default:
-			return fmt.Errorf("append %s: %w", aggregateID, err)
+		if done, err := w.append(ctx, aggregateID, agg, events); done || err != nil {
+			return err
 		}
+		// Another command won this seq: catch up and decide again.
 	}
 	return &RetryError{After: time.Second, Reason: "too many concurrent writers on " + aggregateID}
+}
+
+// append appends the events a command decided on agg and reports whether
+// the command is done with: appended (the cache moves on), or a racing
+// delivery of the same command appended first. It returns false and no
+// error when another command took the seq (catch up and decide again).
+func (w *CommandWorker) append(ctx context.Context, aggregateID string, agg aggregate, events []model.Event) (bool, error) {
+	err := w.Log.Append(ctx, events)
+	switch {
+	case err == nil:
+		if next, err := agg.with(events); err == nil {
+			w.cache().put(aggregateID, next)
+		}
+		return true, nil
+	case errors.Is(err, store.ErrDuplicate):
+		return true, nil
+	case errors.Is(err, store.ErrConflict):
+		return false, nil
+	}
+	return false, fmt.Errorf("append %s: %w", aggregateID, err)
 }
 
 // aggregate is the folded state of one aggregate, and the commands its
@@ -326,17 +336,8 @@ func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run mode
 		if err != nil {
 			return err
 		}
-		err = w.Log.Append(ctx, events)
-		switch {
-		case err == nil:
-			if next, err := agg.with(events); err == nil {
-				w.cache().put(aggregateID, next)
-			}
-			return nil
-		case errors.Is(err, store.ErrDuplicate):
-			return nil
-		case !errors.Is(err, store.ErrConflict):
-			return fmt.Errorf("append %s: %w", aggregateID, err)
+		if done, err := w.append(ctx, aggregateID, agg, events); done || err != nil {
+			return err
 		}
 		if agg, err = w.load(ctx, aggregateID); err != nil {
 			return err
