@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/workflowd/workflowd/bus"
@@ -78,40 +77,30 @@ func (c *Cleanup) Run(ctx context.Context) (int, error) {
 // publish issues the due commands of a page of executions, several at once
 // (the bus batches them), and returns how many it published.
 func (c *Cleanup) publish(ctx context.Context, page []model.Execution, now time.Time) (int, error) {
-	var (
-		mu        sync.Mutex
-		published int
-		errs      []error
-		wg        sync.WaitGroup
-	)
-	limit := make(chan struct{}, 16)
+	var due []model.Command
 	for _, x := range page {
-		cmd, ok := x.DueCommand(now)
-		if !ok {
-			continue
+		if cmd, ok := x.DueCommand(now); ok {
+			due = append(due, cmd)
 		}
-		msg, err := bus.CommandMessage(cmd)
-		if err != nil {
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
-			continue
-		}
-		limit <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-limit }()
-			err := c.Publisher.Publish(ctx, msg)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("cleanup: publish %s for %s: %w", cmd.Type, x.WorkflowExecutionUUID, err))
-				return
-			}
-			published++
-			c.logger().Info("cleanup issued a command", "execution", x.WorkflowExecutionUUID, "type", cmd.Type, "command", cmd.CommandUUID)
-		})
 	}
-	wg.Wait()
+	errs := atOnce(len(due), func(i int) error {
+		cmd := due[i]
+		msg, err := bus.CommandMessage(cmd)
+		if err == nil {
+			err = c.Publisher.Publish(ctx, msg)
+		}
+		if err != nil {
+			return fmt.Errorf("cleanup: publish %s for %s: %w", cmd.Type, cmd.AggregateID(), err)
+		}
+		c.logger().Info("cleanup issued a command", "aggregate", cmd.AggregateID(), "type", cmd.Type, "command", cmd.CommandUUID)
+		return nil
+	})
+	published := 0
+	for _, err := range errs {
+		if err == nil {
+			published++
+		}
+	}
 	return published, errors.Join(errs...)
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/workflowd/workflowd/bus"
@@ -64,18 +63,7 @@ func (d *Dispatcher) Handle(ctx context.Context, events []model.Event) error {
 			work = append(work, f)
 		}
 	}
-	errs := make([]error, len(work))
-	var wg sync.WaitGroup
-	limit := make(chan struct{}, 16)
-	for i, f := range work {
-		limit <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-limit }()
-			errs[i] = d.send(ctx, f)
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
+	for _, err := range atOnce(len(work), func(i int) error { return d.send(ctx, work[i]) }) {
 		if err != nil {
 			return err
 		}
