@@ -157,16 +157,10 @@ func (s *Store) PutWorkflow(ctx context.Context, w model.Workflow, prevSeq int64
 	if err := validateView(op, id, w.Seq, prevSeq); err != nil {
 		return err
 	}
-	j, err := json.Marshal(w)
+	item, err := viewItem(kindWorkflow, id, w.Seq, w, w.RecentCommands)
 	if err != nil {
 		return wrap(op, id.String(), w.Seq, err)
 	}
-	item := viewKey(kindWorkflow, id)
-	item[attrVersion] = attrN(w.Seq)
-	if err := setView(item, j); err != nil {
-		return wrap(op, id.String(), w.Seq, err)
-	}
-	setRecent(item, w.RecentCommands)
 	item[attrListKind] = attrS(kindWorkflow)
 	item[attrListOrder] = attrB(listOrder(w.CreatedAt, id))
 	return s.putView(ctx, op, id, w.Seq, prevSeq, item)
@@ -191,16 +185,10 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 	if err := validateStatus(op, x.Status); err != nil {
 		return err
 	}
-	j, err := json.Marshal(x)
+	item, err := viewItem(kindExecution, id, x.Version, x, x.RecentCommands)
 	if err != nil {
 		return wrap(op, id.String(), x.Version, err)
 	}
-	item := viewKey(kindExecution, id)
-	item[attrVersion] = attrN(x.Version)
-	if err := setView(item, j); err != nil {
-		return wrap(op, id.String(), x.Version, err)
-	}
-	setRecent(item, x.RecentCommands)
 	item[attrListKind] = attrS(kindExecution)
 	item[attrListWorkflow] = attrS(x.WorkflowUUID.String())
 	if x.Status != "" { // an empty string cannot be a GSI key
@@ -339,6 +327,22 @@ func decodeView(item map[string]types.AttributeValue, v any) (int64, error) {
 		return 0, corrupt("view: %v", err)
 	}
 	return version, nil
+}
+
+// viewItem is the part of a view's item every kind has: its key, its
+// version, its JSON (deflated when large) and its recent commands.
+func viewItem(kind string, id uuid.UUID, version int64, view any, recent []uuid.UUID) (map[string]types.AttributeValue, error) {
+	j, err := json.Marshal(view)
+	if err != nil {
+		return nil, err
+	}
+	item := viewKey(kind, id)
+	item[attrVersion] = attrN(version)
+	if err := setView(item, j); err != nil {
+		return nil, err
+	}
+	setRecent(item, recent)
+	return item, nil
 }
 
 // setRecent stores a view's RecentCommands as one binary attribute (64
