@@ -59,7 +59,7 @@ fuzz:
 ## bench: store and bus micro-benchmarks, the end-to-end benchmark of workflowd,
 ## then the cost per step on AWS (measured on the local stack)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./embedded ./localbus
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/pebble ./bus/local
 	CGO_ENABLED=0 $(GO) build -o bin/workflowd ./cmd/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd -workload http

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/workflowd/workflowd/api"
-	"github.com/workflowd/workflowd/embedded"
-	"github.com/workflowd/workflowd/localbus"
+	"github.com/workflowd/workflowd/bus/local"
 	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store/pebble"
 	"github.com/workflowd/workflowd/workers"
 )
 
@@ -68,8 +68,8 @@ func (c StepsConfig) cleanupInterval() time.Duration {
 type Embedded struct {
 	cfg    Config
 	log    *slog.Logger
-	Store  *embedded.Store
-	Bus    *localbus.Bus
+	Store  *pebble.Store
+	Bus    *local.Bus
 	API    *api.Server
 	waiter *api.Waiter
 	// Cleanup is the cleanup worker Run starts every StepsConfig.CleanupInterval.
@@ -98,18 +98,18 @@ func Open(cfg Config) (*Embedded, error) {
 	if cfg.DataDir != "" {
 		storeDir, busDir = filepath.Join(cfg.DataDir, "store"), filepath.Join(cfg.DataDir, "bus")
 	}
-	st, err := embedded.Open(embedded.Options{
+	st, err := pebble.Open(pebble.Options{
 		Dir: storeDir, Logger: cfg.Logger, Retention: cfg.Steps.Retention,
 		FeedConsumers: []string{ConsumerProjector, ConsumerDispatcher},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	queues := []localbus.QueueConfig{
+	queues := []local.QueueConfig{
 		{Name: model.QueueWorkflows, VisibilityTimeout: cfg.VisibilityTimeout, MaxReceiveCount: cfg.MaxReceiveCount},
 		{Name: model.QueueExecutions, VisibilityTimeout: cfg.VisibilityTimeout, MaxReceiveCount: cfg.MaxReceiveCount},
 	}
-	b, err := localbus.Open(localbus.Options{Dir: busDir, Queues: queues, Logger: cfg.Logger})
+	b, err := local.Open(local.Options{Dir: busDir, Queues: queues, Logger: cfg.Logger})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("open bus: %w", err)

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/workflowd/workflowd/api"
-	"github.com/workflowd/workflowd/awsbus"
-	"github.com/workflowd/workflowd/ddbstream"
+	"github.com/workflowd/workflowd/bus/snssqs"
+	"github.com/workflowd/workflowd/internal/ddbstream"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
@@ -64,7 +64,7 @@ type AWS struct {
 	cfg       AWSConfig
 	log       *slog.Logger
 	Store     *table.Store
-	Bus       *awsbus.Bus
+	Bus       *snssqs.Bus
 	API       *api.Server
 	db        *dynamodb.Client
 	streams   *dynamodbstreams.Client
@@ -101,19 +101,19 @@ func newClients(ctx context.Context) (clients, error) {
 // topic, the queues with their dead-letter queues and the subscriptions.
 // It is what `workflowd init` does for local use; on AWS the SAM template
 // creates them.
-func InitAWS(ctx context.Context, cfg AWSConfig) (awsbus.Config, error) {
+func InitAWS(ctx context.Context, cfg AWSConfig) (snssqs.Config, error) {
 	cfg.defaults()
 	c, err := newClients(ctx)
 	if err != nil {
-		return awsbus.Config{}, err
+		return snssqs.Config{}, err
 	}
 	if err := table.CreateTables(ctx, c.db, cfg.tables()); err != nil {
-		return awsbus.Config{}, err
+		return snssqs.Config{}, err
 	}
 	if err := ddbstream.CreateCheckpointTable(ctx, c.db, cfg.checkpointsTable()); err != nil {
-		return awsbus.Config{}, err
+		return snssqs.Config{}, err
 	}
-	return awsbus.Setup(ctx, c.sns, c.sqs, awsbus.SetupOptions{
+	return snssqs.Setup(ctx, c.sns, c.sqs, snssqs.SetupOptions{
 		Prefix: cfg.Prefix, VisibilityTimeout: cfg.VisibilityTimeout, MaxReceiveCount: cfg.MaxReceiveCount,
 	})
 }
@@ -136,7 +136,7 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 	}
 	busCfg.Logger = cfg.Logger
 	st := table.New(c.db, cfg.tables())
-	b := awsbus.New(c.sns, c.sqs, busCfg)
+	b := snssqs.New(c.sns, c.sqs, busCfg)
 	a := &AWS{
 		cfg: cfg, log: cfg.Logger, Store: st, Bus: b, db: c.db, streams: c.streams,
 		streamARN: aws.ToString(desc.Table.LatestStreamArn),
@@ -181,7 +181,7 @@ func (a *AWS) Run(ctx context.Context) error {
 		// up to ten keeps the handlers busy.
 		visibility := a.cfg.VisibilityTimeout
 		if visibility <= 0 {
-			visibility = awsbus.DefaultVisibilityTimeout
+			visibility = snssqs.DefaultVisibilityTimeout
 		}
 		wg.Go(func() {
 			workers.Consume(ctx, q, a.worker, workers.ConsumerOptions{

@@ -15,9 +15,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/bus"
-	"github.com/workflowd/workflowd/embedded"
 	"github.com/workflowd/workflowd/internal/apitest"
 	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store/pebble"
 	"github.com/workflowd/workflowd/workers"
 )
 
@@ -177,7 +177,7 @@ func TestAWSStreamBatchWithABadRecordConverges(t *testing.T) {
 
 	// A fresh projector, writing into views of its own (an in-memory
 	// store), reading gaps from the real event log.
-	views, err := embedded.Open(embedded.Options{Logger: slog.New(slog.DiscardHandler)})
+	views, err := pebble.Open(pebble.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,6 @@
 // delayed delivery and a dead-letter queue after MaxReceiveCount receives.
 //
 // No backend promises exactly-once delivery: consumers stay idempotent.
-// bustest holds the suite every backend runs; the in-process backend lives in
-// package localbus.
+// bus/bustest holds the suite every backend runs; the backends live beside it:
+// bus/local (in-process, durable) and bus/snssqs (SNS and SQS).
 package bus

@@ -23,7 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/workflowd/workflowd/api"
-	"github.com/workflowd/workflowd/awsbus"
+	"github.com/workflowd/workflowd/bus/snssqs"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
@@ -61,7 +61,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		DeadLetterQueues: map[string]string{
 			model.QueueWorkflows: getenv("WORKFLOWS_DLQ_URL"), model.QueueExecutions: getenv("EXECUTIONS_DLQ_URL"),
 		},
-		MaxReceiveCount: awsbus.DefaultMaxReceiveCount,
+		MaxReceiveCount: snssqs.DefaultMaxReceiveCount,
 	}
 	if v := getenv("MAX_RECEIVE_COUNT"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -93,7 +93,7 @@ type Functions struct {
 	cfg        Config
 	log        *slog.Logger
 	store      *table.Store
-	bus        *awsbus.Bus
+	bus        *snssqs.Bus
 	worker     *workers.CommandWorker
 	projector  *workers.Projector
 	dispatcher *workers.Dispatcher
@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Functions, error) {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	st := table.New(dynamodb.NewFromConfig(awsCfg), cfg.Tables)
-	b := awsbus.New(sns.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg), awsbus.Config{
+	b := snssqs.New(sns.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg), snssqs.Config{
 		TopicARN: cfg.TopicARN, Queues: cfg.Queues, DeadLetterQueues: cfg.DeadLetterQueues,
 		MaxReceiveCount: cfg.MaxReceiveCount, Logger: cfg.Logger,
 	})

@@ -25,10 +25,10 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/app"
-	"github.com/workflowd/workflowd/awsbus"
-	"github.com/workflowd/workflowd/ddbstream"
+	"github.com/workflowd/workflowd/bus/snssqs"
 	"github.com/workflowd/workflowd/functions"
 	"github.com/workflowd/workflowd/internal/awstest"
+	"github.com/workflowd/workflowd/internal/ddbstream"
 	"github.com/workflowd/workflowd/model"
 )
 
@@ -77,7 +77,7 @@ func binaries(t *testing.T) string {
 // created on the local stack by app.InitAWS.
 type deployment struct {
 	prefix string
-	bus    awsbus.Config
+	bus    snssqs.Config
 	env    []string // the functions' environment (template.yaml's Globals)
 }
 

@@ -21,7 +21,7 @@ import (
 	"github.com/workflowd/workflowd/internal/awstest"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
-	"github.com/workflowd/workflowd/storetest"
+	"github.com/workflowd/workflowd/store/storetest"
 	"github.com/workflowd/workflowd/table"
 )
 

@@ -14,17 +14,17 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/bus"
-	"github.com/workflowd/workflowd/embedded"
-	"github.com/workflowd/workflowd/localbus"
+	"github.com/workflowd/workflowd/bus/local"
 	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store/pebble"
 	"github.com/workflowd/workflowd/workers"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
 
-func mustStore(t *testing.T) *embedded.Store {
+func mustStore(t *testing.T) *pebble.Store {
 	t.Helper()
-	st, err := embedded.Open(embedded.Options{Logger: quiet})
+	st, err := pebble.Open(pebble.Options{Logger: quiet})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -263,7 +263,7 @@ func TestDispatcherBeginsCreatedExecutionsDeterministically(t *testing.T) {
 // MaxReceiveCount receives, with its reason, and can be redriven.
 func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
 	st := mustStore(t)
-	b, err := localbus.Open(localbus.Options{Logger: quiet, Queues: []localbus.QueueConfig{
+	b, err := local.Open(local.Options{Logger: quiet, Queues: []local.QueueConfig{
 		{Name: model.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 2},
 	}})
 	if err != nil {
@@ -376,7 +376,7 @@ func (h *slowHandler) Handle(ctx context.Context, body []byte, receiveCount int)
 // A message whose handler outlasts the visibility timeout is kept
 // invisible: it is not delivered again while the first delivery works.
 func TestConsumeKeepsASlowMessageInvisible(t *testing.T) {
-	b, err := localbus.Open(localbus.Options{Logger: quiet, Queues: []localbus.QueueConfig{
+	b, err := local.Open(local.Options{Logger: quiet, Queues: []local.QueueConfig{
 		{Name: model.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 10},
 	}})
 	if err != nil {

@@ -1,4 +1,4 @@
-package awsbus
+package snssqs
 
 import (
 	"context"
@@ -104,7 +104,7 @@ func New(snsClient *sns.Client, sqsClient *sqs.Client, cfg Config) *Bus {
 func (b *Bus) Publish(ctx context.Context, msg bus.Message) error {
 	target, ok := msg.Attributes[bus.TargetAttribute]
 	if _, known := b.cfg.Queues[target]; !ok || !known {
-		return fmt.Errorf("awsbus: publish with %s %q: %w", bus.TargetAttribute, target, bus.ErrNoRoute)
+		return fmt.Errorf("snssqs: publish with %s %q: %w", bus.TargetAttribute, target, bus.ErrNoRoute)
 	}
 	size, err := checkMessage("publish to "+target, msg)
 	if err != nil {
@@ -147,14 +147,14 @@ func (b *Bus) publishBatch(ctx context.Context, items []publishItem) ([]error, e
 	if err != nil {
 		var nf *snstypes.NotFoundException
 		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("awsbus: publish to topic %s: %w (%w)", b.cfg.TopicARN, bus.ErrNoRoute, err)
+			return nil, fmt.Errorf("snssqs: publish to topic %s: %w (%w)", b.cfg.TopicARN, bus.ErrNoRoute, err)
 		}
-		return nil, fmt.Errorf("awsbus: publish to topic %s: %w", b.cfg.TopicARN, err)
+		return nil, fmt.Errorf("snssqs: publish to topic %s: %w", b.cfg.TopicARN, err)
 	}
 	errs := make([]error, len(items))
 	for _, f := range out.Failed {
 		if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(errs) {
-			errs[i] = fmt.Errorf("awsbus: publish to topic %s: %s: %s", b.cfg.TopicARN, aws.ToString(f.Code), aws.ToString(f.Message))
+			errs[i] = fmt.Errorf("snssqs: publish to topic %s: %s: %s", b.cfg.TopicARN, aws.ToString(f.Code), aws.ToString(f.Message))
 		}
 	}
 	return errs, nil
@@ -165,7 +165,7 @@ func (b *Bus) publishBatch(ctx context.Context, items []publishItem) ([]error, e
 func (b *Bus) Queue(name string) (bus.Queue, error) {
 	q, ok := b.queues[name]
 	if !ok {
-		return nil, fmt.Errorf("awsbus: queue %q: %w", name, bus.ErrUnknownQueue)
+		return nil, fmt.Errorf("snssqs: queue %q: %w", name, bus.ErrUnknownQueue)
 	}
 	return q, nil
 }
@@ -195,11 +195,11 @@ func checkMessage(op string, msg bus.Message) (int, error) {
 	}
 	switch {
 	case size > bus.MaxMessageSize:
-		return 0, fmt.Errorf("awsbus: %s: body of %d bytes and attributes, %d bytes in all: %w", op, len(msg.Body), size, bus.ErrTooLarge)
+		return 0, fmt.Errorf("snssqs: %s: body of %d bytes and attributes, %d bytes in all: %w", op, len(msg.Body), size, bus.ErrTooLarge)
 	case len(msg.Body) == 0:
-		return 0, fmt.Errorf("awsbus: %s: empty body (SQS and SNS need at least one character)", op)
+		return 0, fmt.Errorf("snssqs: %s: empty body (SQS and SNS need at least one character)", op)
 	case !utf8.Valid(msg.Body):
-		return 0, fmt.Errorf("awsbus: %s: body is not UTF-8 text", op)
+		return 0, fmt.Errorf("snssqs: %s: body is not UTF-8 text", op)
 	}
 	return size, nil
 }
@@ -213,9 +213,9 @@ func sqsError(op string, err error) error {
 	)
 	switch {
 	case errors.As(err, &noQueue):
-		return fmt.Errorf("awsbus: %s: %w (%w)", op, bus.ErrUnknownQueue, err)
+		return fmt.Errorf("snssqs: %s: %w (%w)", op, bus.ErrUnknownQueue, err)
 	case errors.As(err, &badReceipt), errors.As(err, &notFlight):
-		return fmt.Errorf("awsbus: %s: %w (%w)", op, bus.ErrReceiptInvalid, err)
+		return fmt.Errorf("snssqs: %s: %w (%w)", op, bus.ErrReceiptInvalid, err)
 	}
-	return fmt.Errorf("awsbus: %s: %w", op, err)
+	return fmt.Errorf("snssqs: %s: %w", op, err)
 }

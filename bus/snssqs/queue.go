@@ -1,4 +1,4 @@
-package awsbus
+package snssqs
 
 import (
 	"context"
@@ -65,7 +65,7 @@ func (q *Queue) Send(ctx context.Context, msg bus.Message, delay time.Duration) 
 		return err
 	}
 	if delay > maxDelay {
-		return fmt.Errorf("awsbus: send to %s: delay %v is over SQS's %v", q.name, delay, maxDelay)
+		return fmt.Errorf("snssqs: send to %s: delay %v is over SQS's %v", q.name, delay, maxDelay)
 	}
 	q.b.requests.Add(billed(size))
 	_, err = q.b.sqs.SendMessage(ctx, &sqs.SendMessageInput{
@@ -116,7 +116,7 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]bus
 		if err != nil {
 			q.b.requests.Add(1)
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("awsbus: receive from %s: %w", q.name, ctx.Err())
+				return nil, fmt.Errorf("snssqs: receive from %s: %w", q.name, ctx.Err())
 			}
 			return nil, sqsError("receive from "+q.name, err)
 		}
@@ -164,9 +164,9 @@ func (q *Queue) deleteBatch(ctx context.Context, handles []string) ([]error, err
 		if err != nil || i < 0 || i >= len(errs) {
 			continue
 		}
-		errs[i] = fmt.Errorf("awsbus: delete from %s: %s: %s", q.name, aws.ToString(f.Code), aws.ToString(f.Message))
+		errs[i] = fmt.Errorf("snssqs: delete from %s: %s: %s", q.name, aws.ToString(f.Code), aws.ToString(f.Message))
 		if code := aws.ToString(f.Code); code == "ReceiptHandleIsInvalid" || code == "InvalidParameterValue" {
-			errs[i] = fmt.Errorf("awsbus: delete from %s: %w (%s: %s)", q.name, bus.ErrReceiptInvalid, code, aws.ToString(f.Message))
+			errs[i] = fmt.Errorf("snssqs: delete from %s: %w (%s: %s)", q.name, bus.ErrReceiptInvalid, code, aws.ToString(f.Message))
 		}
 	}
 	return errs, nil
@@ -185,7 +185,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 
 func (q *Queue) changeVisibility(ctx context.Context, op, receiptHandle string, d time.Duration) error {
 	if d < 0 {
-		return fmt.Errorf("awsbus: %s on %s: negative duration %v", op, q.name, d)
+		return fmt.Errorf("snssqs: %s on %s: negative duration %v", op, q.name, d)
 	}
 	q.b.requests.Add(1)
 	_, err := q.b.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
@@ -218,13 +218,13 @@ func (q *Queue) Nack(ctx context.Context, receiptHandle string, d time.Duration,
 	}
 	switch {
 	case known && r.count >= q.b.cfg.MaxReceiveCount:
-		q.b.log.WarnContext(ctx, "awsbus: message failed its last receive; the next moves it to the dead-letter queue, without this reason",
+		q.b.log.WarnContext(ctx, "snssqs: message failed its last receive; the next moves it to the dead-letter queue, without this reason",
 			"queue", q.name, "messageID", r.id, "receiveCount", r.count, "reason", reason)
 	case known:
-		q.b.log.DebugContext(ctx, "awsbus: message nacked",
+		q.b.log.DebugContext(ctx, "snssqs: message nacked",
 			"queue", q.name, "messageID", r.id, "receiveCount", r.count, "reason", reason)
 	default:
-		q.b.log.DebugContext(ctx, "awsbus: message nacked (received elsewhere)", "queue", q.name, "reason", reason)
+		q.b.log.DebugContext(ctx, "snssqs: message nacked (received elsewhere)", "queue", q.name, "reason", reason)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-// Package embedded is the embedded, durable, pure-Go backend of the store
+// Package pebble is the embedded, durable, pure-Go backend of the store
 // contract: one pebble database (github.com/cockroachdb/pebble, no cgo) that
 // holds the event log, the current-state views, the command statuses, the
 // idempotency records and the change feed that drives the in-process
@@ -78,4 +78,4 @@
 // cache by default, 4 MiB memtables, a fixed table of 4096 mutexes, and
 // in-memory feed state bounded by the number of appends in flight. With
 // Options.Dir empty the database itself lives in memory (for tests).
-package embedded
+package pebble

@@ -1,4 +1,4 @@
-package localbus_test
+package local_test
 
 import (
 	"bufio"
@@ -19,22 +19,22 @@ import (
 	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/workflowd/workflowd/bus"
-	"github.com/workflowd/workflowd/bustest"
-	"github.com/workflowd/workflowd/localbus"
+	"github.com/workflowd/workflowd/bus/bustest"
+	"github.com/workflowd/workflowd/bus/local"
 )
 
-func queueConfigs(cfg bustest.Config) []localbus.QueueConfig {
-	qs := make([]localbus.QueueConfig, len(cfg.Queues))
+func queueConfigs(cfg bustest.Config) []local.QueueConfig {
+	qs := make([]local.QueueConfig, len(cfg.Queues))
 	for i, name := range cfg.Queues {
-		qs[i] = localbus.QueueConfig{Name: name, VisibilityTimeout: cfg.VisibilityTimeout, MaxReceiveCount: cfg.MaxReceiveCount}
+		qs[i] = local.QueueConfig{Name: name, VisibilityTimeout: cfg.VisibilityTimeout, MaxReceiveCount: cfg.MaxReceiveCount}
 	}
 	return qs
 }
 
 // MustOpen opens a bus that tb closes at its end.
-func MustOpen(tb testing.TB, opts localbus.Options) *localbus.Bus {
+func MustOpen(tb testing.TB, opts local.Options) *local.Bus {
 	tb.Helper()
-	b, err := localbus.Open(opts)
+	b, err := local.Open(opts)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -48,8 +48,8 @@ func MustOpen(tb testing.TB, opts localbus.Options) *localbus.Bus {
 
 // reopenable is a file-backed bus the suite can close and open again.
 type reopenable struct {
-	*localbus.Bus
-	opts localbus.Options
+	*local.Bus
+	opts local.Options
 }
 
 func (r *reopenable) Reopen(t *testing.T) bustest.Backend {
@@ -70,14 +70,14 @@ func TestBus(t *testing.T) {
 	}
 	t.Run("memory", func(t *testing.T) {
 		bustest.Run(t, all, func(t *testing.T, cfg bustest.Config) bustest.Backend {
-			return MustOpen(t, localbus.Options{Queues: queueConfigs(cfg)})
+			return MustOpen(t, local.Options{Queues: queueConfigs(cfg)})
 		})
 	})
 	t.Run("file", func(t *testing.T) {
 		durable := all
 		durable.Durable = true
 		bustest.Run(t, durable, func(t *testing.T, cfg bustest.Config) bustest.Backend {
-			opts := localbus.Options{Dir: t.TempDir(), Queues: queueConfigs(cfg)}
+			opts := local.Options{Dir: t.TempDir(), Queues: queueConfigs(cfg)}
 			return &reopenable{Bus: MustOpen(t, opts), opts: opts}
 		})
 	})
@@ -86,23 +86,23 @@ func TestBus(t *testing.T) {
 func BenchmarkLocalBus(b *testing.B) {
 	b.Run("file", func(b *testing.B) {
 		bustest.Bench(b, func(b *testing.B, cfg bustest.Config) bustest.Backend {
-			return MustOpen(b, localbus.Options{Dir: b.TempDir(), Queues: queueConfigs(cfg)})
+			return MustOpen(b, local.Options{Dir: b.TempDir(), Queues: queueConfigs(cfg)})
 		})
 	})
 	b.Run("memory", func(b *testing.B) {
 		bustest.Bench(b, func(b *testing.B, cfg bustest.Config) bustest.Backend {
-			return MustOpen(b, localbus.Options{Queues: queueConfigs(cfg)})
+			return MustOpen(b, local.Options{Queues: queueConfigs(cfg)})
 		})
 	})
 }
 
-func workflowsOnly(vt time.Duration, maxReceive int) []localbus.QueueConfig {
-	return []localbus.QueueConfig{{Name: bustest.Workflows, VisibilityTimeout: vt, MaxReceiveCount: maxReceive}}
+func workflowsOnly(vt time.Duration, maxReceive int) []local.QueueConfig {
+	return []local.QueueConfig{{Name: bustest.Workflows, VisibilityTimeout: vt, MaxReceiveCount: maxReceive}}
 }
 
-func mustQueue(tb testing.TB, b *localbus.Bus, name string) *localbus.Queue {
+func mustQueue(tb testing.TB, b *local.Bus, name string) *local.Queue {
 	tb.Helper()
-	return bustest.MustQueue(tb, b, name).(*localbus.Queue)
+	return bustest.MustQueue(tb, b, name).(*local.Queue)
 }
 
 func publishTo(target, body string) bus.Message {
@@ -141,7 +141,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process of TestPublishedMessagesSurviveKill9")
 	}
-	b, err := localbus.Open(localbus.Options{Dir: dir, Queues: workflowsOnly(0, 0)})
+	b, err := local.Open(local.Options{Dir: dir, Queues: workflowsOnly(0, 0)})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -220,7 +220,7 @@ func TestPublishedMessagesSurviveKill9(t *testing.T) {
 		t.Fatalf("child: got %v, want killed by SIGKILL", err)
 	}
 
-	b := MustOpen(t, localbus.Options{Dir: dir, Queues: workflowsOnly(0, 0)})
+	b := MustOpen(t, local.Options{Dir: dir, Queues: workflowsOnly(0, 0)})
 	got := drain(t, mustQueue(t, b, bustest.Workflows))
 	missing := 0
 	for body := range reported {
@@ -238,7 +238,7 @@ func TestPublishedMessagesSurviveKill9(t *testing.T) {
 // synced data when reset: every publish that returned must be there.
 func TestPublishedMessagesSurvivePowerLoss(t *testing.T) {
 	fs := vfs.NewStrictMem()
-	opts := localbus.Options{Dir: "bus", Queues: workflowsOnly(time.Minute, 0)}
+	opts := local.Options{Dir: "bus", Queues: workflowsOnly(time.Minute, 0)}
 	// The directory itself must survive: create it and sync its parent, as
 	// an installation would have long before.
 	if err := fs.MkdirAll(opts.Dir, 0o755); err != nil {
@@ -249,7 +249,7 @@ func TestPublishedMessagesSurvivePowerLoss(t *testing.T) {
 	} else if err := root.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := localbus.OpenFS(opts, fs)
+	b, err := local.OpenFS(opts, fs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestPublishedMessagesSurvivePowerLoss(t *testing.T) {
 	fs.ResetToSyncedState()
 	fs.SetIgnoreSyncs(false)
 
-	b, err = localbus.OpenFS(opts, fs)
+	b, err = local.OpenFS(opts, fs)
 	if err != nil {
 		t.Fatalf("open after power loss: %v", err)
 	}
@@ -287,7 +287,7 @@ func TestPublishedMessagesSurvivePowerLoss(t *testing.T) {
 func TestNackReasonReachesDeadLetterLogAndListing(t *testing.T) {
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b := MustOpen(t, localbus.Options{Queues: workflowsOnly(time.Minute, 2), Logger: logger})
+	b := MustOpen(t, local.Options{Queues: workflowsOnly(time.Minute, 2), Logger: logger})
 	q, err := b.Queue(bustest.Workflows)
 	if err != nil {
 		t.Fatal(err)
@@ -313,8 +313,8 @@ func TestNackReasonReachesDeadLetterLogAndListing(t *testing.T) {
 	if len(dead) != 1 {
 		t.Fatalf("got %d dead letters, want 1", len(dead))
 	}
-	if got, want := dead[0].Attributes[localbus.LastErrorAttribute], "boom 2"; got != want {
-		t.Errorf("dead letter attribute %s: got %q, want %q", localbus.LastErrorAttribute, got, want)
+	if got, want := dead[0].Attributes[local.LastErrorAttribute], "boom 2"; got != want {
+		t.Errorf("dead letter attribute %s: got %q, want %q", local.LastErrorAttribute, got, want)
 	}
 	if dead[0].ID != id || dead[0].ReceiveCount != 2 {
 		t.Errorf("dead letter: got %s with ReceiveCount %d, want %s with 2", dead[0].ID, dead[0].ReceiveCount, id)
@@ -361,8 +361,8 @@ func (s *syncBuffer) Bytes() []byte {
 }
 
 func TestRestartRedeliversInFlightAtOnceAndKeepsDeferrals(t *testing.T) {
-	opts := localbus.Options{Dir: t.TempDir(), Queues: workflowsOnly(time.Hour, 5)}
-	b, err := localbus.Open(opts)
+	opts := local.Options{Dir: t.TempDir(), Queues: workflowsOnly(time.Hour, 5)}
+	b, err := local.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestRestartRedeliversInFlightAtOnceAndKeepsDeferrals(t *testing.T) {
 	if err := q.Nack(t.Context(), d.ReceiptHandle, time.Hour, "later"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := b.Stats(bustest.Workflows), (localbus.QueueStats{InFlight: 2, Delayed: 1}); got != want {
+	if got, want := b.Stats(bustest.Workflows), (local.QueueStats{InFlight: 2, Delayed: 1}); got != want {
 		t.Errorf("before restart: got %+v, want %+v", got, want)
 	}
 	if err := b.Close(); err != nil {
@@ -386,7 +386,7 @@ func TestRestartRedeliversInFlightAtOnceAndKeepsDeferrals(t *testing.T) {
 	}
 
 	b = MustOpen(t, opts)
-	if got, want := b.Stats(bustest.Workflows), (localbus.QueueStats{Visible: 1, Delayed: 2}); got != want {
+	if got, want := b.Stats(bustest.Workflows), (local.QueueStats{Visible: 1, Delayed: 2}); got != want {
 		t.Errorf("after restart: got %+v, want %+v", got, want)
 	}
 	got := drain(t, mustQueue(t, b, bustest.Workflows))
@@ -415,7 +415,7 @@ func TestClockDecidesVisibility(t *testing.T) {
 		now = now.Add(d)
 		mu.Unlock()
 	}
-	b := MustOpen(t, localbus.Options{
+	b := MustOpen(t, local.Options{
 		Queues: workflowsOnly(10*time.Second, 5),
 		Now: func() time.Time {
 			mu.Lock()
@@ -429,13 +429,13 @@ func TestClockDecidesVisibility(t *testing.T) {
 		name      string
 		advance   time.Duration
 		wantCount int // 0: nothing received
-		wantStats localbus.QueueStats
+		wantStats local.QueueStats
 	}{
-		{"delayed", 0, 0, localbus.QueueStats{Delayed: 1}},
-		{"almost_due", 4 * time.Second, 0, localbus.QueueStats{Delayed: 1}},
-		{"due", time.Second, 1, localbus.QueueStats{InFlight: 1}},
-		{"lease_running", 9 * time.Second, 0, localbus.QueueStats{InFlight: 1}},
-		{"lease_over", time.Second, 2, localbus.QueueStats{InFlight: 1}},
+		{"delayed", 0, 0, local.QueueStats{Delayed: 1}},
+		{"almost_due", 4 * time.Second, 0, local.QueueStats{Delayed: 1}},
+		{"due", time.Second, 1, local.QueueStats{InFlight: 1}},
+		{"lease_running", 9 * time.Second, 0, local.QueueStats{InFlight: 1}},
+		{"lease_over", time.Second, 2, local.QueueStats{InFlight: 1}},
 	}
 	for _, s := range steps {
 		advance(s.advance)
@@ -458,7 +458,7 @@ func TestClockDecidesVisibility(t *testing.T) {
 }
 
 func TestClosedBusFailsEveryCall(t *testing.T) {
-	b, err := localbus.Open(localbus.Options{Queues: workflowsOnly(0, 0)})
+	b, err := local.Open(local.Options{Queues: workflowsOnly(0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +477,7 @@ func TestClosedBusFailsEveryCall(t *testing.T) {
 	}
 	select {
 	case err := <-waiting:
-		if !errors.Is(err, localbus.ErrClosed) {
+		if !errors.Is(err, local.ErrClosed) {
 			t.Errorf("waiting Receive: got %v, want ErrClosed", err)
 		}
 	case <-time.After(10 * time.Second):
@@ -504,7 +504,7 @@ func TestClosedBusFailsEveryCall(t *testing.T) {
 		{"Redrive", func() error { _, err := b.Redrive(ctx, bustest.Workflows, 1); return err }},
 	}
 	for _, c := range calls {
-		if err := c.call(); !errors.Is(err, localbus.ErrClosed) {
+		if err := c.call(); !errors.Is(err, local.ErrClosed) {
 			t.Errorf("%s after Close: got %v, want ErrClosed", c.name, err)
 		}
 	}
@@ -514,19 +514,19 @@ func TestClosedBusFailsEveryCall(t *testing.T) {
 func TestOpenRejectsBadOptions(t *testing.T) {
 	tests := []struct {
 		name   string
-		queues []localbus.QueueConfig
+		queues []local.QueueConfig
 	}{
 		{"no_queues", nil},
-		{"empty_name", []localbus.QueueConfig{{Name: ""}}},
-		{"slash_in_name", []localbus.QueueConfig{{Name: "a/b"}}},
-		{"name_too_long", []localbus.QueueConfig{{Name: strings.Repeat("a", 81)}}},
-		{"duplicate_name", []localbus.QueueConfig{{Name: "a"}, {Name: "a"}}},
-		{"negative_visibility_timeout", []localbus.QueueConfig{{Name: "a", VisibilityTimeout: -time.Second}}},
-		{"negative_max_receive_count", []localbus.QueueConfig{{Name: "a", MaxReceiveCount: -1}}},
+		{"empty_name", []local.QueueConfig{{Name: ""}}},
+		{"slash_in_name", []local.QueueConfig{{Name: "a/b"}}},
+		{"name_too_long", []local.QueueConfig{{Name: strings.Repeat("a", 81)}}},
+		{"duplicate_name", []local.QueueConfig{{Name: "a"}, {Name: "a"}}},
+		{"negative_visibility_timeout", []local.QueueConfig{{Name: "a", VisibilityTimeout: -time.Second}}},
+		{"negative_max_receive_count", []local.QueueConfig{{Name: "a", MaxReceiveCount: -1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := localbus.Open(localbus.Options{Queues: tt.queues})
+			b, err := local.Open(local.Options{Queues: tt.queues})
 			if err == nil {
 				_ = b.Close()
 				t.Fatalf("Open(%+v): got nil error, want one", tt.queues)
@@ -536,16 +536,16 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 }
 
 func TestDirectoryIsHeldByOneBus(t *testing.T) {
-	opts := localbus.Options{Dir: t.TempDir(), Queues: workflowsOnly(0, 0)}
+	opts := local.Options{Dir: t.TempDir(), Queues: workflowsOnly(0, 0)}
 	MustOpen(t, opts)
-	if b, err := localbus.Open(opts); err == nil {
+	if b, err := local.Open(opts); err == nil {
 		_ = b.Close()
 		t.Fatal("second Open of the same directory: got nil error, want one")
 	}
 }
 
 func TestChangeVisibilityRejectsNegativeDuration(t *testing.T) {
-	b := MustOpen(t, localbus.Options{Queues: workflowsOnly(0, 0)})
+	b := MustOpen(t, local.Options{Queues: workflowsOnly(0, 0)})
 	q := mustQueue(t, b, bustest.Workflows)
 	bustest.MustSend(t, q, bus.Message{Body: []byte("x")}, 0)
 	d := bustest.ReceiveOne(t, q, 10*time.Second)
@@ -555,7 +555,7 @@ func TestChangeVisibilityRejectsNegativeDuration(t *testing.T) {
 }
 
 func TestDrainedQueueIsEmpty(t *testing.T) {
-	b := MustOpen(t, localbus.Options{Queues: workflowsOnly(time.Minute, 0)})
+	b := MustOpen(t, local.Options{Queues: workflowsOnly(time.Minute, 0)})
 	q := mustQueue(t, b, bustest.Workflows)
 	const n = 3000
 	for i := range n {
@@ -567,7 +567,7 @@ func TestDrainedQueueIsEmpty(t *testing.T) {
 	if got := drain(t, q); len(got) != n {
 		t.Errorf("drained %d, want %d", len(got), n)
 	}
-	if got := b.Stats(bustest.Workflows); got != (localbus.QueueStats{}) {
+	if got := b.Stats(bustest.Workflows); got != (local.QueueStats{}) {
 		t.Errorf("after draining: got %+v, want all zero", got)
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
-	"github.com/workflowd/workflowd/ddbstream"
 	"github.com/workflowd/workflowd/internal/awstest"
+	"github.com/workflowd/workflowd/internal/ddbstream"
 )
 
 type fixture struct {

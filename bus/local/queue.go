@@ -1,4 +1,4 @@
-package localbus
+package local
 
 import (
 	"container/heap"

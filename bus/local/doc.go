@@ -1,4 +1,4 @@
-// Package localbus is the in-process bus of the embedded runtime: a topic
+// Package local is the in-process bus of the embedded runtime: a topic
 // that routes each message by its "target" attribute to one of its queues,
 // and queues with SQS semantics (at-least-once delivery, long polling, a
 // visibility timeout, receive counts, delayed sends, a dead-letter queue per
@@ -29,4 +29,4 @@
 // with a delay, becomes visible when due.
 //
 // It imports bus and no other package of this project.
-package localbus
+package local

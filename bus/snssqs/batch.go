@@ -1,4 +1,4 @@
-package awsbus
+package snssqs
 
 import (
 	"context"

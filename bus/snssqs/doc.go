@@ -1,4 +1,4 @@
-// Package awsbus is the production bus: the bus contract (package bus) on
+// Package snssqs is the production bus: the bus contract (package bus) on
 // one SNS topic that fans out by filter policy on the "target" message
 // attribute to SQS queues ("workflows", "executions"), each with a
 // dead-letter queue. Bus implements bus.Publisher and bus.DeadLetters, and
@@ -37,7 +37,7 @@
 //     no field for it): Nack logs it, at WARN on the last receive before the
 //     dead-letter queue.
 //
-// Differences from the in-process bus (localbus) a user may notice:
+// Differences from the in-process bus (package bus/local) a user may notice:
 //
 //   - SQS has no true peek. ListDeadLetters receives the dead letters and
 //     makes them visible again: each listing counts as a receive on the
@@ -62,4 +62,4 @@
 // bus.ErrNoRoute; the SDK error stays in the chain.
 //
 // It imports bus, the AWS SDK and the standard library.
-package awsbus
+package snssqs

@@ -1,4 +1,4 @@
-package embedded_test
+package pebble_test
 
 import (
 	"context"
@@ -8,16 +8,16 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/workflowd/workflowd/embedded"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
-	"github.com/workflowd/workflowd/storetest"
+	"github.com/workflowd/workflowd/store/pebble"
+	"github.com/workflowd/workflowd/store/storetest"
 )
 
 // MustOpen opens a store and closes it when the test ends.
-func MustOpen(tb testing.TB, opts embedded.Options) *embedded.Store {
+func MustOpen(tb testing.TB, opts pebble.Options) *pebble.Store {
 	tb.Helper()
-	s, err := embedded.Open(opts)
+	s, err := pebble.Open(opts)
 	if err != nil {
 		tb.Fatalf("Open(%+v): got error %v, want nil", opts, err)
 	}
@@ -29,7 +29,7 @@ func MustOpen(tb testing.TB, opts embedded.Options) *embedded.Store {
 	return s
 }
 
-func mustClose(tb testing.TB, s *embedded.Store) {
+func mustClose(tb testing.TB, s *pebble.Store) {
 	tb.Helper()
 	if err := s.Close(); err != nil {
 		tb.Fatalf("Close: got error %v, want nil", err)
@@ -37,7 +37,7 @@ func mustClose(tb testing.TB, s *embedded.Store) {
 }
 
 // writeSome puts a little of everything into s.
-func writeSome(tb testing.TB, s *embedded.Store) {
+func writeSome(tb testing.TB, s *pebble.Store) {
 	tb.Helper()
 	ctx := context.Background()
 	agg := storetest.NewAggregateID()
@@ -57,19 +57,19 @@ func writeSome(tb testing.TB, s *embedded.Store) {
 // backends are the three ways the suites run the embedded store.
 var backends = []struct {
 	name string
-	open func(tb testing.TB) *embedded.Store
+	open func(tb testing.TB) *pebble.Store
 }{
-	{"memory", func(tb testing.TB) *embedded.Store { return MustOpen(tb, embedded.Options{}) }},
-	{"file", func(tb testing.TB) *embedded.Store { return MustOpen(tb, embedded.Options{Dir: tb.TempDir()}) }},
-	{"reopened", func(tb testing.TB) *embedded.Store {
+	{"memory", func(tb testing.TB) *pebble.Store { return MustOpen(tb, pebble.Options{}) }},
+	{"file", func(tb testing.TB) *pebble.Store { return MustOpen(tb, pebble.Options{Dir: tb.TempDir()}) }},
+	{"reopened", func(tb testing.TB) *pebble.Store {
 		dir := tb.TempDir()
-		s, err := embedded.Open(embedded.Options{Dir: dir})
+		s, err := pebble.Open(pebble.Options{Dir: dir})
 		if err != nil {
 			tb.Fatalf("Open: got error %v, want nil", err)
 		}
 		writeSome(tb, s)
 		mustClose(tb, s)
-		return MustOpen(tb, embedded.Options{Dir: dir})
+		return MustOpen(tb, pebble.Options{Dir: dir})
 	}},
 }
 
@@ -94,17 +94,17 @@ func TestFeed(t *testing.T) {
 
 func BenchmarkStore(b *testing.B) {
 	b.Run("memory", func(b *testing.B) {
-		storetest.Bench(b, func(b *testing.B) store.Store { return MustOpen(b, embedded.Options{}) })
+		storetest.Bench(b, func(b *testing.B) store.Store { return MustOpen(b, pebble.Options{}) })
 	})
 	b.Run("file", func(b *testing.B) {
-		storetest.Bench(b, func(b *testing.B) store.Store { return MustOpen(b, embedded.Options{Dir: b.TempDir()}) })
+		storetest.Bench(b, func(b *testing.B) store.Store { return MustOpen(b, pebble.Options{Dir: b.TempDir()}) })
 	})
 }
 
 func TestDataSurvivesCloseAndReopen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := embedded.Open(embedded.Options{Dir: dir})
+	s, err := pebble.Open(pebble.Options{Dir: dir})
 	if err != nil {
 		t.Fatalf("Open: got error %v, want nil", err)
 	}
@@ -133,7 +133,7 @@ func TestDataSurvivesCloseAndReopen(t *testing.T) {
 	}
 	mustClose(t, s)
 
-	s = MustOpen(t, embedded.Options{Dir: dir})
+	s = MustOpen(t, pebble.Options{Dir: dir})
 	storetest.SameEvents(t, "Load after reopen", storetest.MustLoad(t, s, agg, 0), events)
 	storetest.WantErr(t, "Append(duplicate) after reopen", s.Append(ctx, events[3:]), store.ErrDuplicate)
 	storetest.WantErr(t, "Append(taken seq) after reopen", s.Append(ctx, storetest.NewEvents(agg, 4, 1)), store.ErrConflict)
@@ -175,8 +175,8 @@ func positions(entries []store.FeedEntry) []uint64 {
 func TestFeedTrim(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := embedded.Options{Dir: dir, FeedConsumers: []string{"projector", "dispatcher"}}
-	s, err := embedded.Open(opts)
+	opts := pebble.Options{Dir: dir, FeedConsumers: []string{"projector", "dispatcher"}}
+	s, err := pebble.Open(opts)
 	if err != nil {
 		t.Fatalf("Open: got error %v, want nil", err)
 	}
@@ -207,7 +207,7 @@ func TestFeedTrim(t *testing.T) {
 
 	// Trim everything, reopen: positions go on, never reused.
 	mustClose(t, s)
-	s, err = embedded.Open(opts) // first trim after open is immediate
+	s, err = pebble.Open(opts) // first trim after open is immediate
 	if err != nil {
 		t.Fatalf("Open: got error %v, want nil", err)
 	}
@@ -226,7 +226,7 @@ func TestFeedTrim(t *testing.T) {
 }
 
 func TestAppendPastNextSeqIsInvalid(t *testing.T) {
-	s := MustOpen(t, embedded.Options{})
+	s := MustOpen(t, pebble.Options{})
 	agg := storetest.NewAggregateID()
 	storetest.MustAppend(t, s, storetest.NewEvent(agg, 1))
 	storetest.WantErr(t, "Append(seq 3 after 1)", s.Append(context.Background(), storetest.NewEvents(agg, 3, 1)), store.ErrInvalid)
@@ -234,7 +234,7 @@ func TestAppendPastNextSeqIsInvalid(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
-	s := MustOpen(t, embedded.Options{})
+	s := MustOpen(t, pebble.Options{})
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping: got error %v, want nil", err)
 	}
@@ -242,7 +242,7 @@ func TestPing(t *testing.T) {
 
 func TestCallsAfterCloseFail(t *testing.T) {
 	ctx := context.Background()
-	s, err := embedded.Open(embedded.Options{})
+	s, err := pebble.Open(pebble.Options{})
 	if err != nil {
 		t.Fatalf("Open: got error %v, want nil", err)
 	}
@@ -277,13 +277,13 @@ func TestCallsAfterCloseFail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			storetest.WantErr(t, tt.name+" after Close", tt.call(), embedded.ErrClosed)
+			storetest.WantErr(t, tt.name+" after Close", tt.call(), pebble.ErrClosed)
 		})
 	}
 }
 
 func TestCloseWakesWaitingReader(t *testing.T) {
-	s, err := embedded.Open(embedded.Options{})
+	s, err := pebble.Open(pebble.Options{})
 	if err != nil {
 		t.Fatalf("Open: got error %v, want nil", err)
 	}
@@ -296,7 +296,7 @@ func TestCloseWakesWaitingReader(t *testing.T) {
 	mustClose(t, s)
 	select {
 	case err := <-done:
-		storetest.WantErr(t, "ReadFeed ended by Close", err, embedded.ErrClosed)
+		storetest.WantErr(t, "ReadFeed ended by Close", err, pebble.ErrClosed)
 	case <-time.After(10 * time.Second):
 		t.Fatalf("ReadFeed still waiting 10s after Close")
 	}
@@ -305,7 +305,7 @@ func TestCloseWakesWaitingReader(t *testing.T) {
 // Finished executions' views go once the retention has passed; running ones
 // and the event log stay.
 func TestPurgeExpiredDeletesFinishedViewsAfterTheRetention(t *testing.T) {
-	s, err := embedded.Open(embedded.Options{Retention: time.Hour})
+	s, err := pebble.Open(pebble.Options{Retention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,8 +345,8 @@ func TestPurgeExpiredFollowsARetentionChange(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	open := func(retention time.Duration) *embedded.Store {
-		s, err := embedded.Open(embedded.Options{Dir: dir, Retention: retention})
+	open := func(retention time.Duration) *pebble.Store {
+		s, err := pebble.Open(pebble.Options{Dir: dir, Retention: retention})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package awsbus
+package snssqs
 
 import (
 	"context"
@@ -75,7 +75,7 @@ func Setup(ctx context.Context, snsClient *sns.Client, sqsClient *sqs.Client, op
 
 	topic, err := snsClient.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(opts.Prefix + "-commands")})
 	if err != nil {
-		return Config{}, fmt.Errorf("awsbus: setup: create topic: %w", err)
+		return Config{}, fmt.Errorf("snssqs: setup: create topic: %w", err)
 	}
 	cfg := Config{
 		TopicARN:         aws.ToString(topic.TopicArn),
@@ -85,7 +85,7 @@ func Setup(ctx context.Context, snsClient *sns.Client, sqsClient *sqs.Client, op
 	}
 	for _, name := range opts.Queues {
 		if err := setupQueue(ctx, snsClient, sqsClient, opts, name, &cfg); err != nil {
-			return Config{}, fmt.Errorf("awsbus: setup queue %s: %w", name, err)
+			return Config{}, fmt.Errorf("snssqs: setup queue %s: %w", name, err)
 		}
 	}
 	return cfg, nil
@@ -93,27 +93,27 @@ func Setup(ctx context.Context, snsClient *sns.Client, sqsClient *sqs.Client, op
 
 func (o SetupOptions) validate() error {
 	if !validName.MatchString(o.Prefix) {
-		return fmt.Errorf("awsbus: setup: invalid prefix %q: want [A-Za-z0-9_-]", o.Prefix)
+		return fmt.Errorf("snssqs: setup: invalid prefix %q: want [A-Za-z0-9_-]", o.Prefix)
 	}
 	if len(o.Queues) == 0 {
-		return errors.New("awsbus: setup: no queues")
+		return errors.New("snssqs: setup: no queues")
 	}
 	seen := make(map[string]bool, len(o.Queues))
 	for _, q := range o.Queues {
 		// SQS names are at most 80 characters; the longest is the DLQ's.
 		if !validName.MatchString(q) || len(o.Prefix)+len(q)+len("--dlq") > 80 {
-			return fmt.Errorf("awsbus: setup: invalid queue name %q: want [A-Za-z0-9_-], and %q-%q-dlq within 80 characters", q, o.Prefix, q)
+			return fmt.Errorf("snssqs: setup: invalid queue name %q: want [A-Za-z0-9_-], and %q-%q-dlq within 80 characters", q, o.Prefix, q)
 		}
 		if seen[q] {
-			return fmt.Errorf("awsbus: setup: queue %q listed twice", q)
+			return fmt.Errorf("snssqs: setup: queue %q listed twice", q)
 		}
 		seen[q] = true
 	}
 	if o.VisibilityTimeout < 0 || o.VisibilityTimeout > maxVisibility {
-		return fmt.Errorf("awsbus: setup: visibility timeout %v: want 0 to %v", o.VisibilityTimeout, maxVisibility)
+		return fmt.Errorf("snssqs: setup: visibility timeout %v: want 0 to %v", o.VisibilityTimeout, maxVisibility)
 	}
 	if o.MaxReceiveCount < 1 || o.MaxReceiveCount > 1000 {
-		return fmt.Errorf("awsbus: setup: max receive count %d: want 1 to 1000", o.MaxReceiveCount)
+		return fmt.Errorf("snssqs: setup: max receive count %d: want 1 to 1000", o.MaxReceiveCount)
 	}
 	return nil
 }

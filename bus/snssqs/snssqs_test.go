@@ -1,4 +1,4 @@
-package awsbus_test
+package snssqs_test
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/workflowd/workflowd/awsbus"
 	"github.com/workflowd/workflowd/bus"
-	"github.com/workflowd/workflowd/bustest"
+	"github.com/workflowd/workflowd/bus/bustest"
+	"github.com/workflowd/workflowd/bus/snssqs"
 	"github.com/workflowd/workflowd/internal/awstest"
 )
 
@@ -56,12 +56,12 @@ func testLogger(tb testing.TB) *slog.Logger {
 
 // MustSetup creates a fresh topic and queues under a unique prefix and
 // deletes them when tb ends.
-func MustSetup(tb testing.TB, snsClient *sns.Client, sqsClient *sqs.Client, opts awsbus.SetupOptions) awsbus.Config {
+func MustSetup(tb testing.TB, snsClient *sns.Client, sqsClient *sqs.Client, opts snssqs.SetupOptions) snssqs.Config {
 	tb.Helper()
 	if opts.Prefix == "" {
 		opts.Prefix = awstest.Name("wf")
 	}
-	cfg, err := awsbus.Setup(tb.Context(), snsClient, sqsClient, opts)
+	cfg, err := snssqs.Setup(tb.Context(), snsClient, sqsClient, opts)
 	if err != nil {
 		tb.Fatalf("Setup: %v", err)
 	}
@@ -84,30 +84,30 @@ func MustSetup(tb testing.TB, snsClient *sns.Client, sqsClient *sqs.Client, opts
 }
 
 // MustNew sets up fresh resources and returns a Bus on them.
-func MustNew(tb testing.TB, opts awsbus.SetupOptions) (*awsbus.Bus, awsbus.Config, *sqs.Client) {
+func MustNew(tb testing.TB, opts snssqs.SetupOptions) (*snssqs.Bus, snssqs.Config, *sqs.Client) {
 	tb.Helper()
 	snsClient, sqsClient := clients(tb)
 	cfg := MustSetup(tb, snsClient, sqsClient, opts)
 	cfg.Logger = testLogger(tb)
-	return awsbus.New(snsClient, sqsClient, cfg), cfg, sqsClient
+	return snssqs.New(snsClient, sqsClient, cfg), cfg, sqsClient
 }
 
 func TestBus(t *testing.T) {
 	snsClient, sqsClient := clients(t)
 	bustest.Run(t, features, func(t *testing.T, c bustest.Config) bustest.Backend {
-		cfg := MustSetup(t, snsClient, sqsClient, awsbus.SetupOptions{
+		cfg := MustSetup(t, snsClient, sqsClient, snssqs.SetupOptions{
 			Queues:            c.Queues,
 			VisibilityTimeout: c.VisibilityTimeout,
 			MaxReceiveCount:   c.MaxReceiveCount,
 		})
 		cfg.Logger = testLogger(t)
-		return awsbus.New(snsClient, sqsClient, cfg)
+		return snssqs.New(snsClient, sqsClient, cfg)
 	})
 }
 
 func TestPublishArrivesRawInTheTargetQueueOnly(t *testing.T) {
 	t.Parallel()
-	b, cfg, sqsClient := MustNew(t, awsbus.SetupOptions{})
+	b, cfg, sqsClient := MustNew(t, snssqs.SetupOptions{})
 	ctx := t.Context()
 	// A body SNS would wrap in its JSON envelope without raw delivery, with
 	// characters an encoder might escape.
@@ -162,7 +162,7 @@ func TestPublishArrivesRawInTheTargetQueueOnly(t *testing.T) {
 
 func TestCountsBillableRequests(t *testing.T) {
 	t.Parallel()
-	b, _, _ := MustNew(t, awsbus.SetupOptions{})
+	b, _, _ := MustNew(t, snssqs.SetupOptions{})
 	q := bustest.MustQueue(t, b, "workflows")
 	want := func(wantPublishes, wantRequests int64, after string) {
 		t.Helper()
@@ -195,15 +195,15 @@ func TestCountsBillableRequests(t *testing.T) {
 func TestErrorsAreTranslated(t *testing.T) {
 	t.Parallel()
 	snsClient, sqsClient := clients(t)
-	cfg := MustSetup(t, snsClient, sqsClient, awsbus.SetupOptions{Queues: []string{"workflows", "gone"}})
+	cfg := MustSetup(t, snsClient, sqsClient, snssqs.SetupOptions{Queues: []string{"workflows", "gone"}})
 	cfg.Logger = testLogger(t)
-	b := awsbus.New(snsClient, sqsClient, cfg)
+	b := snssqs.New(snsClient, sqsClient, cfg)
 	ctx := t.Context()
 
 	t.Run("missing_topic_is_ErrNoRoute", func(t *testing.T) {
 		c := cfg
 		c.TopicARN = strings.TrimSuffix(cfg.TopicARN, "-commands") + "-no-such-topic"
-		err := awsbus.New(snsClient, sqsClient, c).Publish(ctx, bus.Message{Body: []byte("x"), Attributes: map[string]string{bus.TargetAttribute: "workflows"}})
+		err := snssqs.New(snsClient, sqsClient, c).Publish(ctx, bus.Message{Body: []byte("x"), Attributes: map[string]string{bus.TargetAttribute: "workflows"}})
 		var nf *snstypes.NotFoundException
 		if !errors.Is(err, bus.ErrNoRoute) || !errors.As(err, &nf) {
 			t.Errorf("Publish to a missing topic: got %v, want bus.ErrNoRoute wrapping *NotFoundException", err)
@@ -259,9 +259,9 @@ func TestErrorsAreTranslated(t *testing.T) {
 func TestSetupIsIdempotent(t *testing.T) {
 	t.Parallel()
 	snsClient, sqsClient := clients(t)
-	opts := awsbus.SetupOptions{Prefix: awstest.Name("wf"), VisibilityTimeout: 2 * time.Second, MaxReceiveCount: 3}
+	opts := snssqs.SetupOptions{Prefix: awstest.Name("wf"), VisibilityTimeout: 2 * time.Second, MaxReceiveCount: 3}
 	first := MustSetup(t, snsClient, sqsClient, opts)
-	again, err := awsbus.Setup(t.Context(), snsClient, sqsClient, opts)
+	again, err := snssqs.Setup(t.Context(), snsClient, sqsClient, opts)
 	if err != nil {
 		t.Fatalf("Setup again: %v", err)
 	}
@@ -270,7 +270,7 @@ func TestSetupIsIdempotent(t *testing.T) {
 	}
 
 	opts.VisibilityTimeout = 7 * time.Second
-	changed, err := awsbus.Setup(t.Context(), snsClient, sqsClient, opts)
+	changed, err := snssqs.Setup(t.Context(), snsClient, sqsClient, opts)
 	if err != nil {
 		t.Fatalf("Setup with another visibility timeout: %v", err)
 	}
@@ -291,14 +291,14 @@ func TestSetupIsIdempotent(t *testing.T) {
 		t.Errorf("RedrivePolicy: got %s, want maxReceiveCount 3", got)
 	}
 
-	for _, bad := range []awsbus.SetupOptions{
+	for _, bad := range []snssqs.SetupOptions{
 		{Prefix: "has space"},
 		{Queues: []string{"a", "a"}},
 		{Queues: []string{strings.Repeat("q", 80)}},
 		{MaxReceiveCount: -1},
 		{VisibilityTimeout: 13 * time.Hour},
 	} {
-		if _, err := awsbus.Setup(t.Context(), snsClient, sqsClient, bad); err == nil {
+		if _, err := snssqs.Setup(t.Context(), snsClient, sqsClient, bad); err == nil {
 			t.Errorf("Setup(%+v): got nil, want an error", bad)
 		}
 	}
@@ -307,10 +307,10 @@ func TestSetupIsIdempotent(t *testing.T) {
 func TestNackLogsTheReasonOnTheLastReceive(t *testing.T) {
 	t.Parallel()
 	snsClient, sqsClient := clients(t)
-	cfg := MustSetup(t, snsClient, sqsClient, awsbus.SetupOptions{VisibilityTimeout: 30 * time.Second, MaxReceiveCount: 2})
+	cfg := MustSetup(t, snsClient, sqsClient, snssqs.SetupOptions{VisibilityTimeout: 30 * time.Second, MaxReceiveCount: 2})
 	logs := &recorder{}
 	cfg.Logger = slog.New(logs)
-	b := awsbus.New(snsClient, sqsClient, cfg)
+	b := snssqs.New(snsClient, sqsClient, cfg)
 	q := bustest.MustQueue(t, b, "workflows")
 	n, ok := q.(interface {
 		Nack(ctx context.Context, receiptHandle string, d time.Duration, reason string) error
@@ -348,7 +348,7 @@ func TestNackLogsTheReasonOnTheLastReceive(t *testing.T) {
 func TestDeadLettersBeyondOneBatch(t *testing.T) {
 	t.Parallel()
 	const total = 25
-	b, cfg, sqsClient := MustNew(t, awsbus.SetupOptions{})
+	b, cfg, sqsClient := MustNew(t, snssqs.SetupOptions{})
 	ctx := t.Context()
 	// Straight into the dead-letter queue, ten per request.
 	for i := 0; i < total; i += 10 {

@@ -1,4 +1,4 @@
-package awsbus
+package snssqs
 
 import (
 	"cmp"
@@ -112,7 +112,7 @@ func (b *Bus) Redrive(ctx context.Context, queue string, max int) (int, error) {
 
 func (b *Bus) redriveOne(ctx context.Context, q *Queue, dlqURL string, d bus.Delivery) error {
 	if err := q.Send(ctx, d.Message, 0); err != nil {
-		return fmt.Errorf("awsbus: redrive %s: %w", q.name, err)
+		return fmt.Errorf("snssqs: redrive %s: %w", q.name, err)
 	}
 	b.requests.Add(1)
 	if _, err := b.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{
@@ -122,14 +122,14 @@ func (b *Bus) redriveOne(ctx context.Context, q *Queue, dlqURL string, d bus.Del
 		// Sent but not deleted: it will be listed, and redriven, again.
 		return sqsError("redrive "+q.name+": delete from dead-letter queue", err)
 	}
-	b.log.Info("awsbus: dead letter redriven", "queue", q.name, "deadLetterID", d.ID, "receiveCount", d.ReceiveCount)
+	b.log.Info("snssqs: dead letter redriven", "queue", q.name, "deadLetterID", d.ID, "receiveCount", d.ReceiveCount)
 	return nil
 }
 
 func (b *Bus) deadLetterURL(op, queue string) (string, error) {
 	url, ok := b.cfg.DeadLetterQueues[queue]
 	if _, known := b.queues[queue]; !ok || !known {
-		return "", fmt.Errorf("awsbus: %s %q: %w", op, queue, bus.ErrUnknownQueue)
+		return "", fmt.Errorf("snssqs: %s %q: %w", op, queue, bus.ErrUnknownQueue)
 	}
 	return url, nil
 }
@@ -154,7 +154,7 @@ func (b *Bus) receiveDead(ctx context.Context, op, url string, n int) ([]bus.Del
 	if err != nil {
 		b.requests.Add(1)
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("awsbus: %s: %w", op, ctx.Err())
+			return nil, fmt.Errorf("snssqs: %s: %w", op, ctx.Err())
 		}
 		return nil, sqsError(op, err)
 	}
@@ -190,7 +190,7 @@ func (b *Bus) release(ctx context.Context, queue, url string, handles []string) 
 			err = errors.New(cmp.Or(aws.ToString(f.Code), "failed") + ": " + aws.ToString(f.Message))
 		}
 		if err != nil {
-			b.log.Warn("awsbus: could not make dead letters visible again; they will be after the hold",
+			b.log.Warn("snssqs: could not make dead letters visible again; they will be after the hold",
 				"queue", queue, "messages", len(chunk), "hold", holdFor, "err", err)
 		}
 	}
