@@ -66,7 +66,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 	if err != nil {
 		return err
 	}
-	resource := model.ResourcePath(cmd.Payload)
+	aggregateID := cmd.AggregateID()
+	resource := resourcePath(aggregateID)
 
 	publish := true
 	if key != "" {
@@ -87,8 +88,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 			// A replay. A finished command needs no second publish; an
 			// unfinished one is published again, in case the first request
 			// died before its publish (the workers ignore the duplicate).
-			// Either way the answer is the first one (DESIGN.md §3: same
-			// key, same body, same answer); the command's current status is
+			// Either way the answer is the first one (same key, same body,
+			// same answer: docs/api.md); the command's current status is
 			// at links.command.
 			if st, err := s.commandStatus(ctx, commandUUID); err == nil && st.Status != model.CommandAccepted {
 				publish = false
@@ -100,7 +101,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 	if publish {
 		err := s.cfg.Commands.PutCommand(ctx, model.CommandStatus{
 			CommandUUID: commandUUID, Type: cmd.Type, Status: model.CommandAccepted,
-			Resource: resource, CreatedAt: now, UpdatedAt: now,
+			AggregateID: aggregateID, CreatedAt: now, UpdatedAt: now,
 		})
 		if err != nil {
 			return fmt.Errorf("record command: %w", err)
@@ -110,7 +111,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 			if key == "" {
 				// Nobody can send this command again: close its status. (A
 				// keyed one stays ACCEPTED; the retry with the key publishes it.)
-				s.abandon(ctx, cmd, resource)
+				s.abandon(ctx, cmd)
 			}
 			w.Header().Set("Retry-After", "1")
 			return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
@@ -135,12 +136,12 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 }
 
 // abandon marks a command that was never queued as REJECTED.
-func (s *Server) abandon(ctx context.Context, cmd model.Command, resource string) {
+func (s *Server) abandon(ctx context.Context, cmd model.Command) {
 	now := s.cfg.Now().UTC()
 	err := s.cfg.Commands.FinishCommand(context.WithoutCancel(ctx), model.CommandStatus{
 		CommandUUID: cmd.CommandUUID, Type: cmd.Type, Status: model.CommandRejected,
-		Error:    "the command could not be queued (the API answered 503); nothing was changed",
-		Resource: resource, CreatedAt: now, UpdatedAt: now,
+		Error:       "the command could not be queued (the API answered 503); nothing was changed",
+		AggregateID: cmd.AggregateID(), CreatedAt: now, UpdatedAt: now,
 	})
 	if err != nil {
 		s.log.Error("record abandoned command", "command", cmd.CommandUUID, "err", err)

@@ -90,7 +90,7 @@ func decodeMessage(tb testing.TB, msg bus.Message) model.Command {
 	if err != nil {
 		tb.Fatalf("published message %s does not decode: %v", msg.Body, err)
 	}
-	if got, want := msg.Attributes[bus.TargetAttribute], model.QueueFor(cmd.Type); got != want || want == "" {
+	if got, want := msg.Attributes[bus.TargetAttribute], bus.QueueFor(cmd.Type); got != want || want == "" {
 		tb.Errorf("message of a %s command: got %s attribute %q, want %q", cmd.Type, bus.TargetAttribute, got, want)
 	}
 	return cmd
@@ -261,8 +261,8 @@ func TestCommandRoutesAnswer202AndPublish(t *testing.T) {
 				t.Errorf("got issuedAt %s, want the server's clock %s", cmd.IssuedAt, e.now)
 			}
 			st, err := e.cmds.GetCommand(t.Context(), a.CommandUUID)
-			if err != nil || st.Status != model.CommandAccepted || st.Type != tt.wantType || st.Resource != a.Links.Resource {
-				t.Errorf("got command status %+v, %v; want ACCEPTED %s on %s", st, err, tt.wantType, a.Links.Resource)
+			if err != nil || st.Status != model.CommandAccepted || st.Type != tt.wantType || st.AggregateID != cmd.AggregateID() {
+				t.Errorf("got command status %+v, %v; want ACCEPTED %s on %s", st, err, tt.wantType, cmd.AggregateID())
 			}
 			if tt.check != nil {
 				tt.check(t, a, cmd.Payload)
@@ -816,22 +816,21 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 	e.events.append(events...)
 	unknown, rejected, noView := uuid.New(), uuid.New(), uuid.New()
 	young := applied[1] // applied, out of the recent list, and accepted just now
-	resource := model.AggregateResource(aggregateID)
-	accepted := map[uuid.UUID]string{unknown: resource, rejected: resource, next.CommandUUID: resource,
-		noView: "/v1/workflow-executions/" + uuid.NewString()}
+	accepted := map[uuid.UUID]string{unknown: aggregateID, rejected: aggregateID, next.CommandUUID: aggregateID,
+		noView: model.ExecutionAggregateID(uuid.New())}
 	for _, id := range applied {
 		if id != young {
-			accepted[id] = resource
+			accepted[id] = aggregateID
 		}
 	}
 	// All were accepted long ago (a zero createdAt) but young, accepted
 	// now: the log is not read for it.
 	for id, res := range accepted {
-		if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: id, Type: model.CommandIncrementExecution, Status: model.CommandAccepted, Resource: res}); err != nil {
+		if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: id, Type: model.CommandIncrementExecution, Status: model.CommandAccepted, AggregateID: res}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: young, Type: model.CommandIncrementExecution, Status: model.CommandAccepted, Resource: resource, CreatedAt: e.now}); err != nil {
+	if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: young, Type: model.CommandIncrementExecution, Status: model.CommandAccepted, AggregateID: aggregateID, CreatedAt: e.now}); err != nil {
 		t.Fatal(err)
 	}
 	e.cmds.finish(rejected, model.CommandRejected, "nope")
@@ -890,7 +889,7 @@ func TestCommandOfAnExpiredExecutionStaysApplied(t *testing.T) {
 			e.now = last.OccurredAt.Add(tt.after)
 			cmd := events[0].CommandUUID
 			if err := e.cmds.PutCommand(t.Context(), model.CommandStatus{CommandUUID: cmd, Type: model.CommandStartExecution,
-				Status: model.CommandAccepted, Resource: model.AggregateResource(last.AggregateID)}); err != nil {
+				Status: model.CommandAccepted, AggregateID: last.AggregateID}); err != nil {
 				t.Fatal(err)
 			}
 			var a api.CommandAnswer

@@ -15,7 +15,7 @@ import (
 //
 // The store records ACCEPTED (the API, before it publishes) and REJECTED
 // (a worker, with the reason). APPLIED is not written: a command is APPLIED
-// once the view of the aggregate it changes shows its events (guarantee 5),
+// once the view of the aggregate it changes shows its events (docs/guarantees.md),
 // which is what this reads:
 //   - the view's RecentCommands tell at once for a command among the last
 //     few of its aggregate, or for any command while the list is not full;
@@ -36,12 +36,11 @@ func (s *Server) commandStatus(ctx context.Context, id uuid.UUID) (model.Command
 	if err != nil || st.Status != model.CommandAccepted {
 		return st, err
 	}
-	aggregateID, ok := model.ResourceAggregate(st.Resource)
-	if !ok {
+	if _, _, err := model.ParseAggregateID(st.AggregateID); err != nil {
 		return st, nil // no aggregate to look at: it stays ACCEPTED
 	}
 	old := s.cfg.Now().Sub(st.CreatedAt) >= recentGrace
-	applied, at, err := s.applied(ctx, aggregateID, id, old)
+	applied, at, err := s.applied(ctx, st.AggregateID, id, old)
 	if err != nil {
 		return st, fmt.Errorf("status of command %s: %w", id, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -15,17 +14,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/workflowd/workflowd/api"
+
+	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
 	"github.com/workflowd/workflowd/internal/ddbstream"
-	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
 
 // AWSConfig configures the long-running service on DynamoDB, SNS and SQS
-// (the seed's "Workflow Service"). Endpoints, region and credentials come
-// from the SDK's own configuration (AWS_REGION, AWS_ENDPOINT_URL_*, …).
+// (workflowd -backend aws). Endpoints, region and credentials come from
+// the SDK's own configuration (AWS_REGION, AWS_ENDPOINT_URL_*, …).
 type AWSConfig struct {
 	// Prefix names every resource: tables <Prefix>-events, <Prefix>-views
 	// and <Prefix>-checkpoints, topic <Prefix>-commands, queues
@@ -59,23 +58,18 @@ func (c AWSConfig) tables() table.Config {
 
 func (c AWSConfig) checkpointsTable() string { return c.Prefix + "-checkpoints" }
 
-// AWS is the service running on AWS services.
+// AWS is the long-running service on AWS services.
 type AWS struct {
+	*Service
 	cfg       AWSConfig
-	log       *slog.Logger
 	Store     *table.Store
 	Bus       *snssqs.Bus
-	API       *api.Server
-	db        *dynamodb.Client
-	streams   *dynamodbstreams.Client
+	clients   clients
 	streamARN string
-	// Cleanup is the cleanup worker Run starts every StepsConfig.CleanupInterval.
-	Cleanup    *workers.Cleanup
-	worker     *workers.CommandWorker
-	projector  *workers.Projector
-	dispatcher *workers.Dispatcher
 }
 
+// clients are the SDK clients of a process, made from one load of the
+// SDK's configuration.
 type clients struct {
 	db      *dynamodb.Client
 	streams *dynamodbstreams.Client
@@ -107,6 +101,10 @@ func InitAWS(ctx context.Context, cfg AWSConfig) (snssqs.Config, error) {
 	if err != nil {
 		return snssqs.Config{}, err
 	}
+	return initAWS(ctx, c, cfg)
+}
+
+func initAWS(ctx context.Context, c clients, cfg AWSConfig) (snssqs.Config, error) {
 	if err := table.CreateTables(ctx, c.db, cfg.tables()); err != nil {
 		return snssqs.Config{}, err
 	}
@@ -122,11 +120,11 @@ func InitAWS(ctx context.Context, cfg AWSConfig) (snssqs.Config, error) {
 // changes nothing when the resources exist.
 func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 	cfg.defaults()
-	busCfg, err := InitAWS(ctx, cfg)
+	c, err := newClients(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c, err := newClients(ctx)
+	busCfg, err := initAWS(ctx, c, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -135,32 +133,26 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 		return nil, fmt.Errorf("describe events table: %w", err)
 	}
 	busCfg.Logger = cfg.Logger
-	st := table.New(c.db, cfg.tables())
-	b := snssqs.New(c.sns, c.sqs, busCfg)
 	a := &AWS{
-		cfg: cfg, log: cfg.Logger, Store: st, Bus: b, db: c.db, streams: c.streams,
-		streamARN: aws.ToString(desc.Table.LatestStreamArn),
+		cfg: cfg, Store: table.New(c.db, cfg.tables()), Bus: snssqs.New(c.sns, c.sqs, busCfg),
+		clients: c, streamARN: aws.ToString(desc.Table.LatestStreamArn),
 	}
-	// The waiter wakes the long polls of commands this process finishes;
-	// those another process finishes are seen by a poll a second.
-	waiter, changes := api.NewWaiter(), api.NewChanges()
-	executions, err := b.Queue(model.QueueExecutions)
+	deps, err := awsDeps(a.Store, a.Bus, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	a.worker = &workers.CommandWorker{
-		Log: st, Commands: st, Logger: cfg.Logger, OnFinished: waiter.Notify, TrustCache: true,
-		HTTP: &workers.HTTPCaller{AllowHosts: cfg.Steps.HTTPAllowHosts},
-	}
-	a.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger, OnFinished: waiter.Applied, OnExecution: changes.Notify}
-	a.dispatcher = &workers.Dispatcher{Publisher: b, Scheduler: executions, Logger: cfg.Logger}
-	a.Cleanup = &workers.Cleanup{Due: st, Publisher: b, Logger: cfg.Logger}
-	a.API = api.NewServer(api.Config{
-		Publisher: b, Views: st, Events: st, Commands: st,
-		Ready: []api.Pinger{st}, DeadLetters: b, Waiter: waiter, Changes: changes, Logger: cfg.Logger,
-		Retention: cfg.Steps.Retention,
-	})
+	// One process handles most commands of an aggregate: trust its cache.
+	a.Service = New(deps, Options{MaxDelay: snssqs.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps})
 	return a, nil
+}
+
+// awsDeps are the dependencies of both AWS runtimes.
+func awsDeps(st *table.Store, b *snssqs.Bus, log *slog.Logger) (Deps, error) {
+	executions, err := b.Queue(bus.QueueExecutions)
+	if err != nil {
+		return Deps{}, err
+	}
+	return Deps{Store: st, Publisher: b, DeadLetters: b, Scheduler: executions, Logger: log}, nil
 }
 
 // Handler is the API.
@@ -168,51 +160,42 @@ func (a *AWS) Handler() http.Handler { return a.API }
 
 // Run consumes both queues and reads the events table's stream (one reader
 // for the projector, one for the dispatcher, each with its checkpoints)
-// until ctx is done, then lets in-flight work finish.
+// until ctx is done, then lets in-flight work finish (Service.Run).
 func (a *AWS) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, name := range []string{model.QueueWorkflows, model.QueueExecutions} {
+	var queues []bus.Queue
+	for _, name := range bus.Queues {
 		q, err := a.Bus.Queue(name)
 		if err != nil {
 			return err
 		}
+		queues = append(queues, q)
+	}
+	visibility := a.cfg.VisibilityTimeout
+	if visibility <= 0 {
+		visibility = snssqs.DefaultVisibilityTimeout
+	}
+	return a.Service.Run(ctx, Loops{
+		Queues: queues,
 		// One poller per queue, long-polling 20 s (SQS's most): receives
 		// are billed, empty ones too, and one poller fetching batches of
 		// up to ten keeps the handlers busy.
-		visibility := a.cfg.VisibilityTimeout
-		if visibility <= 0 {
-			visibility = snssqs.DefaultVisibilityTimeout
-		}
-		wg.Go(func() {
-			workers.Consume(ctx, q, a.worker, workers.ConsumerOptions{
-				Concurrency: a.cfg.Workers, Pollers: 1, Wait: 20 * time.Second, Visibility: visibility, Logger: a.log,
-			})
-		})
-	}
-	if every := a.cfg.Steps.cleanupInterval(); every > 0 {
-		wg.Go(func() { a.Cleanup.Every(ctx, every) })
-	}
-	for name, h := range map[string]workers.EventHandler{ConsumerProjector: a.projector, ConsumerDispatcher: a.dispatcher} {
-		r := &ddbstream.Reader{
-			Client: a.streams, StreamARN: a.streamARN, Logger: a.log.With("consumer", name),
-			Checkpoints: &ddbstream.TableCheckpoints{Client: a.db, Table: a.cfg.checkpointsTable(), Consumer: name},
-			Handle: func(ctx context.Context, ev events.DynamoDBEvent) events.DynamoDBEventResponse {
-				return workers.HandleDynamoDBEvent(ctx, h, StreamEvents, ev, a.log)
-			},
-		}
-		wg.Go(func() {
-			if err := r.Run(ctx); err != nil {
-				a.log.Error("stream reader stopped", "consumer", name, "err", err)
-			}
-		})
-	}
-	wg.Wait()
-	return nil
+		Consumer: workers.ConsumerOptions{Concurrency: a.cfg.Workers, Pollers: 1, Wait: 20 * time.Second, Visibility: visibility, Logger: a.log},
+		Feed:     a.readStream,
+	})
 }
 
-// StreamEvents decodes a record of the events table's stream (see
-// table.StreamEvents).
-var StreamEvents = table.StreamEvents
+// readStream feeds the events table's stream to h, with the checkpoints of
+// consumer, until ctx is done.
+func (a *AWS) readStream(ctx context.Context, consumer string, h workers.EventHandler) error {
+	r := &ddbstream.Reader{
+		Client: a.clients.streams, StreamARN: a.streamARN, Logger: a.log.With("consumer", consumer),
+		Checkpoints: &ddbstream.TableCheckpoints{Client: a.clients.db, Table: a.cfg.checkpointsTable(), Consumer: consumer},
+		Handle: func(ctx context.Context, ev events.DynamoDBEvent) events.DynamoDBEventResponse {
+			return workers.HandleDynamoDBEvent(ctx, h, table.StreamEvents, ev, a.log)
+		},
+	}
+	return r.Run(ctx)
+}
 
 // Close releases nothing: the SDK clients hold no resources that need it.
 func (a *AWS) Close() error { return nil }

@@ -13,11 +13,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
+
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/internal/apitest"
+	"github.com/workflowd/workflowd/internal/awstest"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store/pebble"
+	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
 
@@ -32,7 +35,7 @@ func runAWS(t *testing.T, maxReceive int) (*apitest.Client, *app.AWS) {
 func runAWSWith(t *testing.T, maxReceive int, steps app.StepsConfig) (*apitest.Client, *app.AWS) {
 	t.Helper()
 	awstestConfig(t)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := apitest.Logger(t)
 	a, err := app.OpenAWS(context.Background(), app.AWSConfig{
 		Prefix: "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second,
 		MaxReceiveCount: maxReceive, Workers: 4, Steps: steps, Logger: log,
@@ -54,7 +57,7 @@ func runAWSWith(t *testing.T, maxReceive int, steps app.StepsConfig) (*apitest.C
 
 func TestAWSTourEndToEnd(t *testing.T) {
 	c, _ := runAWS(t, 5)
-	_, ex := startRunning(t, c, 2)
+	_, ex := c.StartRunning(t, 2)
 	c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":0}`)
 	c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":1}`)
 	x := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "")
@@ -69,7 +72,7 @@ func TestAWSTourEndToEnd(t *testing.T) {
 
 func TestAWSRacingIncrementsAndARedeliveredMessage(t *testing.T) {
 	c, a := runAWS(t, 5)
-	_, ex := startRunning(t, c, 3)
+	_, ex := c.StartRunning(t, 3)
 	answers := make(chan apitest.Response, 10)
 	for i := range 10 {
 		go func() {
@@ -106,7 +109,7 @@ func TestAWSRacingIncrementsAndARedeliveredMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := a.Bus.Queue(model.QueueExecutions)
+	q, err := a.Bus.Queue(bus.QueueExecutions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +129,7 @@ func TestAWSRacingIncrementsAndARedeliveredMessage(t *testing.T) {
 
 func TestAWSPoisonMessageIsDeadLetteredAndRedriven(t *testing.T) {
 	c, a := runAWS(t, 2)
-	poison := bus.Message{Body: []byte(`{"commandUUID":"not-a-uuid"}`), Attributes: map[string]string{bus.TargetAttribute: model.QueueExecutions}}
+	poison := bus.Message{Body: []byte(`{"commandUUID":"not-a-uuid"}`), Attributes: map[string]string{bus.TargetAttribute: bus.QueueExecutions}}
 	if err := a.Bus.Publish(context.Background(), poison); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +155,7 @@ func TestAWSPoisonMessageIsDeadLetteredAndRedriven(t *testing.T) {
 // converge when the batch is retried.
 func TestAWSStreamBatchWithABadRecordConverges(t *testing.T) {
 	c, a := runAWS(t, 5)
-	_, ex := startRunning(t, c, 4)
+	_, ex := c.StartRunning(t, 4)
 	for step := range 3 {
 		c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", fmt.Sprintf(`{"step":%d}`, step))
 	}
@@ -183,7 +186,7 @@ func TestAWSStreamBatchWithABadRecordConverges(t *testing.T) {
 	}
 	defer views.Close()
 	p := &workers.Projector{Log: a.Store, Views: views}
-	resp := workers.HandleDynamoDBEvent(context.Background(), p, app.StreamEvents, events.DynamoDBEvent{Records: batch}, nil)
+	resp := workers.HandleDynamoDBEvent(context.Background(), p, table.StreamEvents, events.DynamoDBEvent{Records: batch}, nil)
 	var failed []string
 	for _, f := range resp.BatchItemFailures {
 		failed = append(failed, f.ItemIdentifier)
@@ -195,7 +198,7 @@ func TestAWSStreamBatchWithABadRecordConverges(t *testing.T) {
 	if fmt.Sprint(failed) != fmt.Sprint(wantFailed) {
 		t.Fatalf("failures: got %v, want %v", failed, wantFailed)
 	}
-	resp = workers.HandleDynamoDBEvent(context.Background(), p, app.StreamEvents, events.DynamoDBEvent{Records: recs[2:]}, nil)
+	resp = workers.HandleDynamoDBEvent(context.Background(), p, table.StreamEvents, events.DynamoDBEvent{Records: recs[2:]}, nil)
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("retry failed: %v", resp.BatchItemFailures)
 	}
@@ -247,28 +250,36 @@ func streamRecordOf(t *testing.T, evs []model.Event, seq string) events.DynamoDB
 // a wait step fired by SQS's delayed delivery, and a deadline enforced by
 // the cleanup through the byDue index.
 func TestAWSStepsRunByThemselves(t *testing.T) {
-	hook := newHookServer(t, 1)
-	c, a := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{hook.host()}, CleanupInterval: -1})
-	id := startWorkflow(t, c, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":3,"backoffSeconds":0.5}},`+
+	hook := apitest.NewHookServer(t, 1)
+	c, a := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}, CleanupInterval: -1})
+	id := c.StartWorkflow(t, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":3,"backoffSeconds":0.5}},`+
 		`{"name":"pause","type":"wait","seconds":2}]`, hook.URL), "")
-	x := waitStatus(t, c, id, 60*time.Second, "SUCCEEDED")
+	x := c.WaitStatus(t, id, 60*time.Second, "SUCCEEDED")
 	if st := x.Steps[0]; st.Attempts != 2 || string(st.Output) != `{"charged":true}` {
 		t.Fatalf("http step: %+v, want SUCCEEDED on attempt 2", st)
 	}
 	if st := x.Steps[1]; st.FinishedAt.Sub(*st.StartedAt) < 2*time.Second {
 		t.Fatalf("wait step took %s, want at least 2s", st.FinishedAt.Sub(*st.StartedAt))
 	}
-	if calls := hook.recorded(); len(calls) != 2 || calls[1].key != id+":0:2" {
+	if calls := hook.Recorded(); len(calls) != 2 || calls[1].Key != id+":0:2" {
 		t.Fatalf("target calls %+v, want 2, the second with key %s:0:2", calls, id)
 	}
 
-	overdue := startWorkflow(t, c, `[{"name":"approve","type":"manual"}]`, `,"timeoutSeconds":1`)
-	waitStatus(t, c, overdue, 30*time.Second, "RUNNING")
+	overdue := c.StartWorkflow(t, `[{"name":"approve","type":"manual"}]`, `,"timeoutSeconds":1`)
+	c.WaitStatus(t, overdue, 30*time.Second, "RUNNING")
 	time.Sleep(1100 * time.Millisecond)
 	if n, err := a.Cleanup.Run(context.Background()); err != nil || n != 1 {
 		t.Fatalf("cleanup after the deadline: published %d, %v; want 1 command", n, err)
 	}
-	if x := waitStatus(t, c, overdue, 30*time.Second, "TIMED_OUT"); !strings.Contains(x.Error, "timed out") {
+	if x := c.WaitStatus(t, overdue, 30*time.Second, "TIMED_OUT"); !strings.Contains(x.Error, "timed out") {
 		t.Fatalf("timed out execution: %q", x.Error)
 	}
+}
+
+// awstestConfig checks the local AWS stack is there (skipping, or failing
+// under CI=true, when it is not).
+func awstestConfig(t *testing.T) {
+	t.Helper()
+	awstest.Config(t, "dynamodb")
+	awstest.Config(t, "sqs")
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/internal/apitest"
 	"github.com/workflowd/workflowd/internal/awstest"

@@ -24,6 +24,13 @@ const (
 	CommandTimeOutExecution   = "TimeOutExecution"
 )
 
+// CommandTypes lists every command type.
+var CommandTypes = []string{
+	CommandCreateWorkflow, CommandUpdateWorkflow, CommandDeleteWorkflow,
+	CommandStartExecution, CommandBeginExecution, CommandIncrementExecution, CommandCancelExecution,
+	CommandRunStep, CommandFireTimer, CommandTimeOutExecution,
+}
+
 // IsSystemCommand reports whether commands of type t come from the service
 // itself (the dispatcher, the cleanup), never from a client: they carry
 // deterministic UUIDs, have no status record, and a stale one is dropped
@@ -35,13 +42,6 @@ func IsSystemCommand(t string) bool {
 	}
 	return false
 }
-
-// Queue names: the topic routes each command to one of them by its target
-// attribute, as the SNS filter policies do on AWS.
-const (
-	QueueWorkflows  = "workflows"
-	QueueExecutions = "executions"
-)
 
 // Command statuses, as the command-status view and the API show them.
 const (
@@ -78,21 +78,6 @@ func NewCommand(id uuid.UUID, p Payload, at time.Time) Command {
 
 // AggregateID names the aggregate the command changes.
 func (c Command) AggregateID() string { return c.Payload.AggregateID() }
-
-// Queue returns the queue that handles commands of c's type.
-func (c Command) Queue() string { return QueueFor(c.Type) }
-
-// QueueFor returns the queue that handles commands of type t ("" if none).
-func QueueFor(t string) string {
-	switch t {
-	case CommandCreateWorkflow, CommandUpdateWorkflow, CommandDeleteWorkflow:
-		return QueueWorkflows
-	case CommandStartExecution, CommandBeginExecution, CommandIncrementExecution, CommandCancelExecution,
-		CommandRunStep, CommandFireTimer, CommandTimeOutExecution:
-		return QueueExecutions
-	}
-	return ""
-}
 
 type wireCommand struct {
 	CommandUUID uuid.UUID       `json:"commandUUID"`
@@ -388,8 +373,9 @@ type CommandStatus struct {
 	Type        string    `json:"type"`
 	Status      string    `json:"status"`
 	Error       string    `json:"error,omitempty"`
-	// Resource is the API path of the resource the command changes.
-	Resource  string    `json:"resource"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	// AggregateID names the aggregate the command changes (the API links
+	// to its resource).
+	AggregateID string    `json:"aggregateID"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
 }

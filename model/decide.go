@@ -27,32 +27,52 @@ func reject(format string, args ...any) error {
 // DecideWorkflow returns the events a workflow command produces from state s,
 // or a *Rejection. It is pure: the same inputs give the same events.
 func DecideWorkflow(s Workflow, c Command, now time.Time) ([]Event, error) {
+	var drafts []draft
+	var err error
 	switch p := c.Payload.(type) {
 	case CreateWorkflow:
-		if s.Exists() {
-			return nil, reject("workflow %s already exists", p.WorkflowUUID)
-		}
-		return eventsFor(p.AggregateID(), s.Seq, c, now,
-			[]string{EventWorkflowCreated},
-			[]any{WorkflowDefined{WorkflowUUID: p.WorkflowUUID, Version: 1, Definition: p.Definition}})
+		drafts, err = s.create(p)
 	case UpdateWorkflow:
-		if err := requireLiveWorkflow(s); err != nil {
-			return nil, err
-		}
-		return eventsFor(p.AggregateID(), s.Seq, c, now,
-			[]string{EventWorkflowVersionCreated},
-			[]any{WorkflowDefined{WorkflowUUID: p.WorkflowUUID, Version: s.Version + 1, Definition: p.Definition}})
+		drafts, err = s.update(p)
 	case DeleteWorkflow:
-		if err := requireLiveWorkflow(s); err != nil {
-			return nil, err
-		}
-		return eventsFor(p.AggregateID(), s.Seq, c, now,
-			[]string{EventWorkflowDeleted}, []any{struct{}{}})
+		drafts, err = s.delete()
+	default:
+		return nil, reject("command %s is not a workflow command", c.Type)
 	}
-	return nil, reject("command %s is not a workflow command", c.Type)
+	if err != nil {
+		return nil, err
+	}
+	return eventsFor(c.AggregateID(), s.Seq, c, now, drafts...)
 }
 
-func requireLiveWorkflow(s Workflow) error {
+// create is the rule of CreateWorkflow: version 1 of a new workflow.
+func (s Workflow) create(p CreateWorkflow) ([]draft, error) {
+	if s.Exists() {
+		return nil, reject("workflow %s already exists", p.WorkflowUUID)
+	}
+	return []draft{{EventWorkflowCreated, WorkflowDefined{WorkflowUUID: p.WorkflowUUID, Version: 1, Definition: p.Definition}}}, nil
+}
+
+// update is the rule of UpdateWorkflow: the next version of a live workflow.
+func (s Workflow) update(p UpdateWorkflow) ([]draft, error) {
+	if err := s.requireLive(); err != nil {
+		return nil, err
+	}
+	return []draft{{EventWorkflowVersionCreated, WorkflowDefined{WorkflowUUID: p.WorkflowUUID, Version: s.Version + 1, Definition: p.Definition}}}, nil
+}
+
+// delete is the rule of DeleteWorkflow: a live workflow takes no new
+// executions.
+func (s Workflow) delete() ([]draft, error) {
+	if err := s.requireLive(); err != nil {
+		return nil, err
+	}
+	return []draft{{EventWorkflowDeleted, struct{}{}}}, nil
+}
+
+// requireLive rejects a command on a workflow that does not exist or was
+// deleted.
+func (s Workflow) requireLive() error {
 	if !s.Exists() {
 		return reject("workflow not found")
 	}
@@ -64,112 +84,157 @@ func requireLiveWorkflow(s Workflow) error {
 
 // DecideExecution returns the events an execution command produces from
 // state s, or a *Rejection. wf is the workflow a StartExecution names (nil
-// when it does not exist); other commands ignore it.
+// when it does not exist); other commands ignore it. Each command has its
+// rule below; RunStep is decided with its attempt's outcome instead
+// (CheckRunStep, DecideStepOutcome).
 func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Event, error) {
+	var drafts []draft
+	var err error
 	switch p := c.Payload.(type) {
 	case StartExecution:
-		if s.Exists() {
-			return nil, reject("execution %s already exists", p.WorkflowExecutionUUID)
-		}
-		if wf == nil || !wf.Exists() {
-			return nil, &Rejection{Reason: fmt.Sprintf("workflow %s not found", p.WorkflowUUID), Transient: true}
-		}
-		if wf.Deleted() {
-			return nil, reject("workflow %s is deleted", p.WorkflowUUID)
-		}
-		return eventsFor(p.AggregateID(), s.Version, c, now,
-			[]string{EventExecutionCreated},
-			[]any{ExecutionCreated{
-				WorkflowExecutionUUID: p.WorkflowExecutionUUID,
-				WorkflowUUID:          wf.WorkflowUUID,
-				WorkflowVersion:       wf.Version,
-				TimeoutSeconds:        wf.TimeoutSeconds,
-				Steps:                 wf.Steps,
-				Input:                 p.Input,
-			}})
+		drafts, err = s.start(p, wf)
 	case BeginExecution:
-		if !s.Exists() {
-			return nil, reject("execution not found")
-		}
-		if s.Status != ExecutionPending {
-			return nil, reject("execution is %s, not %s", s.Status, ExecutionPending)
-		}
-		return eventsFor(p.AggregateID(), s.Version, c, now,
-			[]string{EventExecutionStarted, EventStepStarted},
-			[]any{struct{}{}, s.startStep(0, now)})
+		drafts, err = s.begin(now)
 	case IncrementExecution:
-		if !s.Exists() {
-			return nil, reject("execution not found")
-		}
-		if s.Status == ExecutionPending {
-			// The dispatcher begins a new execution a moment after it is
-			// created: an increment that overtook it is retried, not refused.
-			return nil, &Rejection{Reason: "execution has not started yet", Transient: true}
-		}
-		if s.Status != ExecutionRunning {
-			return nil, reject("execution is %s, not %s", s.Status, ExecutionRunning)
-		}
-		if p.Step != s.CurrentStep {
-			return nil, reject("step %d is not the current step (%d)", p.Step, s.CurrentStep)
-		}
-		if t := s.Steps[p.Step].Type; t != StepManual {
-			return nil, reject("step %d is a %s step; only manual steps take increments", p.Step, t)
-		}
-		if err := s.roomFor(p.Output); err != nil {
-			return nil, reject("%v", err)
-		}
-		types, data := s.complete(StepCompleted{Step: p.Step, Output: p.Output}, now)
-		return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
+		drafts, err = s.increment(p, now)
 	case FireTimer:
-		if err := s.checkCurrent(p.Step, StepWait); err != nil {
-			return nil, err
-		}
-		st := s.Steps[p.Step]
-		if st.Status != StepWaiting || st.DueAt == nil {
-			return nil, reject("step %d is %s, not waiting", p.Step, st.Status)
-		}
-		if now.Before(*st.DueAt) {
-			return nil, &Rejection{Reason: "the timer is not due yet", Transient: true, After: st.DueAt.Sub(now)}
-		}
-		types, data := s.complete(StepCompleted{Step: p.Step}, now)
-		return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
+		drafts, err = s.fireTimer(p, now)
 	case TimeOutExecution:
-		if !s.Exists() {
-			return nil, reject("execution not found")
-		}
-		if IsTerminal(s.Status) {
-			return nil, reject("execution is already %s", s.Status)
-		}
-		deadline, reason, ok := s.Deadline()
-		if !ok {
-			return nil, reject("execution has no deadline")
-		}
-		if now.Before(deadline) {
-			return nil, &Rejection{Reason: "the deadline has not passed", Transient: true, After: deadline.Sub(now)}
-		}
-		return eventsFor(p.AggregateID(), s.Version, c, now,
-			[]string{EventExecutionTimedOut}, []any{TimedOut{Step: s.CurrentStep, Reason: reason}})
+		drafts, err = s.timeOut(now)
+	case CancelExecution:
+		drafts, err = s.cancel(p)
 	case RunStep:
 		return nil, errors.New("RunStep is decided with its attempt's outcome: use CheckRunStep and DecideStepOutcome")
-	case CancelExecution:
-		if !s.Exists() {
-			return nil, reject("execution not found")
-		}
-		if IsTerminal(s.Status) {
-			return nil, reject("execution is already %s", s.Status)
-		}
-		return eventsFor(p.AggregateID(), s.Version, c, now,
-			[]string{EventExecutionCancelled}, []any{ExecutionFinished{Reason: p.Reason}})
+	default:
+		return nil, reject("command %s is not an execution command", c.Type)
 	}
-	return nil, reject("command %s is not an execution command", c.Type)
+	if err != nil {
+		return nil, err
+	}
+	return eventsFor(c.AggregateID(), s.Version, c, now, drafts...)
 }
 
-// checkCurrent rejects a command about step unless the execution is
-// RUNNING at that step and the step has type typ.
-func (s Execution) checkCurrent(step int, typ string) error {
-	switch {
-	case !s.Exists():
+// start is the rule of StartExecution: a new execution of the workflow's
+// current version, which must exist (it may not be projected yet: a
+// transient rejection) and not be deleted.
+func (s Execution) start(p StartExecution, wf *Workflow) ([]draft, error) {
+	if s.Exists() {
+		return nil, reject("execution %s already exists", p.WorkflowExecutionUUID)
+	}
+	if wf == nil || !wf.Exists() {
+		return nil, &Rejection{Reason: fmt.Sprintf("workflow %s not found", p.WorkflowUUID), Transient: true}
+	}
+	if wf.Deleted() {
+		return nil, reject("workflow %s is deleted", p.WorkflowUUID)
+	}
+	return []draft{{EventExecutionCreated, ExecutionCreated{
+		WorkflowExecutionUUID: p.WorkflowExecutionUUID,
+		WorkflowUUID:          wf.WorkflowUUID,
+		WorkflowVersion:       wf.Version,
+		TimeoutSeconds:        wf.TimeoutSeconds,
+		Steps:                 wf.Steps,
+		Input:                 p.Input,
+	}}}, nil
+}
+
+// begin is the rule of BeginExecution: a PENDING execution runs its first
+// step.
+func (s Execution) begin(now time.Time) ([]draft, error) {
+	if err := s.requireExists(); err != nil {
+		return nil, err
+	}
+	if s.Status != ExecutionPending {
+		return nil, reject("execution is %s, not %s", s.Status, ExecutionPending)
+	}
+	return []draft{{EventExecutionStarted, struct{}{}}, {EventStepStarted, s.startStep(0, now)}}, nil
+}
+
+// increment is the rule of IncrementExecution: the current manual step
+// completes with the client's output.
+func (s Execution) increment(p IncrementExecution, now time.Time) ([]draft, error) {
+	if s.Exists() && s.Status == ExecutionPending {
+		// The dispatcher begins a new execution a moment after it is
+		// created: an increment that overtook it is retried, not refused.
+		return nil, &Rejection{Reason: "execution has not started yet", Transient: true}
+	}
+	if err := s.checkCurrent(p.Step, StepManual); err != nil {
+		return nil, err
+	}
+	if err := s.roomFor(p.Output); err != nil {
+		return nil, reject("%v", err)
+	}
+	return s.complete(StepCompleted{Step: p.Step, Output: p.Output}, now), nil
+}
+
+// fireTimer is the rule of FireTimer: the current wait step completes once
+// its time has come (a timer that came early is retried when it is due).
+func (s Execution) fireTimer(p FireTimer, now time.Time) ([]draft, error) {
+	if err := s.checkCurrent(p.Step, StepWait); err != nil {
+		return nil, err
+	}
+	st := s.Steps[p.Step]
+	if st.Status != StepWaiting || st.DueAt == nil {
+		return nil, reject("step %d is %s, not waiting", p.Step, st.Status)
+	}
+	if now.Before(*st.DueAt) {
+		return nil, &Rejection{Reason: "the timer is not due yet", Transient: true, After: st.DueAt.Sub(now)}
+	}
+	return s.complete(StepCompleted{Step: p.Step}, now), nil
+}
+
+// timeOut is the rule of TimeOutExecution: a running execution past its
+// deadline (Deadline) ends as TIMED_OUT.
+func (s Execution) timeOut(now time.Time) ([]draft, error) {
+	if err := s.requireLive(); err != nil {
+		return nil, err
+	}
+	deadline, reason, ok := s.Deadline()
+	if !ok {
+		return nil, reject("execution has no deadline")
+	}
+	if now.Before(deadline) {
+		return nil, &Rejection{Reason: "the deadline has not passed", Transient: true, After: deadline.Sub(now)}
+	}
+	return []draft{{EventExecutionTimedOut, TimedOut{Step: s.CurrentStep, Reason: reason}}}, nil
+}
+
+// cancel is the rule of CancelExecution: an execution that has not ended
+// ends as CANCELLED.
+func (s Execution) cancel(p CancelExecution) ([]draft, error) {
+	if err := s.requireLive(); err != nil {
+		return nil, err
+	}
+	return []draft{{EventExecutionCancelled, ExecutionFinished{Reason: p.Reason}}}, nil
+}
+
+// requireExists rejects a command on an execution that does not exist.
+func (s Execution) requireExists() error {
+	if !s.Exists() {
 		return reject("execution not found")
+	}
+	return nil
+}
+
+// requireLive rejects a command on an execution that does not exist or has
+// ended.
+func (s Execution) requireLive() error {
+	if err := s.requireExists(); err != nil {
+		return err
+	}
+	if IsTerminal(s.Status) {
+		return reject("execution is already %s", s.Status)
+	}
+	return nil
+}
+
+// checkCurrent is the guard of every command about one step: it rejects
+// the command unless the execution is RUNNING at that step and the step
+// has type typ.
+func (s Execution) checkCurrent(step int, typ string) error {
+	if err := s.requireExists(); err != nil {
+		return err
+	}
+	switch {
 	case s.Status != ExecutionRunning:
 		return reject("execution is %s, not %s", s.Status, ExecutionRunning)
 	case step != s.CurrentStep:
@@ -194,13 +259,12 @@ func (s Execution) startStep(i int, now time.Time) StepStarted {
 // complete returns the events of the current step completing as done says:
 // StepCompleted, then the next step's StepStarted or, after the last step,
 // ExecutionSucceeded with the last step's output.
-func (s Execution) complete(done StepCompleted, now time.Time) ([]string, []any) {
-	types := []string{EventStepCompleted}
-	data := []any{done}
+func (s Execution) complete(done StepCompleted, now time.Time) []draft {
+	completed := draft{EventStepCompleted, done}
 	if next := done.Step + 1; next < len(s.Steps) {
-		return append(types, EventStepStarted), append(data, s.startStep(next, now))
+		return []draft{completed, {EventStepStarted, s.startStep(next, now)}}
 	}
-	return append(types, EventExecutionSucceeded), append(data, ExecutionFinished{Output: done.Output})
+	return []draft{completed, {EventExecutionSucceeded, ExecutionFinished{Output: done.Output}}}
 }
 
 // Deadline returns the earliest deadline the execution is under while it
@@ -299,8 +363,7 @@ func DecideStepOutcome(s Execution, c Command, out StepOutcome, now time.Time) (
 		if err := s.roomFor(out.Output); err != nil {
 			out = StepOutcome{Err: err.Error(), Final: true}
 		} else {
-			types, data := s.complete(StepCompleted{Step: p.Step, Output: out.Output, Attempt: p.Attempt}, now)
-			return eventsFor(p.AggregateID(), s.Version, c, now, types, data)
+			return eventsFor(p.AggregateID(), s.Version, c, now, s.complete(StepCompleted{Step: p.Step, Output: out.Output, Attempt: p.Attempt}, now)...)
 		}
 	}
 	def := StepDefinition{}
@@ -312,10 +375,8 @@ func DecideStepOutcome(s Execution, c Command, out StepOutcome, now time.Time) (
 		if p.Attempt == 1 {
 			reason = fmt.Sprintf("step %q failed: %s", s.Steps[p.Step].Name, out.Err)
 		}
-		return eventsFor(p.AggregateID(), s.Version, c, now,
-			[]string{EventExecutionFailed}, []any{Failure{Step: p.Step, Attempt: p.Attempt, Error: reason}})
+		return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventExecutionFailed, Failure{Step: p.Step, Attempt: p.Attempt, Error: reason}})
 	}
 	retryAt := now.UTC().Add(def.RetryDelay(p.Attempt, out.Jitter))
-	return eventsFor(p.AggregateID(), s.Version, c, now,
-		[]string{EventStepAttemptFailed}, []any{StepAttemptFailed{Step: p.Step, Attempt: p.Attempt, Error: out.Err, RetryAt: retryAt}})
+	return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventStepAttemptFailed, StepAttemptFailed{Step: p.Step, Attempt: p.Attempt, Error: out.Err, RetryAt: retryAt}})
 }

@@ -6,12 +6,11 @@ import (
 	"github.com/google/uuid"
 )
 
-// Timing of the work the service does by itself.
+// Timing of the work the service does by itself. Timers and retries due
+// within the bus's longest delay (the maxDelay the functions below take,
+// which the runtime passes) are delivered by a delayed message; later ones
+// by the cleanup.
 const (
-	// MaxDelay is the longest a delayed message may wait (SQS's 15
-	// minutes): timers and retries due sooner are delivered by the queue,
-	// later ones by the cleanup.
-	MaxDelay = 15 * time.Minute
 	// CleanupGrace is how long after the queue should have delivered
 	// something the cleanup steps in and issues it again.
 	CleanupGrace = time.Minute
@@ -28,10 +27,12 @@ const (
 // the earliest of its deadline (Deadline), a timer or retry too far off for
 // a delayed message (exactly when due), and the time past which the work
 // the service owes it (begin it, fire a timer, run or retry an http
-// attempt) is overdue. Stores index executions by it; the cleanup reads the
-// index. Terminal executions and ones waiting for a client (a manual step
-// without a deadline) have none.
-func (x Execution) DueAt() (time.Time, bool) {
+// attempt) is overdue. maxDelay is the longest delay of the bus's delayed
+// messages. The projector keeps it in the view (Execution.Due), stores index
+// executions by that, and the cleanup reads the index. Terminal executions
+// and ones waiting for a client (a manual step without a deadline) have
+// none.
+func (x Execution) DueAt(maxDelay time.Duration) (time.Time, bool) {
 	var due time.Time
 	consider := func(t time.Time) {
 		if due.IsZero() || t.Before(due) {
@@ -53,7 +54,7 @@ func (x Execution) DueAt() (time.Time, bool) {
 		}
 		st := x.Steps[x.CurrentStep]
 		switch {
-		case st.DueAt != nil && st.DueAt.Sub(x.UpdatedAt) > MaxDelay:
+		case st.DueAt != nil && st.DueAt.Sub(x.UpdatedAt) > maxDelay:
 			consider(*st.DueAt) // no delayed message: the cleanup fires it
 		case st.DueAt != nil && st.Type == StepHTTP:
 			// The queue delivers the retry; once it runs, the attempt may
@@ -80,8 +81,8 @@ func roundUp(t time.Time) time.Time {
 // now, if something is due: a timeout past a deadline, the begin of an
 // execution still PENDING, a timer or an http attempt that is due. Its
 // UUID is SystemCommandUUID's, the one the dispatcher gave the same work,
-// so a copy of work already done is a duplicate.
-func (x Execution) DueCommand(now time.Time) (Command, bool) {
+// so a copy of work already done is a duplicate. maxDelay is DueAt's.
+func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, bool) {
 	id := x.WorkflowExecutionUUID
 	if IsTerminal(x.Status) || !x.Exists() {
 		return Command{}, false
@@ -112,7 +113,7 @@ func (x Execution) DueCommand(now time.Time) (Command, bool) {
 		// queue in the first runs after it is due, and any retry again only
 		// once its attempt seems lost (an attempt in progress leaves the
 		// view as it was until its outcome).
-		long := st.DueAt.Sub(x.UpdatedAt) > MaxDelay
+		long := st.DueAt.Sub(x.UpdatedAt) > maxDelay
 		lost := !now.Before(roundUp(st.DueAt.Add(stuckAttempt)))
 		if lost || long && now.Before(st.DueAt.Add(2*CleanupGrace)) {
 			return RunStepCommand(id, i, st.Attempts+1, now), true

@@ -24,7 +24,8 @@ const (
 	EventExecutionTimedOut      = "ExecutionTimedOut"
 )
 
-// Event is one immutable fact in an aggregate's log (DESIGN.md §4 envelope).
+// Event is one immutable fact in an aggregate's log: the envelope every
+// backend stores and the events endpoint shows (docs/api.md).
 // All events one command produces are appended together, with consecutive
 // seqs, and their eventUUIDs derive from the command's UUID.
 type Event struct {
@@ -117,20 +118,27 @@ func decodeData(e Event, v any) error {
 	return nil
 }
 
-// eventsFor builds the events of one command: consecutive seqs after lastSeq,
-// eventUUIDs derived from the command, one timestamp.
-func eventsFor(aggregateID string, lastSeq int64, c Command, now time.Time, types []string, data []any) ([]Event, error) {
-	out := make([]Event, len(types))
-	for i, t := range types {
-		b, err := json.Marshal(data[i])
+// draft is an event a decision produces, before eventsFor gives it its
+// place in the log: its type and its data.
+type draft struct {
+	typ  string
+	data any
+}
+
+// eventsFor builds the events of one command from its drafts: consecutive
+// seqs after lastSeq, eventUUIDs derived from the command, one timestamp.
+func eventsFor(aggregateID string, lastSeq int64, c Command, now time.Time, drafts ...draft) ([]Event, error) {
+	out := make([]Event, len(drafts))
+	for i, d := range drafts {
+		b, err := json.Marshal(d.data)
 		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", t, err)
+			return nil, fmt.Errorf("encode %s: %w", d.typ, err)
 		}
 		out[i] = Event{
 			AggregateID: aggregateID,
 			Seq:         lastSeq + int64(i) + 1,
 			EventUUID:   EventUUID(c.CommandUUID, i),
-			Type:        t,
+			Type:        d.typ,
 			Data:        b,
 			CommandUUID: c.CommandUUID,
 			OccurredAt:  now.UTC(),

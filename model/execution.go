@@ -76,6 +76,11 @@ type Execution struct {
 	// first (model.Recent reads them). Stores persist them; the API does not
 	// show them.
 	RecentCommands []uuid.UUID `json:"-"`
+	// Due is when the cleanup must next look at the execution (zero:
+	// never), as the projector computed it (DueAt) when it wrote the view.
+	// Stores index executions by it (ListDue) and return it with the view;
+	// the API does not show it.
+	Due time.Time `json:"-"`
 	// Definitions are the steps of the workflow version the execution runs,
 	// as ExecutionCreated copied them (URLs, headers, retry policies). The
 	// workers, which fold the whole history, have them; views do not keep

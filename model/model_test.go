@@ -558,10 +558,10 @@ func TestCloneSharesNoMemory(t *testing.T) {
 func TestAggregateIDsRoundTrip(t *testing.T) {
 	id := uuid.New()
 	tests := []struct {
-		name, aggregateID, wantKind, wantResource string
+		name, aggregateID, wantKind string
 	}{
-		{"workflow", model.WorkflowAggregateID(id), model.KindWorkflow, "/v1/workflows/" + id.String()},
-		{"execution", model.ExecutionAggregateID(id), model.KindExecution, "/v1/workflow-executions/" + id.String()},
+		{"workflow", model.WorkflowAggregateID(id), model.KindWorkflow},
+		{"execution", model.ExecutionAggregateID(id), model.KindExecution},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -569,26 +569,11 @@ func TestAggregateIDsRoundTrip(t *testing.T) {
 			if err != nil || kind != tt.wantKind || got != id {
 				t.Fatalf("ParseAggregateID(%q): got %q %s %v", tt.aggregateID, kind, got, err)
 			}
-			if r := model.AggregateResource(tt.aggregateID); r != tt.wantResource {
-				t.Fatalf("AggregateResource: got %q, want %q", r, tt.wantResource)
-			}
-			if back, ok := model.ResourceAggregate(tt.wantResource); !ok || back != tt.aggregateID {
-				t.Fatalf("ResourceAggregate(%q): got %q %v, want %q", tt.wantResource, back, ok, tt.aggregateID)
-			}
 		})
 	}
 	for _, bad := range []string{"", "workflow", "job:" + id.String(), "execution:nope"} {
 		if _, _, err := model.ParseAggregateID(bad); err == nil {
 			t.Errorf("ParseAggregateID(%q): got nil error", bad)
-		}
-		if r := model.AggregateResource(bad); r != "" {
-			t.Errorf("AggregateResource(%q): got %q, want empty", bad, r)
-		}
-	}
-	for _, bad := range []string{"", "/v1/workflows/", "/v1/workflows/nope", "/v1/jobs/" + id.String(),
-		"/v1/workflows/" + id.String() + "/x", "/v1/workflow-executions/{" + id.String() + "}"} {
-		if got, ok := model.ResourceAggregate(bad); ok || got != "" {
-			t.Errorf("ResourceAggregate(%q): got %q %v, want nothing", bad, got, ok)
 		}
 	}
 }

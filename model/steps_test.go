@@ -11,6 +11,9 @@ import (
 	"github.com/workflowd/workflowd/model"
 )
 
+// maxDelay is the longest delay of the bus these tests assume (SQS's).
+const maxDelay = 15 * time.Minute
+
 // run is an execution driven through the model as the workers drive it.
 type run struct {
 	t   *testing.T
@@ -122,7 +125,7 @@ func TestHTTPStepFailsTheExecution(t *testing.T) {
 			if r.x.Steps[0].Status != model.StepFailed || r.x.Steps[1].Status != model.StepSkipped {
 				t.Fatalf("steps %s and %s, want FAILED and SKIPPED", r.x.Steps[0].Status, r.x.Steps[1].Status)
 			}
-			if _, ok := r.x.DueAt(); ok {
+			if _, ok := r.x.DueAt(maxDelay); ok {
 				t.Fatal("a failed execution is still due for the cleanup")
 			}
 		})
@@ -159,13 +162,13 @@ func TestWaitStepCompletesWhenItsTimerFires(t *testing.T) {
 func TestDeadlinesTimeOutTheExecution(t *testing.T) {
 	t.Run("execution_deadline", func(t *testing.T) {
 		r := startRun(t, 2, model.StepDefinition{Name: "m", Type: model.StepManual})
-		if due, ok := r.x.DueAt(); !ok || !due.Equal(t0.Add(2*time.Second)) {
+		if due, ok := r.x.DueAt(maxDelay); !ok || !due.Equal(t0.Add(2*time.Second)) {
 			t.Fatalf("DueAt: %v %v, want the deadline +2s", due, ok)
 		}
-		if _, ok := r.x.DueCommand(t0.Add(time.Second)); ok {
+		if _, ok := r.x.DueCommand(t0.Add(time.Second), maxDelay); ok {
 			t.Fatal("DueCommand before the deadline: got one")
 		}
-		c, ok := r.x.DueCommand(t0.Add(2 * time.Second))
+		c, ok := r.x.DueCommand(t0.Add(2*time.Second), maxDelay)
 		if !ok || c.Type != model.CommandTimeOutExecution || c.CommandUUID != model.SystemCommandUUID(r.id, "timeout", 0, 0) {
 			t.Fatalf("DueCommand at the deadline: %+v %v", c, ok)
 		}
@@ -188,7 +191,7 @@ func TestDeadlinesTimeOutTheExecution(t *testing.T) {
 	})
 	t.Run("manual_step_without_deadline_is_never_due", func(t *testing.T) {
 		r := startRun(t, 0, model.StepDefinition{Name: "m", Type: model.StepManual})
-		if due, ok := r.x.DueAt(); ok {
+		if due, ok := r.x.DueAt(maxDelay); ok {
 			t.Fatalf("DueAt: %v, want none", due)
 		}
 	})
@@ -198,27 +201,27 @@ func TestDeadlinesTimeOutTheExecution(t *testing.T) {
 // delivered, issues the same commands the dispatcher did.
 func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
 	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1} }))
-	due, ok := r.x.DueAt()
+	due, ok := r.x.DueAt(maxDelay)
 	if !ok || due.Sub(t0) < 15*time.Minute {
 		t.Fatalf("DueAt of an attempt in progress: %v %v, want after the longest attempt", due, ok)
 	}
-	if _, ok := r.x.DueCommand(t0.Add(time.Minute)); ok {
+	if _, ok := r.x.DueCommand(t0.Add(time.Minute), maxDelay); ok {
 		t.Fatal("an attempt a minute old is issued again")
 	}
-	if c, ok := r.x.DueCommand(due); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 1, t0).CommandUUID {
+	if c, ok := r.x.DueCommand(due, maxDelay); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 1, t0).CommandUUID {
 		t.Fatalf("DueCommand of a stuck attempt: %+v %v, want attempt 1 again", c, ok)
 	}
 	r.outcome(0, 1, model.StepOutcome{Err: "boom"})
-	due, _ = r.x.DueAt()
+	due, _ = r.x.DueAt(maxDelay)
 	if due.Sub(t0) < 15*time.Minute {
 		t.Fatalf("DueAt of a retry the queue delivers: %v, want after the longest attempt (it may be running)", due)
 	}
 	for _, at := range []time.Duration{time.Second, time.Minute, 10 * time.Minute} {
-		if c, ok := r.x.DueCommand(t0.Add(at)); ok {
+		if c, ok := r.x.DueCommand(t0.Add(at), maxDelay); ok {
 			t.Fatalf("DueCommand %s after a retry the queue delivers: %+v, want none (it would run twice)", at, c)
 		}
 	}
-	if c, ok := r.x.DueCommand(due); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 2, t0).CommandUUID {
+	if c, ok := r.x.DueCommand(due, maxDelay); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 2, t0).CommandUUID {
 		t.Fatalf("DueCommand of a retry that seems lost: %+v %v, want attempt 2", c, ok)
 	}
 	// A retry an hour off is the cleanup's to issue: at once when due, not
@@ -228,20 +231,20 @@ func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
 	}))
 	hourly.outcome(0, 1, model.StepOutcome{Err: "boom"})
 	retryAt := t0.Add(time.Hour)
-	if due, _ := hourly.x.DueAt(); !due.Equal(retryAt) {
+	if due, _ := hourly.x.DueAt(maxDelay); !due.Equal(retryAt) {
 		t.Fatalf("DueAt of an hour's retry: %v, want %v", due, retryAt)
 	}
-	if _, ok := hourly.x.DueCommand(retryAt); !ok {
+	if _, ok := hourly.x.DueCommand(retryAt, maxDelay); !ok {
 		t.Fatal("DueCommand of an hour's retry when due: none")
 	}
-	if c, ok := hourly.x.DueCommand(retryAt.Add(5 * time.Minute)); ok {
+	if c, ok := hourly.x.DueCommand(retryAt.Add(5*time.Minute), maxDelay); ok {
 		t.Fatalf("DueCommand 5 minutes into the retry: %+v, want none", c)
 	}
-	if _, ok := hourly.x.DueCommand(retryAt.Add(time.Hour)); !ok {
+	if _, ok := hourly.x.DueCommand(retryAt.Add(time.Hour), maxDelay); !ok {
 		t.Fatal("DueCommand of an hour's retry lost for an hour: none")
 	}
 	long := startRun(t, 0, model.StepDefinition{Name: "w", Type: model.StepWait, Seconds: 3600})
-	if due, _ := long.x.DueAt(); !due.Equal(t0.Add(time.Hour)) {
+	if due, _ := long.x.DueAt(maxDelay); !due.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("DueAt of an hour's wait: %v, want exactly when due (no delayed message)", due)
 	}
 }

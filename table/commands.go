@@ -22,7 +22,7 @@ const (
 	attrType        = "type"        // S
 	attrStatus      = "status"      // S
 	attrError       = "error"       // S, absent when empty
-	attrResource    = "resource"    // S, absent when empty
+	attrAggregate   = "aggregateID" // S, absent when empty
 	attrCreatedAt   = "createdAt"   // S (RFC 3339), absent when zero
 	attrUpdatedAt   = "updatedAt"   // S (RFC 3339), absent when zero
 	attrRequestHash = "requestHash" // S
@@ -46,7 +46,7 @@ func (s *Store) PutCommand(ctx context.Context, c model.CommandStatus) error {
 	item := viewKey(kindCommand, id)
 	item[attrStatus] = attrS(model.CommandAccepted)
 	setIf(item, attrType, c.Type)
-	setIf(item, attrResource, c.Resource)
+	setIf(item, attrAggregate, c.AggregateID)
 	setIf(item, attrError, c.Error)
 	if err := setTime(item, attrCreatedAt, c.CreatedAt); err != nil {
 		return invalid(op, id.String(), 0, "createdAt: %v", err)
@@ -77,7 +77,7 @@ func (s *Store) PutCommand(ctx context.Context, c model.CommandStatus) error {
 // UpdateItem on condition attribute_not_exists(pk) OR status = ACCEPTED. A
 // command already APPLIED or REJECTED keeps its status (nil is returned);
 // one with no status yet is created with c. Fields c leaves empty (Type,
-// Resource) keep their stored values, and a stored CreatedAt is kept. The
+// AggregateID) keep their stored values, and a stored CreatedAt is kept. The
 // write is durable when it returns. It returns store.ErrInvalid for a nil
 // CommandUUID or another status.
 func (s *Store) FinishCommand(ctx context.Context, c model.CommandStatus) error {
@@ -99,8 +99,8 @@ func (s *Store) FinishCommand(ctx context.Context, c model.CommandStatus) error 
 	if c.Type != "" {
 		u.set(attrType, attrS(c.Type))
 	}
-	if c.Resource != "" {
-		u.set(attrResource, attrS(c.Resource))
+	if c.AggregateID != "" {
+		u.set(attrAggregate, attrS(c.AggregateID))
 	}
 	if c.Error != "" {
 		u.set(attrError, attrS(c.Error))
@@ -196,7 +196,7 @@ func (s *Store) GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStat
 	c.Type, _ = getS(item, attrType)
 	c.Status, _ = getS(item, attrStatus)
 	c.Error, _ = getS(item, attrError)
-	c.Resource, _ = getS(item, attrResource)
+	c.AggregateID, _ = getS(item, attrAggregate)
 	if c.CreatedAt, err = getTime(item, attrCreatedAt); err != nil {
 		return model.CommandStatus{}, wrap(op, id.String(), 0, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/workflowd/workflowd/internal/backoff"
 	"slices"
 	"time"
 
@@ -204,7 +205,7 @@ func waitActive(ctx context.Context, client *dynamodb.Client, name, index string
 		if err == nil && active(out.Table, index) {
 			return nil
 		}
-		if err := sleep(ctx, min(backoff(attempt)*5, 5*time.Second)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Exponential(attempt, 50*time.Millisecond, 5*time.Second)); err != nil {
 			what := "table " + name
 			if index != "" {
 				what = "index " + index + " of " + what

@@ -200,7 +200,7 @@ func TestCapacityPerOperation(t *testing.T) {
 	wf := storetest.NewWorkflow(at, 1)
 	x := storetest.NewExecution(wf.WorkflowUUID, model.ExecutionPending, at, 1)
 	cmd := model.CommandStatus{CommandUUID: uuid.New(), Type: model.CommandIncrementExecution,
-		Resource: "/v1/workflow-executions/" + x.WorkflowExecutionUUID.String(), CreatedAt: at, UpdatedAt: at}
+		AggregateID: model.ExecutionAggregateID(x.WorkflowExecutionUUID), CreatedAt: at, UpdatedAt: at}
 	rec := store.IdempotencyRecord{Key: "POST /v1/workflows\x00" + uuid.NewString(), RequestHash: "h",
 		CommandUUID: cmd.CommandUUID, CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour)}
 	agg := model.ExecutionAggregateID(x.WorkflowExecutionUUID)

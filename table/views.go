@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/workflowd/workflowd/internal/backoff"
 	"io"
 	"strings"
 	"time"
@@ -36,7 +37,7 @@ const (
 	attrListWorkflowStatus = "listWorkflowStatus" // S: workflowUUID "#" status (GSI byWorkflowStatus)
 	attrListOrder          = "listOrder"          // B: the sort key of every listing GSI, see listOrder
 	attrDueShard           = "dueShard"           // S: dueShardAll when the execution is due some time (GSI byDue)
-	attrDueOrder           = "dueOrder"           // B: listOrder(DueAt, UUID), the sort key of byDue
+	attrDueOrder           = "dueOrder"           // B: listOrder(Due, UUID), the sort key of byDue
 )
 
 // dueShardAll is the one partition of the byDue index. (Should one
@@ -73,6 +74,23 @@ func listOrder(createdAt time.Time, id uuid.UUID) []byte {
 	binary.BigEndian.PutUint32(b[8:], uint32(createdAt.Nanosecond()))
 	copy(b[12:], id[:])
 	return b
+}
+
+// listOrderTime is the time of a listOrder value.
+func listOrderTime(b []byte) (time.Time, error) {
+	if len(b) != 28 {
+		return time.Time{}, fmt.Errorf("list order of %d bytes, want 28", len(b))
+	}
+	return time.Unix(int64(binary.BigEndian.Uint64(b)^(1<<63)), int64(binary.BigEndian.Uint32(b[8:]))).UTC(), nil
+}
+
+// getDue returns the due time of an execution item (zero if it has none).
+func getDue(item map[string]types.AttributeValue) (time.Time, error) {
+	v, ok := item[attrDueOrder].(*types.AttributeValueMemberB)
+	if !ok {
+		return time.Time{}, nil
+	}
+	return listOrderTime(v.Value)
 }
 
 func viewKey(kind string, id uuid.UUID) map[string]types.AttributeValue {
@@ -196,9 +214,9 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 		item[attrListWorkflowStatus] = attrS(workflowStatus(x.WorkflowUUID, x.Status))
 	}
 	item[attrListOrder] = attrB(listOrder(x.CreatedAt, id))
-	if due, ok := x.DueAt(); ok {
+	if !x.Due.IsZero() {
 		item[attrDueShard] = attrS(dueShardAll)
-		item[attrDueOrder] = attrB(listOrder(due, id))
+		item[attrDueOrder] = attrB(listOrder(x.Due, id))
 	}
 	if s.cfg.Retention > 0 && model.IsTerminal(x.Status) {
 		item[attrExpiresAt] = attrN(ceilSeconds(x.UpdatedAt.Add(s.cfg.Retention)))
@@ -263,6 +281,9 @@ func decodeExecution(item map[string]types.AttributeValue) (model.Execution, err
 	x.Version = version
 	if err == nil {
 		x.RecentCommands, err = getRecent(item)
+	}
+	if err == nil {
+		x.Due, err = getDue(item)
 	}
 	// encoding/json turns a nil RawMessage into null and back into the
 	// bytes "null"; give the caller back the nil it stored.
@@ -579,7 +600,7 @@ func (s *Store) batchGet(ctx context.Context, op string, entries []map[string]ty
 		}
 		for attempt := 0; len(req) > 0; attempt++ {
 			if attempt > 0 {
-				if err := sleep(ctx, backoff(attempt)); err != nil {
+				if err := backoff.Sleep(ctx, retryDelay(attempt)); err != nil {
 					return nil, err
 				}
 			}
@@ -601,19 +622,8 @@ func (s *Store) batchGet(ctx context.Context, op string, entries []map[string]ty
 	return out, nil
 }
 
-// backoff is the wait before retry attempt n (1, 2, ...) of unprocessed
-// keys: 10 ms doubling, at most about 1 s.
-func backoff(n int) time.Duration {
-	return 10 * time.Millisecond << min(n-1, 7)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+// retryDelay is the wait before retry attempt n (1, 2, ...) of unprocessed
+// keys: 10 ms doubling, at most 1.28 s.
+func retryDelay(n int) time.Duration {
+	return backoff.Exponential(n, 10*time.Millisecond, 1280*time.Millisecond)
 }

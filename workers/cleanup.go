@@ -17,8 +17,8 @@ type DueLister interface {
 	ListDue(ctx context.Context, q store.DueQuery) ([]model.Execution, error)
 }
 
-// Cleanup is the seed's WorkflowExecutionCleanupWorker. Each Run reads the
-// executions whose due time has come (model.Execution.DueAt) and publishes
+// Cleanup is the execution cleanup worker. Each Run reads the
+// executions whose due time has come (model.Execution.Due) and publishes
 // what each is owed (model.Execution.DueCommand): a timeout past a
 // deadline, a timer or an http retry too far off for a delayed message,
 // and again any begin, timer or attempt the queue should have delivered by
@@ -34,6 +34,9 @@ type DueLister interface {
 type Cleanup struct {
 	Due       DueLister
 	Publisher Publisher
+	// MaxDelay is the longest delay of the bus's delayed messages, the
+	// projector's: work due later is the cleanup's to issue when due.
+	MaxDelay time.Duration
 	// Expire, if set, deletes up to limit finished executions past their
 	// retention at now and returns how many.
 	Expire func(ctx context.Context, now time.Time, limit int) (int, error)
@@ -69,8 +72,7 @@ func (c *Cleanup) Run(ctx context.Context) (int, error) {
 			return published, c.expire(ctx, now, size)
 		}
 		last := page[len(page)-1]
-		at, _ := last.DueAt()
-		after = &store.DuePosition{DueAt: at, ID: last.WorkflowExecutionUUID}
+		after = &store.DuePosition{DueAt: last.Due, ID: last.WorkflowExecutionUUID}
 	}
 }
 
@@ -79,7 +81,7 @@ func (c *Cleanup) Run(ctx context.Context) (int, error) {
 func (c *Cleanup) publish(ctx context.Context, page []model.Execution, now time.Time) (int, error) {
 	var due []model.Command
 	for _, x := range page {
-		if cmd, ok := x.DueCommand(now); ok {
+		if cmd, ok := x.DueCommand(now, c.MaxDelay); ok {
 			due = append(due, cmd)
 		}
 	}

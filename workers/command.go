@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/workflowd/workflowd/internal/backoff"
 	"log/slog"
 	"strings"
 	"sync"
@@ -66,6 +67,10 @@ type CommandWorker struct {
 	// off where consecutive commands land on different processes (Lambda):
 	// there a stale cache costs a failed write, dearer than the read.
 	TrustCache bool
+	// MaxDelay is the longest delay of the bus's delayed messages: a
+	// command that came early waits at most this long before it is
+	// decided again (0: no bound).
+	MaxDelay time.Duration
 	// HTTP runs the attempts of http steps (nil: a zero HTTPCaller, which
 	// allows no host, so every http step fails with that reason).
 	HTTP *HTTPCaller
@@ -95,9 +100,27 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 	if run, ok := cmd.Payload.(model.RunStep); ok {
 		return w.runStep(ctx, cmd, run, receiveCount)
 	}
+	err := w.appendDecided(ctx, cmd, w.TrustCache, func(agg aggregate) ([]model.Event, error) {
+		return w.decide(ctx, cmd, agg)
+	})
+	var rej *model.Rejection
+	if errors.As(err, &rej) {
+		return w.rejected(ctx, cmd, rej, receiveCount)
+	}
+	return err
+}
+
+// appendDecided is the reload-decide-append loop every command goes
+// through. It takes the state of the command's aggregate (the cached one
+// if trust is set and there is one, else one just read), acknowledges a
+// command its history holds already (a redelivery), asks decide for the
+// events, and appends them at the next seq. When another writer took that
+// seq first, it reads the state again and decides again. A *model.Rejection
+// decided on a cached state is decided again on a state just read (the
+// cache may be behind); one decided on a state just read is returned.
+func (w *CommandWorker) appendDecided(ctx context.Context, cmd model.Command, trust bool, decide func(aggregate) ([]model.Event, error)) error {
 	aggregateID := cmd.AggregateID()
-	trust := w.TrustCache
-	for attempt := 0; attempt < maxConflictRetries; attempt++ {
+	for range maxConflictRetries {
 		agg, read, err := w.state(ctx, aggregateID, trust)
 		if err != nil {
 			return err
@@ -107,13 +130,10 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 			w.logger().Debug("duplicate command acknowledged", "command", cmd.CommandUUID, "type", cmd.Type)
 			return nil
 		}
-		events, err := w.decide(ctx, cmd, agg)
+		events, err := decide(agg)
 		var rej *model.Rejection
-		if errors.As(err, &rej) {
-			if !read {
-				continue // the cache may be behind: decide again on the log
-			}
-			return w.rejected(ctx, cmd, rej, receiveCount)
+		if errors.As(err, &rej) && !read {
+			continue
 		}
 		if err != nil {
 			return err
@@ -223,25 +243,28 @@ func (w *CommandWorker) load(ctx context.Context, aggregateID string) (aggregate
 	return next, nil
 }
 
+// decide decides cmd on agg with the rule of its aggregate's kind; a
+// StartExecution also reads the workflow it names.
 func (w *CommandWorker) decide(ctx context.Context, cmd model.Command, agg aggregate) ([]model.Event, error) {
 	now := w.now()
-	switch model.QueueFor(cmd.Type) {
-	case model.QueueWorkflows:
-		return model.DecideWorkflow(agg.workflow, cmd, now)
-	case model.QueueExecutions:
-		var wf *model.Workflow
-		if start, ok := cmd.Payload.(model.StartExecution); ok {
-			w, err := w.load(ctx, model.WorkflowAggregateID(start.WorkflowUUID))
-			if err != nil {
-				return nil, err
-			}
-			if w.seq > 0 {
-				wf = &w.workflow
-			}
-		}
-		return model.DecideExecution(agg.execution, cmd, wf, now)
+	kind, _, err := model.ParseAggregateID(cmd.AggregateID())
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("command type %q has no worker", cmd.Type)
+	if kind == model.KindWorkflow {
+		return model.DecideWorkflow(agg.workflow, cmd, now)
+	}
+	var wf *model.Workflow
+	if start, ok := cmd.Payload.(model.StartExecution); ok {
+		w, err := w.load(ctx, model.WorkflowAggregateID(start.WorkflowUUID))
+		if err != nil {
+			return nil, err
+		}
+		if w.seq > 0 {
+			wf = &w.workflow
+		}
+	}
+	return model.DecideExecution(agg.execution, cmd, wf, now)
 }
 
 // rejected handles a rejection: a transient one is retried (after the time
@@ -252,7 +275,7 @@ func (w *CommandWorker) decide(ctx context.Context, cmd model.Command, agg aggre
 func (w *CommandWorker) rejected(ctx context.Context, cmd model.Command, rej *model.Rejection, receiveCount int) error {
 	switch {
 	case rej.Transient && rej.After > 0:
-		return &RetryError{After: min(rej.After, model.MaxDelay), Reason: rej.Reason}
+		return &RetryError{After: w.boundDelay(rej.After), Reason: rej.Reason}
 	case rej.Transient && receiveCount < w.transientAttempts():
 		return &RetryError{After: transientDelay(receiveCount), Reason: rej.Reason}
 	case model.IsSystemCommand(cmd.Type):
@@ -269,7 +292,7 @@ func (w *CommandWorker) reject(ctx context.Context, cmd model.Command, reason st
 		Type:        cmd.Type,
 		Status:      model.CommandRejected,
 		Error:       reason,
-		Resource:    model.ResourcePath(cmd.Payload),
+		AggregateID: cmd.AggregateID(),
 		CreatedAt:   now,
 		UpdatedAt:   now,
 	})
@@ -281,6 +304,15 @@ func (w *CommandWorker) reject(ctx context.Context, cmd model.Command, reason st
 		w.OnFinished(cmd.CommandUUID)
 	}
 	return nil
+}
+
+// boundDelay bounds the wait of a command that came early (a timer before
+// its time) by MaxDelay, if set: it comes back then and is decided again.
+func (w *CommandWorker) boundDelay(d time.Duration) time.Duration {
+	if w.MaxDelay > 0 {
+		return min(d, w.MaxDelay)
+	}
+	return d
 }
 
 func (w *CommandWorker) transientAttempts() int {
@@ -306,14 +338,14 @@ func (w *CommandWorker) logger() *slog.Logger {
 
 // runStep runs one attempt of an http step: it reads the execution (never
 // trusting the cache, as a request is about to go out), checks that the
-// attempt is the one due, makes the request, and appends its outcome. If
-// the append conflicts it reads again and decides the same outcome on the
-// new state, without a second request: an execution cancelled in between
-// ignores it. A redelivery after a crash repeats the request with the same
+// attempt is the one due, makes the request, and appends its outcome
+// through appendDecided, starting from the state it read: if the append
+// conflicts, the same outcome is decided again on the new state, without a
+// second request, and an execution cancelled in between ignores it. A
+// redelivery after a crash repeats the request with the same
 // Idempotency-Key.
 func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run model.RunStep, receiveCount int) error {
-	aggregateID := cmd.AggregateID()
-	agg, err := w.load(ctx, aggregateID)
+	agg, err := w.load(ctx, cmd.AggregateID())
 	if err != nil {
 		return err
 	}
@@ -327,26 +359,15 @@ func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run mode
 		return err
 	}
 	out := w.attempt(ctx, agg.execution, run)
-	for range maxConflictRetries {
-		events, err := model.DecideStepOutcome(agg.execution, cmd, out, w.now())
-		if errors.As(err, &rej) {
-			w.logger().Info("http step outcome ignored", "execution", run.WorkflowExecutionUUID, "step", run.Step, "attempt", run.Attempt, "reason", rej.Reason)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if done, err := w.append(ctx, aggregateID, agg, events); done || err != nil {
-			return err
-		}
-		if agg, err = w.load(ctx, aggregateID); err != nil {
-			return err
-		}
-		if agg.commands[cmd.CommandUUID] {
-			return nil
-		}
+	// The cache holds the state just read, or a later one.
+	err = w.appendDecided(ctx, cmd, true, func(agg aggregate) ([]model.Event, error) {
+		return model.DecideStepOutcome(agg.execution, cmd, out, w.now())
+	})
+	if errors.As(err, &rej) {
+		w.logger().Info("http step outcome ignored", "execution", run.WorkflowExecutionUUID, "step", run.Step, "attempt", run.Attempt, "reason", rej.Reason)
+		return nil
 	}
-	return &RetryError{After: time.Second, Reason: "too many concurrent writers on " + aggregateID}
+	return err
 }
 
 // attempt makes the request of an http step's attempt. The body holds the
@@ -404,5 +425,5 @@ type stepRequest struct {
 // transientDelay is the wait before redelivering a transiently rejected
 // command after its n-th receive: 200ms, 400ms, 800ms…
 func transientDelay(n int) time.Duration {
-	return 200 * time.Millisecond << min(max(n-1, 0), 6)
+	return backoff.Exponential(n, 200*time.Millisecond, 12800*time.Millisecond)
 }

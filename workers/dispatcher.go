@@ -17,7 +17,7 @@ type Publisher interface {
 }
 
 // Scheduler delivers a message after a delay: the executions queue's
-// delayed delivery (SQS DelaySeconds, at most model.MaxDelay).
+// delayed delivery (at most the Dispatcher's MaxDelay).
 type Scheduler interface {
 	Send(ctx context.Context, msg bus.Message, delay time.Duration) error
 }
@@ -31,13 +31,16 @@ type Scheduler interface {
 // It begins created executions, runs the first attempt of an http step when
 // the step starts, and schedules, through the executions queue's delayed
 // delivery, the end of a wait step and the retry of a failed attempt. What
-// is due later than model.MaxDelay is left to the cleanup, which issues the
+// is due later than MaxDelay is left to the cleanup, which issues the
 // same commands (model.Execution.DueCommand).
 type Dispatcher struct {
 	Publisher Publisher
 	// Scheduler delays timers and retries (nil: they are left to the cleanup).
 	Scheduler Scheduler
-	Logger    *slog.Logger
+	// MaxDelay is the longest delay Scheduler takes (the bus's; 0: none,
+	// every timer and retry is left to the cleanup).
+	MaxDelay time.Duration
+	Logger   *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 }
@@ -79,7 +82,7 @@ func (d *Dispatcher) send(ctx context.Context, f followUp) error {
 	switch {
 	case f.delay <= 0:
 		err = d.Publisher.Publish(ctx, msg)
-	case f.delay > model.MaxDelay || d.Scheduler == nil:
+	case f.delay > d.MaxDelay || d.Scheduler == nil:
 		return nil // the cleanup issues it when it is due
 	default:
 		err = d.Scheduler.Send(ctx, msg, f.delay)

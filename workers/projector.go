@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/model"
@@ -28,6 +29,10 @@ type Projector struct {
 	Log    EventLog
 	Views  ViewStore
 	Logger *slog.Logger
+	// MaxDelay is the longest delay of the bus's delayed messages: with it
+	// the projector sets each execution view's due time (model.Execution.Due),
+	// which the cleanup's index reads.
+	MaxDelay time.Duration
 	// OnFinished, if set, is called for each command whose events the views
 	// show now (APPLIED), or showed already (a replay).
 	OnFinished func(commandUUID uuid.UUID)
@@ -138,6 +143,7 @@ func (p *Projector) projectExecution(ctx context.Context, id uuid.UUID, events [
 	if err != nil {
 		return err
 	}
+	next.Due, _ = next.DueAt(p.MaxDelay)
 	if err := p.Views.PutExecution(ctx, next, view.execution.Version); err != nil {
 		// Someone else moved the view on (or it never was as cached):
 		// forget it; the retry reads the stored one.

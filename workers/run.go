@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"github.com/workflowd/workflowd/internal/backoff"
 	"log/slog"
 	"sync"
 	"time"
@@ -110,7 +111,7 @@ func Consume(ctx context.Context, q bus.Queue, h MessageHandler, opts ConsumerOp
 				}
 				if err != nil && ctx.Err() == nil {
 					log.Error("receive failed", "err", err)
-					sleep(ctx, time.Second)
+					backoff.Sleep(ctx, time.Second)
 				}
 				for _, d := range ds {
 					jobs <- d
@@ -160,7 +161,7 @@ func handleDelivery(ctx context.Context, q bus.Queue, h MessageHandler, d bus.De
 		}
 		return
 	}
-	delay := backoff(d.ReceiveCount)
+	delay := redeliveryDelay(d.ReceiveCount)
 	var retry *RetryError
 	if errors.As(err, &retry) {
 		delay = retry.After
@@ -178,17 +179,10 @@ func handleDelivery(ctx context.Context, q bus.Queue, h MessageHandler, d bus.De
 	}
 }
 
-// backoff is the redelivery delay after the n-th failed receive: 1s, 2s, 4s…
-// up to 30s.
-func backoff(n int) time.Duration {
-	if n < 1 {
-		n = 1
-	}
-	if n > 5 {
-		return 30 * time.Second
-	}
-	return time.Duration(1<<(n-1)) * time.Second
-}
+// redeliveryDelay is the wait before redelivering a message after its n-th
+// failed receive, and before retrying a feed batch after its n-th failure:
+// 1s, 2s, 4s… up to 30s.
+func redeliveryDelay(n int) time.Duration { return backoff.Exponential(n, time.Second, 30*time.Second) }
 
 // FeedOptions tune RunFeed.
 type FeedOptions struct {
@@ -234,7 +228,7 @@ func RunFeed(ctx context.Context, feed store.Feed, consumer string, h EventHandl
 				return err
 			}
 			log.Error("feed read failed", "err", err)
-			sleep(ctx, time.Second)
+			backoff.Sleep(ctx, time.Second)
 			continue
 		}
 		if len(entries) == 0 {
@@ -253,7 +247,7 @@ func RunFeed(ctx context.Context, feed store.Feed, consumer string, h EventHandl
 			}
 			failures++
 			log.Error("feed batch failed; retrying", "from", entries[0].Pos, "to", entries[len(entries)-1].Pos, "failures", failures, "err", err)
-			sleep(ctx, backoff(failures))
+			backoff.Sleep(ctx, redeliveryDelay(failures))
 			continue
 		}
 		failures = 0
@@ -261,14 +255,5 @@ func RunFeed(ctx context.Context, feed store.Feed, consumer string, h EventHandl
 		if err := feed.SaveCheckpoint(work, consumer, pos); err != nil {
 			log.Error("checkpoint failed", "pos", pos, "err", err)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

@@ -254,7 +254,7 @@ func TestDispatcherBeginsCreatedExecutionsDeterministically(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cmd.Type != model.CommandBeginExecution || pub.msgs[0].Attributes[bus.TargetAttribute] != model.QueueExecutions {
+	if cmd.Type != model.CommandBeginExecution || pub.msgs[0].Attributes[bus.TargetAttribute] != bus.QueueExecutions {
 		t.Fatalf("published %s to %q", cmd.Type, pub.msgs[0].Attributes[bus.TargetAttribute])
 	}
 }
@@ -264,20 +264,20 @@ func TestDispatcherBeginsCreatedExecutionsDeterministically(t *testing.T) {
 func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
 	st := mustStore(t)
 	b, err := local.Open(local.Options{Logger: quiet, Queues: []local.QueueConfig{
-		{Name: model.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 2},
+		{Name: bus.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 2},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	q, _ := b.Queue(model.QueueExecutions)
+	q, _ := b.Queue(bus.QueueExecutions)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		workers.Consume(ctx, q, &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}, workers.ConsumerOptions{Concurrency: 2, Wait: 100 * time.Millisecond, Logger: quiet})
 		close(done)
 	}()
-	poison := bus.Message{Body: []byte(`{"not":"a command"}`), Attributes: map[string]string{bus.TargetAttribute: model.QueueExecutions}}
+	poison := bus.Message{Body: []byte(`{"not":"a command"}`), Attributes: map[string]string{bus.TargetAttribute: bus.QueueExecutions}}
 	if err := b.Publish(ctx, poison); err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
 	var dead []bus.Delivery
 	for len(dead) == 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		if dead, err = b.ListDeadLetters(ctx, model.QueueExecutions, 10); err != nil {
+		if dead, err = b.ListDeadLetters(ctx, bus.QueueExecutions, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -297,7 +297,7 @@ func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
 	if dead[0].Attributes["lastError"] == "" {
 		t.Errorf("the dead letter carries no reason: %+v", dead[0].Attributes)
 	}
-	n, err := b.Redrive(context.Background(), model.QueueExecutions, 10)
+	n, err := b.Redrive(context.Background(), bus.QueueExecutions, 10)
 	if err != nil || n != 1 {
 		t.Fatalf("redrive: %d, %v", n, err)
 	}
@@ -377,13 +377,13 @@ func (h *slowHandler) Handle(ctx context.Context, body []byte, receiveCount int)
 // invisible: it is not delivered again while the first delivery works.
 func TestConsumeKeepsASlowMessageInvisible(t *testing.T) {
 	b, err := local.Open(local.Options{Logger: quiet, Queues: []local.QueueConfig{
-		{Name: model.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 10},
+		{Name: bus.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 10},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	q, _ := b.Queue(model.QueueExecutions)
+	q, _ := b.Queue(bus.QueueExecutions)
 	h := &slowHandler{took: 2500 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -38,6 +38,12 @@ var _ bus.Queue = (*Queue)(nil)
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
 
+// MaxDelay is the longest delay the runtime asks of this bus: SQS's 15
+// minutes, so that the embedded runtime schedules work as the AWS ones do
+// (timers and retries due later are the cleanup's). Send itself takes any
+// delay.
+const MaxDelay = 15 * time.Minute
+
 // Send durably enqueues msg (with a fresh ID) on q, invisible for delay
 // (a negative delay counts as 0), and returns once the write is synced.
 // Errors: bus.ErrTooLarge, ErrClosed, the context's error, a storage error.

@@ -14,11 +14,15 @@ import (
 	"github.com/workflowd/workflowd/bus"
 )
 
+// MaxDelay is the longest delay Send takes (SQS's DelaySeconds, 15
+// minutes). The runtime passes it to the workers: work due later is the
+// cleanup's.
+const MaxDelay = 15 * time.Minute
+
 // SQS limits the adapter works within.
 const (
 	maxBatch      = 10               // messages per ReceiveMessage
 	maxWait       = 20 * time.Second // WaitTimeSeconds of one ReceiveMessage
-	maxDelay      = 15 * time.Minute // DelaySeconds
 	maxVisibility = 12 * time.Hour   // VisibilityTimeout
 )
 
@@ -64,8 +68,8 @@ func (q *Queue) Send(ctx context.Context, msg bus.Message, delay time.Duration) 
 	if err != nil {
 		return err
 	}
-	if delay > maxDelay {
-		return fmt.Errorf("snssqs: send to %s: delay %v is over SQS's %v", q.name, delay, maxDelay)
+	if delay > MaxDelay {
+		return fmt.Errorf("snssqs: send to %s: delay %v is over SQS's %v", q.name, delay, MaxDelay)
 	}
 	q.b.requests.Add(billed(size))
 	_, err = q.b.sqs.SendMessage(ctx, &sqs.SendMessageInput{

@@ -6,9 +6,9 @@ package main
 
 import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
-	"github.com/workflowd/workflowd/functions"
+	"github.com/workflowd/workflowd/app"
 )
 
 func main() {
-	functions.Run("api-function", func(f *functions.Functions) any { return httpadapter.NewV2(f.API()).ProxyWithContext })
+	app.RunFunction("api-function", func(f *app.Functions) any { return httpadapter.NewV2(f.API()).ProxyWithContext })
 }

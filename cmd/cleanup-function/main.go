@@ -2,8 +2,8 @@
 // EventBridge schedule (template.yaml: CleanupFunction).
 package main
 
-import "github.com/workflowd/workflowd/functions"
+import "github.com/workflowd/workflowd/app"
 
 func main() {
-	functions.Run("cleanup-function", func(f *functions.Functions) any { return f.Cleanup })
+	app.RunFunction("cleanup-function", func(f *app.Functions) any { return f.Cleanup })
 }

@@ -3,8 +3,8 @@
 // failing record and those after it.
 package main
 
-import "github.com/workflowd/workflowd/functions"
+import "github.com/workflowd/workflowd/app"
 
 func main() {
-	functions.Run("stream-function", func(f *functions.Functions) any { return f.Stream })
+	app.RunFunction("stream-function", func(f *app.Functions) any { return f.Stream })
 }

@@ -2,8 +2,8 @@
 // (template.yaml: WorkerFunction), reporting partial batch failures.
 package main
 
-import "github.com/workflowd/workflowd/functions"
+import "github.com/workflowd/workflowd/app"
 
 func main() {
-	functions.Run("worker-function", func(f *functions.Functions) any { return f.Worker })
+	app.RunFunction("worker-function", func(f *app.Functions) any { return f.Worker })
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/app/embedded"
 	"github.com/workflowd/workflowd/workers"
 )
 
@@ -157,7 +158,7 @@ func openService(ctx context.Context, s settings, log *slog.Logger) (service, er
 	case s.backend == "aws":
 		return app.OpenAWS(ctx, awsCfg)
 	}
-	return app.Open(app.Config{
+	return embedded.Open(embedded.Config{
 		DataDir: s.dataDir, VisibilityTimeout: s.visibilityTimeout,
 		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log,
 	})

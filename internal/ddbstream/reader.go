@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/workflowd/workflowd/internal/backoff"
 	"log/slog"
 	"sync"
 	"time"
@@ -171,7 +172,7 @@ func (r *Reader) readShard(ctx context.Context, shardID string) bool {
 			}
 			failures++
 			log.Error("shard iterator failed", "err", err, "failures", failures)
-			sleep(ctx, backoff(failures))
+			backoff.Sleep(ctx, retryDelay(failures))
 			iter, err = r.iterator(ctx, shardID, seq, types.ShardIteratorTypeAfterSequenceNumber)
 			continue
 		}
@@ -185,7 +186,7 @@ func (r *Reader) readShard(ctx context.Context, shardID string) bool {
 		case errors.As(gerr, &trimmed) && seq == "":
 			// DynamoDB Local answers this for a shard with no record yet:
 			// nothing was read, nothing is lost; look again shortly.
-			sleep(ctx, r.PollInterval)
+			backoff.Sleep(ctx, r.PollInterval)
 			iter, err = r.iterator(ctx, shardID, seq, types.ShardIteratorTypeAfterSequenceNumber)
 			continue
 		case gerr != nil:
@@ -203,7 +204,7 @@ func (r *Reader) readShard(ctx context.Context, shardID string) bool {
 			if !ok {
 				// Read again right after the last record handled.
 				failures++
-				sleep(ctx, backoff(failures))
+				backoff.Sleep(ctx, retryDelay(failures))
 				iter, err = r.iterator(ctx, shardID, seq, types.ShardIteratorTypeAfterSequenceNumber)
 				continue
 			}
@@ -218,7 +219,7 @@ func (r *Reader) readShard(ctx context.Context, shardID string) bool {
 		}
 		iter = out.NextShardIterator
 		if len(out.Records) == 0 {
-			sleep(ctx, r.PollInterval)
+			backoff.Sleep(ctx, r.PollInterval)
 		}
 	}
 	return false
@@ -273,15 +274,8 @@ func (r *Reader) iterator(ctx context.Context, shardID, seq string, after types.
 	return out.ShardIterator, nil
 }
 
-func backoff(n int) time.Duration {
-	return min(100*time.Millisecond<<min(n, 8), 10*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+// retryDelay is the wait after the n-th failure in a row of a shard:
+// 200ms doubling up to 10s.
+func retryDelay(n int) time.Duration {
+	return backoff.Exponential(n, 200*time.Millisecond, 10*time.Second)
 }

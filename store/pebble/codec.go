@@ -207,7 +207,7 @@ type execHeader struct {
 	created      [12]byte
 	workflowUUID uuid.UUID
 	status       string
-	due          *[12]byte // model.Execution.DueAt as dueKey, nil if none
+	due          *[12]byte // model.Execution.Due as dueKey, nil if none
 }
 
 // storedWorkflow and storedExecution are a view's JSON as the store keeps
@@ -269,8 +269,8 @@ func newExecHeader(x model.Execution) execHeader {
 		workflowUUID: x.WorkflowUUID,
 		status:       x.Status,
 	}
-	if at, ok := x.DueAt(); ok {
-		k := dueKey(at)
+	if !x.Due.IsZero() {
+		k := dueKey(x.Due)
 		h.due = &k
 	}
 	return h
@@ -326,6 +326,9 @@ func decodeExecution(v []byte) (model.Execution, error) {
 	}
 	x := sx.Execution
 	x.Version, x.RecentCommands = h.version, sx.Recent
+	if h.due != nil {
+		x.Due = dueTime(*h.due)
+	}
 	// encoding/json turns a nil RawMessage into null and back into the
 	// bytes "null"; give the caller back the nil it stored.
 	x.Input = unNull(x.Input)

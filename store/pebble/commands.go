@@ -43,7 +43,7 @@ func (s *Store) PutCommand(ctx context.Context, c model.CommandStatus) error {
 
 // FinishCommand moves a command to c.Status, APPLIED or REJECTED. A command
 // already APPLIED or REJECTED keeps its status (nil is returned); one with
-// no status yet is created with c. Fields c leaves empty (Type, Resource,
+// no status yet is created with c. Fields c leaves empty (Type, AggregateID,
 // CreatedAt) keep their stored values. It returns store.ErrInvalid for a
 // nil CommandUUID or another status.
 func (s *Store) FinishCommand(ctx context.Context, c model.CommandStatus) error {
@@ -72,8 +72,8 @@ func (s *Store) FinishCommand(ctx context.Context, c model.CommandStatus) error 
 		if c.Type == "" {
 			c.Type = old.Type
 		}
-		if c.Resource == "" {
-			c.Resource = old.Resource
+		if c.AggregateID == "" {
+			c.AggregateID = old.AggregateID
 		}
 		if !old.CreatedAt.IsZero() {
 			c.CreatedAt = old.CreatedAt

@@ -157,6 +157,11 @@ func dueKey(t time.Time) [12]byte {
 	return b
 }
 
+// dueTime is the inverse of dueKey.
+func dueTime(k [12]byte) time.Time {
+	return time.Unix(int64(binary.BigEndian.Uint64(k[0:8])^1<<63), int64(binary.BigEndian.Uint32(k[8:12]))).UTC()
+}
+
 // dueIndexKey is an execution's key in the due index: its due time, then
 // its UUID.
 func dueIndexKey(due [12]byte, id uuid.UUID) []byte {

@@ -299,7 +299,7 @@ func containsKey(keys [][]byte, k []byte) bool {
 	return slices.ContainsFunc(keys, func(x []byte) bool { return bytes.Equal(x, k) })
 }
 
-// ListDue returns the execution views whose due time (model.Execution.DueAt)
+// ListDue returns the execution views whose due time (model.Execution.Due)
 // is at or before q.Before, earliest first (then by UUID), after q.After, at
 // most q.Limit of them. It returns store.ErrInvalid when q.Limit is outside
 // 1..store.MaxListLimit.

@@ -550,11 +550,15 @@ func runViews(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s := newStore(t)
 		x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 4)
 		x.RecentCommands = []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+		x.Due = occurredAt.Add(90*time.Minute + 123456789)
 		MustPutExecution(t, s, x, 0)
 		got := MustGetExecution(t, s, x.WorkflowExecutionUUID)
 		SameJSON(t, "GetExecution", got, x)
 		if got.Version != 4 {
 			t.Fatalf("GetExecution: got Version %d, want 4", got.Version)
+		}
+		if !got.Due.Equal(x.Due) {
+			t.Fatalf("GetExecution: got Due %v, want %v (json:\"-\"; the backend must keep it)", got.Due, x.Due)
 		}
 		if !slices.Equal(got.RecentCommands, x.RecentCommands) {
 			t.Fatalf("GetExecution: got RecentCommands %v, want %v (json:\"-\"; the backend must keep them)", got.RecentCommands, x.RecentCommands)
@@ -569,15 +573,19 @@ func runViews(t *testing.T, newStore func(t *testing.T) store.Store) {
 }
 
 // runDue checks the due index: executions come out of ListDue once their
-// due time (model.Execution.DueAt) has come, earliest first, and a view put
+// due time (model.Execution.Due) has come, earliest first, and a view put
 // moves them along it or out of it.
 func runDue(t *testing.T, newStore func(t *testing.T) store.Store) {
 	ctx := context.Background()
 	// Far in the past, so that other items of a shared store come later.
 	base := time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)
-	due := func(timeout int) model.Execution {
+	// due is a running execution the cleanup must look at after seconds
+	// (never for 0), as the projector would have set it.
+	due := func(seconds int) model.Execution {
 		x := NewExecution(uuid.New(), model.ExecutionRunning, base, 1)
-		x.TimeoutSeconds = timeout
+		if seconds > 0 {
+			x.Due = base.Add(time.Duration(seconds) * time.Second)
+		}
 		return x
 	}
 	ids := func(xs []model.Execution) []uuid.UUID {
@@ -601,7 +609,7 @@ func runDue(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if bytes.Compare(b.WorkflowExecutionUUID[:], c.WorkflowExecutionUUID[:]) > 0 {
 			b, c = c, b // same due time: the UUID orders them
 		}
-		never, ended := due(0), due(5)
+		never, ended := due(0), due(0)
 		ended.Status = model.ExecutionSucceeded
 		for _, x := range []model.Execution{c, never, b, ended, a} {
 			MustPutExecution(t, s, x, 0)
@@ -629,8 +637,10 @@ func runDue(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 			x := page[0]
 			paged = append(paged, x.WorkflowExecutionUUID)
-			at, _ := x.DueAt()
-			after = &store.DuePosition{DueAt: at, ID: x.WorkflowExecutionUUID}
+			if !x.Due.Equal(base.Add(10*time.Second)) && !x.Due.Equal(base.Add(20*time.Second)) {
+				t.Fatalf("listed %s with due time %v, want the one it was put with", x.WorkflowExecutionUUID, x.Due)
+			}
+			after = &store.DuePosition{DueAt: x.Due, ID: x.WorkflowExecutionUUID}
 		}
 		if !slices.Equal(paged, all) {
 			t.Fatalf("one at a time: got %v, want %v", paged, all)
@@ -643,10 +653,10 @@ func runDue(t *testing.T, newStore func(t *testing.T) store.Store) {
 		MustPutExecution(t, s, b, 0)
 		// b's deadline moves before a's; a ends.
 		b2 := b.Clone()
-		b2.TimeoutSeconds, b2.Version = 5, 2
+		b2.Due, b2.Version = base.Add(5*time.Second), 2
 		MustPutExecution(t, s, b2, 1)
 		a2 := a.Clone()
-		a2.Status, a2.Version = model.ExecutionSucceeded, 2
+		a2.Status, a2.Due, a2.Version = model.ExecutionSucceeded, time.Time{}, 2
 		MustPutExecution(t, s, a2, 1)
 		if got, want := list(t, s, base.Add(time.Hour), 10, nil), ids([]model.Execution{b}); !slices.Equal(got, want) {
 			t.Fatalf("after the puts: got %v, want %v", got, want)
@@ -848,7 +858,7 @@ func runCommands(t *testing.T, newStore func(t *testing.T) store.Store) {
 		return model.CommandStatus{
 			CommandUUID: uuid.New(),
 			Type:        model.CommandCreateWorkflow,
-			Resource:    "/v1/workflows/" + uuid.NewString(),
+			AggregateID: model.WorkflowAggregateID(uuid.New()),
 			CreatedAt:   occurredAt,
 			UpdatedAt:   occurredAt,
 		}
@@ -919,8 +929,8 @@ func runCommands(t *testing.T, newStore func(t *testing.T) store.Store) {
 				}
 				wantStatus(t, s, c.CommandUUID, tt.status, tt.reason)
 				got := MustGetCommand(t, s, c.CommandUUID)
-				if got.Type != c.Type || got.Resource != c.Resource || !got.CreatedAt.Equal(c.CreatedAt) {
-					t.Fatalf("GetCommand: got (%s, %s, %v), want (%s, %s, %v)", got.Type, got.Resource, got.CreatedAt, c.Type, c.Resource, c.CreatedAt)
+				if got.Type != c.Type || got.AggregateID != c.AggregateID || !got.CreatedAt.Equal(c.CreatedAt) {
+					t.Fatalf("GetCommand: got (%s, %s, %v), want (%s, %s, %v)", got.Type, got.AggregateID, got.CreatedAt, c.Type, c.AggregateID, c.CreatedAt)
 				}
 			})
 		}

@@ -1,4 +1,4 @@
-package functions_test
+package app_test
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/table"
 )

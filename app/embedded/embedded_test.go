@@ -1,38 +1,36 @@
-package app_test
+package embedded_test
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/app/embedded"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/internal/apitest"
-	"github.com/workflowd/workflowd/internal/awstest"
 )
 
 // runEmbedded runs the whole service on a file-backed data dir and returns
 // a client of its API. Everything stops at the end of the test.
 func runEmbedded(t *testing.T, dir string) *apitest.Client {
 	t.Helper()
-	c, _ := runEmbeddedWith(t, app.Config{DataDir: dir})
+	c, _ := runEmbeddedWith(t, embedded.Config{DataDir: dir})
 	return c
 }
 
 // runEmbeddedWith is runEmbedded with a configuration; it also returns the
 // runtime, for tests that reach behind the API.
-func runEmbeddedWith(t *testing.T, cfg app.Config) (*apitest.Client, *app.Embedded) {
+func runEmbeddedWith(t *testing.T, cfg embedded.Config) (*apitest.Client, *embedded.Runtime) {
 	t.Helper()
-	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = apitest.Logger(t)
 	if cfg.VisibilityTimeout == 0 {
 		cfg.VisibilityTimeout = 2 * time.Second
 	}
-	e, err := app.Open(cfg)
+	e, err := embedded.Open(cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -53,23 +51,9 @@ func runEmbeddedWith(t *testing.T, cfg app.Config) (*apitest.Client, *app.Embedd
 	return apitest.New(srv.URL), e
 }
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
-// startRunning creates a workflow of n manual steps and an execution of it,
-// and waits until the execution is RUNNING.
-func startRunning(t *testing.T, c *apitest.Client, n int) (wf, ex string) {
-	t.Helper()
-	wf = c.MustApply(t, "POST", "/v1/workflows", apitest.ManualWorkflow("wf", n)).String("workflowUUID")
-	ex = c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"a":1}}`, wf)).String("workflowExecutionUUID")
-	c.WaitExecution(t, ex, 10*time.Second, "RUNNING", func(r apitest.Response) bool { return r.String("status") == "RUNNING" })
-	return wf, ex
-}
-
 func TestTourEndToEnd(t *testing.T) {
 	c := runEmbedded(t, t.TempDir())
-	wf, ex := startRunning(t, c, 2)
+	wf, ex := c.StartRunning(t, 2)
 
 	got := c.Expect(t, 200, "GET", "/v1/workflows/"+wf, "")
 	if got.String("name") != "wf" || got.Number("version") != 1 {
@@ -102,7 +86,7 @@ func TestTourEndToEnd(t *testing.T) {
 
 func TestTenRacingIncrementsMoveCurrentStepOnce(t *testing.T) {
 	c := runEmbedded(t, t.TempDir())
-	_, ex := startRunning(t, c, 3)
+	_, ex := c.StartRunning(t, 3)
 	before := c.Expect(t, 200, "GET", "/v1/workflow-executions/"+ex, "").Number("version")
 
 	// Ten increments of step 0 at once; four of them share one key.
@@ -166,7 +150,7 @@ func TestTenRacingIncrementsMoveCurrentStepOnce(t *testing.T) {
 func TestAppliedMeansTheViewShowsIt(t *testing.T) {
 	c := runEmbedded(t, t.TempDir())
 	const steps = 25
-	_, ex := startRunning(t, c, steps)
+	_, ex := c.StartRunning(t, steps)
 	for step := range steps {
 		c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", fmt.Sprintf(`{"step":%d}`, step))
 		// No waiting: the APPLIED status promises the view already shows it.
@@ -182,7 +166,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	var wf, ex string
 	t.Run("first_run", func(t *testing.T) {
 		c := runEmbedded(t, dir)
-		wf, ex = startRunning(t, c, 2)
+		wf, ex = c.StartRunning(t, 2)
 		c.MustApply(t, "POST", "/v1/workflow-executions/"+ex+"/increments", `{"step":0}`)
 	})
 	t.Run("second_run", func(t *testing.T) {
@@ -200,7 +184,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 // A poison message ends in the dead-letter queue with its reason; the
 // operator lists it and redrives it through the API.
 func TestPoisonMessageIsListedAndRedrivenThroughTheAPI(t *testing.T) {
-	c, e := runEmbeddedWith(t, app.Config{DataDir: t.TempDir(), MaxReceiveCount: 2, VisibilityTimeout: time.Second})
+	c, e := runEmbeddedWith(t, embedded.Config{DataDir: t.TempDir(), MaxReceiveCount: 2, VisibilityTimeout: time.Second})
 	poison := bus.Message{Body: []byte(`{"commandUUID":"not-a-uuid"}`), Attributes: map[string]string{bus.TargetAttribute: "executions"}}
 	if err := e.Bus.Publish(context.Background(), poison); err != nil {
 		t.Fatal(err)
@@ -226,12 +210,4 @@ func TestPoisonMessageIsListedAndRedrivenThroughTheAPI(t *testing.T) {
 		t.Fatalf("redrive: %s", r.Raw)
 	}
 	c.Expect(t, 404, "GET", "/v1/queues/nope/dead-letters", "")
-}
-
-// awstestConfig checks the local AWS stack is there (skipping, or failing
-// under CI=true, when it is not).
-func awstestConfig(t *testing.T) {
-	t.Helper()
-	awstest.Config(t, "dynamodb")
-	awstest.Config(t, "sqs")
 }

@@ -1,4 +1,4 @@
-package functions_test
+package app_test
 
 import (
 	"bytes"
@@ -24,9 +24,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/uuid"
+
 	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/app/embedded"
+	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
-	"github.com/workflowd/workflowd/functions"
 	"github.com/workflowd/workflowd/internal/awstest"
 	"github.com/workflowd/workflowd/internal/ddbstream"
 	"github.com/workflowd/workflowd/model"
@@ -99,8 +101,8 @@ func deployWith(t *testing.T, visibility time.Duration) deployment {
 	return deployment{prefix: prefix, bus: busCfg, env: []string{
 		"EVENTS_TABLE=" + prefix + "-events", "VIEWS_TABLE=" + prefix + "-views",
 		"TOPIC_ARN=" + busCfg.TopicARN,
-		"WORKFLOWS_QUEUE_URL=" + busCfg.Queues[model.QueueWorkflows], "EXECUTIONS_QUEUE_URL=" + busCfg.Queues[model.QueueExecutions],
-		"WORKFLOWS_DLQ_URL=" + busCfg.DeadLetterQueues[model.QueueWorkflows], "EXECUTIONS_DLQ_URL=" + busCfg.DeadLetterQueues[model.QueueExecutions],
+		"WORKFLOWS_QUEUE_URL=" + busCfg.Queues[bus.QueueWorkflows], "EXECUTIONS_QUEUE_URL=" + busCfg.Queues[bus.QueueExecutions],
+		"WORKFLOWS_DLQ_URL=" + busCfg.DeadLetterQueues[bus.QueueWorkflows], "EXECUTIONS_DLQ_URL=" + busCfg.DeadLetterQueues[bus.QueueExecutions],
 		"MAX_RECEIVE_COUNT=5", "RETENTION=720h", "LOG_LEVEL=warn",
 	}}
 }
@@ -281,7 +283,7 @@ type harness struct {
 
 func (d deployment) harness(t *testing.T) *harness {
 	h := &harness{t: t, api: d.start(t, "api"), worker: d.start(t, "worker"), stream: d.start(t, "stream"), cleanup: d.start(t, "cleanup"),
-		sqs: sqs.NewFromConfig(awstest.Config(t, "sqs")), queues: []string{d.bus.Queues[model.QueueWorkflows], d.bus.Queues[model.QueueExecutions]}}
+		sqs: sqs.NewFromConfig(awstest.Config(t, "sqs")), queues: []string{d.bus.Queues[bus.QueueWorkflows], d.bus.Queues[bus.QueueExecutions]}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -476,11 +478,11 @@ func TestFullFlowThroughTheFunctionsMatchesTheEmbeddedDefault(t *testing.T) {
 type embeddedClient struct {
 	t    *testing.T
 	base string
-	e    *app.Embedded
+	e    *embedded.Runtime
 }
 
 func startEmbedded(t *testing.T) *embeddedClient {
-	e, err := app.Open(app.Config{Steps: app.StepsConfig{CleanupInterval: -1}})
+	e, err := embedded.Open(embedded.Config{Steps: app.StepsConfig{CleanupInterval: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,12 +533,12 @@ func TestWorkerMakesARetriedMessageVisibleSooner(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	f, err := functions.FromEnv(ctx, func(k string) string { return env[k] })
+	f, err := app.FunctionsFromEnv(ctx, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := sqs.NewFromConfig(awstest.Config(t, "sqs"))
-	url := d.bus.Queues[model.QueueExecutions]
+	url := d.bus.Queues[bus.QueueExecutions]
 	attrs, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
 	if err != nil {
 		t.Fatal(err)

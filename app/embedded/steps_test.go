@@ -1,4 +1,4 @@
-package app_test
+package embedded_test
 
 import (
 	"bufio"
@@ -8,49 +8,25 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/app/embedded"
 	"github.com/workflowd/workflowd/internal/apitest"
 	"github.com/workflowd/workflowd/model"
 )
 
-// startWorkflow creates a workflow of the given steps (JSON) and an
-// execution of it, and returns the execution's UUID.
-func startWorkflow(t *testing.T, c *apitest.Client, steps string, extra string) string {
-	t.Helper()
-	wf := c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"wf","steps":%s%s}`, steps, extra)).String("workflowUUID")
-	return c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"order":7}}`, wf)).String("workflowExecutionUUID")
-}
-
-func waitStatus(t *testing.T, c *apitest.Client, id string, limit time.Duration, statuses ...string) model.Execution {
-	t.Helper()
-	r := c.WaitExecution(t, id, limit, strings.Join(statuses, " or "), func(r apitest.Response) bool {
-		for _, s := range statuses {
-			if r.String("status") == s {
-				return true
-			}
-		}
-		return false
-	})
-	var x model.Execution
-	if err := json.Unmarshal(r.Raw, &x); err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
-
 // Acceptance: a 2-second wait step completes by itself between 2 and 3
 // seconds after it starts.
 func TestWaitStepCompletesByItself(t *testing.T) {
-	c, _ := runEmbeddedWith(t, app.Config{})
-	id := startWorkflow(t, c, `[{"name":"pause","type":"wait","seconds":2},{"name":"after","type":"manual"}]`, "")
-	x := waitStatus(t, c, id, 10*time.Second, "RUNNING")
+	c, _ := runEmbeddedWith(t, embedded.Config{})
+	id := c.StartWorkflow(t, `[{"name":"pause","type":"wait","seconds":2},{"name":"after","type":"manual"}]`, "")
+	x := c.WaitStatus(t, id, 10*time.Second, "RUNNING")
 	if st := x.Steps[0]; st.Status != model.StepWaiting || st.DueAt == nil {
 		t.Fatalf("wait step once running: %+v, want WAITING with a due time", st)
 	}
@@ -66,58 +42,13 @@ func TestWaitStepCompletesByItself(t *testing.T) {
 	}
 }
 
-// hookServer is an http step's target that fails the first failures calls
-// with 503, then answers {"charged":true}; it records every call.
-type hookServer struct {
-	*httptest.Server
-	mu       sync.Mutex
-	calls    []hookCall
-	failures int
-}
-
-type hookCall struct {
-	key  string
-	body map[string]any
-}
-
-func newHookServer(t *testing.T, failures int) *hookServer {
-	h := &hookServer{failures: failures}
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body map[string]any
-		json.NewDecoder(r.Body).Decode(&body)
-		h.mu.Lock()
-		h.calls = append(h.calls, hookCall{key: r.Header.Get("Idempotency-Key"), body: body})
-		n := len(h.calls)
-		h.mu.Unlock()
-		if n <= h.failures {
-			http.Error(w, "try again", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"charged":true}`)
-	}))
-	t.Cleanup(h.Close)
-	return h
-}
-
-func (h *hookServer) host() string {
-	u, _ := url.Parse(h.URL)
-	return u.Host
-}
-
-func (h *hookServer) recorded() []hookCall {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]hookCall(nil), h.calls...)
-}
-
 // Acceptance: an http step whose target fails twice and then succeeds
 // completes on attempt 3, with attempts = 3 recorded; the target saw an
 // Idempotency-Key naming the execution on every call.
 func TestHTTPStepRetriesUntilItSucceeds(t *testing.T) {
-	hook := newHookServer(t, 2)
-	c, _ := runEmbeddedWith(t, app.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.host()}}})
-	id := startWorkflow(t, c, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":3,"backoffSeconds":0.2}},{"name":"ship","type":"manual"}]`, hook.URL+"/charge"), "")
+	hook := apitest.NewHookServer(t, 2)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}}})
+	id := c.StartWorkflow(t, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":3,"backoffSeconds":0.2}},{"name":"ship","type":"manual"}]`, hook.URL+"/charge"), "")
 	x := c.WaitExecution(t, id, 20*time.Second, "step 1 current", func(r apitest.Response) bool { return r.Number("currentStep") == 1 })
 	var view model.Execution
 	if err := json.Unmarshal(x.Raw, &view); err != nil {
@@ -127,16 +58,16 @@ func TestHTTPStepRetriesUntilItSucceeds(t *testing.T) {
 	if st.Status != model.StepSucceeded || st.Attempts != 3 || string(st.Output) != `{"charged":true}` {
 		t.Fatalf("http step: %+v, want SUCCEEDED on attempt 3 with the target's answer", st)
 	}
-	calls := hook.recorded()
+	calls := hook.Recorded()
 	if len(calls) != 3 {
 		t.Fatalf("the target saw %d calls, want 3", len(calls))
 	}
 	for i, call := range calls {
-		if want := fmt.Sprintf("%s:0:%d", id, i+1); call.key != want {
-			t.Errorf("call %d: Idempotency-Key %q, want %q", i+1, call.key, want)
+		if want := fmt.Sprintf("%s:0:%d", id, i+1); call.Key != want {
+			t.Errorf("call %d: Idempotency-Key %q, want %q", i+1, call.Key, want)
 		}
-		if call.body["workflowExecutionUUID"] != id || fmt.Sprint(call.body["input"]) != "map[order:7]" {
-			t.Errorf("call %d: body %v, want the execution and its input", i+1, call.body)
+		if call.Body["workflowExecutionUUID"] != id || fmt.Sprint(call.Body["input"]) != "map[order:7]" {
+			t.Errorf("call %d: body %v, want the execution and its input", i+1, call.Body)
 		}
 	}
 	// The view of the execution's history shows each failed attempt.
@@ -149,17 +80,17 @@ func TestHTTPStepRetriesUntilItSucceeds(t *testing.T) {
 // Acceptance: a host not on the allowlist is never contacted and its
 // execution fails with a reason.
 func TestHTTPStepToAHostNotAllowedFails(t *testing.T) {
-	hook := newHookServer(t, 0)
-	c, _ := runEmbeddedWith(t, app.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{"127.0.0.1:1"}}})
-	id := startWorkflow(t, c, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":5,"backoffSeconds":0.1}}]`, hook.URL), "")
-	x := waitStatus(t, c, id, 10*time.Second, "FAILED")
-	if !strings.Contains(x.Error, hook.host()) || !strings.Contains(x.Error, "WORKFLOW_HTTP_ALLOW_HOSTS") {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{"127.0.0.1:1"}}})
+	id := c.StartWorkflow(t, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"retry":{"maxAttempts":5,"backoffSeconds":0.1}}]`, hook.URL), "")
+	x := c.WaitStatus(t, id, 10*time.Second, "FAILED")
+	if !strings.Contains(x.Error, hook.Host()) || !strings.Contains(x.Error, "WORKFLOW_HTTP_ALLOW_HOSTS") {
 		t.Fatalf("execution error %q, want it to name the host and the allowlist", x.Error)
 	}
 	if st := x.Steps[0]; st.Status != model.StepFailed || st.Attempts != 1 {
 		t.Fatalf("step: %+v, want FAILED after one attempt (retrying cannot help)", st)
 	}
-	if n := len(hook.recorded()); n != 0 {
+	if n := len(hook.Recorded()); n != 0 {
 		t.Fatalf("the host not allowed saw %d calls, want none", n)
 	}
 }
@@ -168,9 +99,9 @@ func TestHTTPStepToAHostNotAllowedFails(t *testing.T) {
 // is TIMED_OUT by the next cleanup run; overlapping cleanup runs change
 // nothing twice.
 func TestCleanupTimesOutAnOverdueExecutionOnce(t *testing.T) {
-	c, e := runEmbeddedWith(t, app.Config{Steps: app.StepsConfig{CleanupInterval: -1}}) // the test runs the cleanup
-	id := startWorkflow(t, c, `[{"name":"approve","type":"manual"}]`, `,"timeoutSeconds":2`)
-	waitStatus(t, c, id, 10*time.Second, "RUNNING")
+	c, e := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{CleanupInterval: -1}}) // the test runs the cleanup
+	id := c.StartWorkflow(t, `[{"name":"approve","type":"manual"}]`, `,"timeoutSeconds":2`)
+	c.WaitStatus(t, id, 10*time.Second, "RUNNING")
 	if n, err := e.Cleanup.Run(context.Background()); err != nil || n != 0 {
 		t.Fatalf("cleanup before the deadline: published %d, %v; want nothing", n, err)
 	}
@@ -187,7 +118,7 @@ func TestCleanupTimesOutAnOverdueExecutionOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	x := waitStatus(t, c, id, 10*time.Second, "TIMED_OUT")
+	x := c.WaitStatus(t, id, 10*time.Second, "TIMED_OUT")
 	if x.Steps[0].Status != model.StepFailed || !strings.Contains(x.Error, "timed out after 2 seconds") {
 		t.Fatalf("timed out execution: %s %q, step %s", x.Status, x.Error, x.Steps[0].Status)
 	}
@@ -204,8 +135,8 @@ func TestCleanupTimesOutAnOverdueExecutionOnce(t *testing.T) {
 // Acceptance: a client on an execution's stream receives a view for each
 // change, and the stream ends after SUCCEEDED.
 func TestStreamSendsEveryChangeAndEndsAfterSucceeded(t *testing.T) {
-	c, _ := runEmbeddedWith(t, app.Config{})
-	_, id := startRunning(t, c, 3)
+	c, _ := runEmbeddedWith(t, embedded.Config{})
+	_, id := c.StartRunning(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", c.Base+"/v1/workflow-executions/"+id+"/stream", nil)
@@ -302,15 +233,15 @@ func TestCancellationIgnoresALateHTTPAnswer(t *testing.T) {
 	defer slow.Close()
 	defer close(release)
 	host := strings.TrimPrefix(slow.URL, "http://")
-	c, _ := runEmbeddedWith(t, app.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{host}}})
-	id := startWorkflow(t, c, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"timeoutSeconds":30},{"name":"ship","type":"manual"}]`, slow.URL), "")
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{host}}})
+	id := c.StartWorkflow(t, fmt.Sprintf(`[{"name":"charge","type":"http","url":%q,"timeoutSeconds":30},{"name":"ship","type":"manual"}]`, slow.URL), "")
 	select {
 	case <-inFlight:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the http step's request never came")
 	}
 	c.MustApply(t, "POST", "/v1/workflow-executions/"+id+"/cancellations", `{"reason":"customer left"}`)
-	x := waitStatus(t, c, id, 10*time.Second, "CANCELLED")
+	x := c.WaitStatus(t, id, 10*time.Second, "CANCELLED")
 	if x.Error != "customer left" || x.Steps[0].Status != model.StepFailed || x.Steps[1].Status != model.StepSkipped {
 		t.Fatalf("cancelled execution: %q, steps %s %s", x.Error, x.Steps[0].Status, x.Steps[1].Status)
 	}
@@ -320,7 +251,7 @@ func TestCancellationIgnoresALateHTTPAnswer(t *testing.T) {
 	if strings.Contains(string(events.Raw), model.EventStepCompleted) {
 		t.Fatalf("a step completed after the cancellation: %s", events.Raw)
 	}
-	if got := waitStatus(t, c, id, time.Second, "CANCELLED"); got.Version != x.Version {
+	if got := c.WaitStatus(t, id, time.Second, "CANCELLED"); got.Version != x.Version {
 		t.Fatalf("the view moved on after the cancellation: version %d, then %d", x.Version, got.Version)
 	}
 }

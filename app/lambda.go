@@ -1,9 +1,4 @@
-// Package functions is the SAM deployment's Lambda functions: the API, the
-// command worker, the projector and dispatcher on the stream, and the
-// cleanup, as thin handlers over the code workflowd runs. The mains in
-// cmd/*-function call FromEnv once per container and hand a handler to
-// lambda.Start. It links no embedded store.
-package functions
+package app
 
 import (
 	"context"
@@ -18,20 +13,17 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/workflowd/workflowd/api"
+
+	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
 
-// Config is what the SAM template gives every function in its
+// FunctionsConfig is what the SAM template gives every function in its
 // environment (see template.yaml and docs/deploy.md).
-type Config struct {
+type FunctionsConfig struct {
 	Tables           table.Config      // EVENTS_TABLE, VIEWS_TABLE, RETENTION
 	TopicARN         string            // TOPIC_ARN
 	Queues           map[string]string // WORKFLOWS_QUEUE_URL, EXECUTIONS_QUEUE_URL
@@ -41,9 +33,9 @@ type Config struct {
 	Logger           *slog.Logger
 }
 
-// ConfigFromEnv reads a Config from the environment (getenv
+// FunctionsConfigFromEnv reads a FunctionsConfig from the environment (getenv
 // is os.Getenv), and says which variables are missing or wrong.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
+func FunctionsConfigFromEnv(getenv func(string) string) (FunctionsConfig, error) {
 	var errs []error
 	need := func(name string) string {
 		v := getenv(name)
@@ -52,14 +44,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		return v
 	}
-	cfg := Config{
+	cfg := FunctionsConfig{
 		Tables:   table.Config{EventsTable: need("EVENTS_TABLE"), ViewsTable: need("VIEWS_TABLE")},
 		TopicARN: need("TOPIC_ARN"),
 		Queues: map[string]string{
-			model.QueueWorkflows: need("WORKFLOWS_QUEUE_URL"), model.QueueExecutions: need("EXECUTIONS_QUEUE_URL"),
+			bus.QueueWorkflows: need("WORKFLOWS_QUEUE_URL"), bus.QueueExecutions: need("EXECUTIONS_QUEUE_URL"),
 		},
 		DeadLetterQueues: map[string]string{
-			model.QueueWorkflows: getenv("WORKFLOWS_DLQ_URL"), model.QueueExecutions: getenv("EXECUTIONS_DLQ_URL"),
+			bus.QueueWorkflows: getenv("WORKFLOWS_DLQ_URL"), bus.QueueExecutions: getenv("EXECUTIONS_DLQ_URL"),
 		},
 		MaxReceiveCount: snssqs.DefaultMaxReceiveCount,
 	}
@@ -86,62 +78,50 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 }
 
 // Functions are the Lambda functions of the SAM deployment: thin handlers
-// that decode the AWS event and call the code the long-running service
-// runs. Build one per container (its SDK clients and caches live as long
-// as the container), outside the handler.
+// that decode the AWS event and call the service New assembles, as the
+// long-running runtimes do. Build one per container (its SDK clients and
+// caches live as long as the container), outside the handler. The mains in
+// cmd/*-function call RunFunction.
 type Functions struct {
-	cfg        Config
-	log        *slog.Logger
-	store      *table.Store
-	bus        *snssqs.Bus
-	worker     *workers.CommandWorker
-	projector  *workers.Projector
-	dispatcher *workers.Dispatcher
-	cleanup    *workers.Cleanup
-	api        *api.Server
+	svc *Service
+	cfg FunctionsConfig
+	bus *snssqs.Bus
 }
 
-// New creates the SDK clients (from the SDK's configuration: the
-// Lambda role's credentials, AWS_REGION) and the components.
-func New(ctx context.Context, cfg Config) (*Functions, error) {
+// NewFunctions creates the SDK clients (from the SDK's configuration: the
+// Lambda role's credentials, AWS_REGION) and the service.
+func NewFunctions(ctx context.Context, cfg FunctionsConfig) (*Functions, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	st := table.New(dynamodb.NewFromConfig(awsCfg), cfg.Tables)
-	b := snssqs.New(sns.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg), snssqs.Config{
-		TopicARN: cfg.TopicARN, Queues: cfg.Queues, DeadLetterQueues: cfg.DeadLetterQueues,
-		MaxReceiveCount: cfg.MaxReceiveCount, Logger: cfg.Logger,
-	})
-	executions, err := b.Queue(model.QueueExecutions)
+	c, err := newClients(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f := &Functions{cfg: cfg, log: cfg.Logger, store: st, bus: b}
-	// No TrustCache: consecutive commands of an aggregate land on
-	// different containers (docs/architecture-log.md, entry 18).
-	f.worker = &workers.CommandWorker{Log: st, Commands: st, Logger: cfg.Logger, HTTP: &workers.HTTPCaller{AllowHosts: cfg.HTTPAllowHosts}}
-	f.projector = &workers.Projector{Log: st, Views: st, Logger: cfg.Logger}
-	f.dispatcher = &workers.Dispatcher{Publisher: b, Scheduler: executions, Logger: cfg.Logger}
-	f.cleanup = &workers.Cleanup{Due: st, Publisher: b, Logger: cfg.Logger}
-	f.api = api.NewServer(api.Config{
-		Publisher: b, Views: st, Events: st, Commands: st,
-		Ready: []api.Pinger{st}, DeadLetters: b, Logger: cfg.Logger, Retention: cfg.Tables.Retention,
+	st := table.New(c.db, cfg.Tables)
+	b := snssqs.New(c.sns, c.sqs, snssqs.Config{
+		TopicARN: cfg.TopicARN, Queues: cfg.Queues, DeadLetterQueues: cfg.DeadLetterQueues,
+		MaxReceiveCount: cfg.MaxReceiveCount, Logger: cfg.Logger,
 	})
-	return f, nil
+	deps, err := awsDeps(st, b, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	// No TrustCache: consecutive commands of an aggregate land on
+	// different containers (docs/architecture-log.md, entry 18). Not in
+	// process: the API is a function of its own.
+	svc := New(deps, Options{MaxDelay: snssqs.MaxDelay, Steps: StepsConfig{HTTPAllowHosts: cfg.HTTPAllowHosts, Retention: cfg.Tables.Retention}})
+	return &Functions{svc: svc, cfg: cfg, bus: b}, nil
 }
 
 // API is the REST API (the handler behind API Gateway).
-func (f *Functions) API() http.Handler { return f.api }
+func (f *Functions) API() http.Handler { return f.svc.API }
 
 // Worker handles a batch of command messages from either queue and reports
 // the ones that failed (ReportBatchItemFailures): they are retried, and
 // after maxReceiveCount go to the queue's dead-letter queue.
 func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	return workers.HandleSQSEvent(ctx, f.worker, ev, f.log, f.retry), nil
+	return workers.HandleSQSEvent(ctx, f.svc.Worker, ev, f.svc.log, f.retry), nil
 }
 
 // retry makes a record the worker asked to see again soon visible after
@@ -165,14 +145,14 @@ func (f *Functions) retry(ctx context.Context, rec events.SQSMessage, after time
 // the dispatcher, for each record; at the first record either fails on, it
 // reports that record and the ones after it.
 func (f *Functions) Stream(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
-	return workers.HandleDynamoDBEvent(ctx, both{f.projector, f.dispatcher}, table.StreamEvents, ev, f.log), nil
+	return workers.HandleDynamoDBEvent(ctx, both{f.svc.Projector, f.svc.Dispatcher}, table.StreamEvents, ev, f.svc.log), nil
 }
 
 // Cleanup is one run of the cleanup worker (the EventBridge schedule's
 // target). An error fails the invocation, and the next run starts over.
 func (f *Functions) Cleanup(ctx context.Context, ev events.CloudWatchEvent) error {
-	n, err := f.cleanup.Run(ctx)
-	f.log.Info("cleanup run", "published", n, "scheduled", ev.Time, "err", err)
+	n, err := f.svc.Cleanup.Run(ctx)
+	f.svc.log.Info("cleanup run", "published", n, "scheduled", ev.Time, "err", err)
 	return err
 }
 
@@ -188,12 +168,12 @@ func (b both) Handle(ctx context.Context, events []model.Event) error {
 	return nil
 }
 
-// Run is each function's main: it builds the Functions from the
+// RunFunction is each function's main: it builds the Functions from the
 // environment once per container (a configuration error ends the process,
 // which Lambda reports as an init error) and starts the Lambda runtime
 // with the handler pick returns.
-func Run(name string, pick func(*Functions) any) {
-	f, err := FromEnv(context.Background(), os.Getenv)
+func RunFunction(name string, pick func(*Functions) any) {
+	f, err := FunctionsFromEnv(context.Background(), os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, name+":", err)
 		os.Exit(1)
@@ -201,12 +181,12 @@ func Run(name string, pick func(*Functions) any) {
 	lambda.Start(pick(f))
 }
 
-// FromEnv is what each function's main calls once per container:
+// FunctionsFromEnv is what each function's main calls once per container:
 // the configuration from the environment, a JSON logger on stderr (which
 // Lambda sends to CloudWatch Logs) at LOG_LEVEL (default info), and the
 // Functions.
-func FromEnv(ctx context.Context, getenv func(string) string) (*Functions, error) {
-	cfg, err := ConfigFromEnv(getenv)
+func FunctionsFromEnv(ctx context.Context, getenv func(string) string) (*Functions, error) {
+	cfg, err := FunctionsConfigFromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -217,5 +197,5 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Functions, error
 		}
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return New(ctx, cfg)
+	return NewFunctions(ctx, cfg)
 }

@@ -1,4 +1,4 @@
-package functions_test
+package app_test
 
 import (
 	"encoding/json"

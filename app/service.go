@@ -1,0 +1,197 @@
+// Package app assembles the workflow service, once, for every runtime:
+// New builds the command worker, the projector, the dispatcher, the cleanup
+// and the API from the backends a runtime opened (Deps) and the few ways
+// the runtimes differ (Options), and Service.Run runs the long-running
+// loops over them.
+//
+// The runtimes are thin users of it: the AWS ones are here (OpenAWS, the
+// long-running service on DynamoDB, SNS and SQS; Functions, the Lambda
+// functions of the SAM deployment), and the embedded one-process runtime
+// is package app/embedded, so that the Lambda binaries link no embedded
+// store. cmd/workflowd runs either long-running runtime; cmd/*-function
+// run the functions.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/workflowd/workflowd/api"
+	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/store"
+	"github.com/workflowd/workflowd/workers"
+)
+
+// Feed consumers: the names under which the projector and the dispatcher
+// keep their place in the change feed (the embedded store's feed, or the
+// checkpoints of the DynamoDB stream reader).
+const (
+	ConsumerProjector  = "projector"
+	ConsumerDispatcher = "dispatcher"
+)
+
+// Store is what the service needs of a store backend.
+type Store interface {
+	store.EventLog
+	store.Views
+	store.Commands
+	store.Pinger
+}
+
+// Deps are the backends a runtime opened.
+type Deps struct {
+	Store       Store
+	Publisher   bus.Publisher
+	DeadLetters bus.DeadLetters
+	// Scheduler is the executions queue's delayed delivery, for timers and
+	// retries due within Options.MaxDelay.
+	Scheduler workers.Scheduler
+	// Expire, if set, deletes finished executions past their retention
+	// (a store without a TTL of its own: the embedded one).
+	Expire func(ctx context.Context, now time.Time, limit int) (int, error)
+	Logger *slog.Logger
+}
+
+// Options are the ways the runtimes differ.
+type Options struct {
+	// MaxDelay is the longest delay of the bus's delayed delivery: work
+	// due later is left to the cleanup.
+	MaxDelay time.Duration
+	// TrustCache lets the command worker decide on its cached state of an
+	// aggregate without reading it first: right where one process handles
+	// most commands of an aggregate, wrong (a failed write each time) where
+	// consecutive commands land on different processes (Lambda).
+	TrustCache bool
+	// InProcess says that the API runs in the process of the workers, so
+	// the workers wake its command-status long polls and its live streams
+	// at once; without it the API polls the store.
+	InProcess bool
+	// Steps configures http steps, the cleanup and retention.
+	Steps StepsConfig
+}
+
+// StepsConfig is what every runtime shares about steps that run by
+// themselves.
+type StepsConfig struct {
+	// HTTPAllowHosts are the host:port pairs http steps may call
+	// (WORKFLOW_HTTP_ALLOW_HOSTS); none means every http step fails.
+	HTTPAllowHosts []string
+	// CleanupInterval is how often a long-running runtime runs the
+	// cleanup (default a minute; negative: never, for tests that run it
+	// themselves). On Lambda a schedule invokes it.
+	CleanupInterval time.Duration
+	// Retention is how long a finished execution's view stays (0: for
+	// ever); its history stays in the event log.
+	Retention time.Duration
+}
+
+func (c StepsConfig) cleanupInterval() time.Duration {
+	if c.CleanupInterval == 0 {
+		return time.Minute
+	}
+	return c.CleanupInterval
+}
+
+// Service is the workflow service's components, built by New.
+type Service struct {
+	Worker     *workers.CommandWorker
+	Projector  *workers.Projector
+	Dispatcher *workers.Dispatcher
+	Cleanup    *workers.Cleanup
+	API        *api.Server
+
+	log     *slog.Logger
+	cleanup time.Duration
+}
+
+// New assembles the service: the one place its components are built.
+func New(d Deps, o Options) *Service {
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{log: log, cleanup: o.Steps.cleanupInterval()}
+	var waiter *api.Waiter
+	var changes *api.Changes
+	if o.InProcess {
+		// The waiter wakes the long polls of commands this process
+		// finishes; those another process finishes are seen by polling.
+		waiter, changes = api.NewWaiter(), api.NewChanges()
+	}
+	s.Worker = &workers.CommandWorker{
+		Log: d.Store, Commands: d.Store, Logger: log, TrustCache: o.TrustCache, MaxDelay: o.MaxDelay,
+		HTTP: &workers.HTTPCaller{AllowHosts: o.Steps.HTTPAllowHosts},
+	}
+	s.Projector = &workers.Projector{Log: d.Store, Views: d.Store, Logger: log, MaxDelay: o.MaxDelay}
+	s.Dispatcher = &workers.Dispatcher{Publisher: d.Publisher, Scheduler: d.Scheduler, MaxDelay: o.MaxDelay, Logger: log}
+	s.Cleanup = &workers.Cleanup{Due: d.Store, Publisher: d.Publisher, Expire: d.Expire, MaxDelay: o.MaxDelay, Logger: log}
+	if waiter != nil {
+		s.Worker.OnFinished = waiter.Notify
+		s.Projector.OnFinished, s.Projector.OnExecution = waiter.Applied, changes.Notify
+	}
+	s.API = api.NewServer(api.Config{
+		Publisher: d.Publisher, Views: d.Store, Events: d.Store, Commands: d.Store,
+		Ready: []api.Pinger{d.Store}, DeadLetters: d.DeadLetters,
+		Waiter: waiter, Changes: changes, Logger: log, Retention: o.Steps.Retention,
+	})
+	return s
+}
+
+// Loops are where a long-running runtime's loops read: its queues, and
+// its change feed.
+type Loops struct {
+	// Queues are consumed by the command worker, each until Run's ctx is
+	// done (in-flight messages then finish).
+	Queues   []bus.Queue
+	Consumer workers.ConsumerOptions
+	// Feed runs h over the change feed as consumer until ctx is done and
+	// returns why it stopped (nil after a clean stop). Run cancels its ctx
+	// only once the consumers have stopped, so that what they appended last
+	// still reaches the views and the dispatcher.
+	Feed func(ctx context.Context, consumer string, h workers.EventHandler) error
+}
+
+// Run runs the consumers, the projector and the dispatcher on the feed,
+// and the cleanup every StepsConfig.CleanupInterval, until ctx is done;
+// then it lets in-flight messages finish, stops the feed loops, and returns.
+// A feed loop that stops by itself is logged at once, and every such error
+// is returned at the end: the same in every runtime.
+func (s *Service) Run(ctx context.Context, l Loops) error {
+	var consumers, feeds sync.WaitGroup
+	for _, q := range l.Queues {
+		consumers.Go(func() { workers.Consume(ctx, q, s.Worker, l.Consumer) })
+	}
+	if s.cleanup > 0 {
+		consumers.Go(func() { s.Cleanup.Every(ctx, s.cleanup) })
+	}
+	feedCtx, stopFeeds := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFeeds()
+	var mu sync.Mutex
+	var errs []error
+	for _, f := range []struct {
+		name string
+		h    workers.EventHandler
+	}{{ConsumerProjector, s.Projector}, {ConsumerDispatcher, s.Dispatcher}} {
+		feeds.Go(func() {
+			err := l.Feed(feedCtx, f.name, f.h)
+			if err == nil {
+				return
+			}
+			if feedCtx.Err() == nil {
+				s.log.Error("feed consumer stopped", "consumer", f.name, "err", err)
+			}
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			mu.Unlock()
+		})
+	}
+	<-ctx.Done()
+	consumers.Wait()
+	stopFeeds()
+	feeds.Wait()
+	return errors.Join(errs...)
+}
