@@ -58,317 +58,396 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	t.Run("event_log", func(t *testing.T) { runEventLog(t, newStore, o) })
-	t.Run("views", func(t *testing.T) { runViews(t, newStore) })
-	t.Run("due", func(t *testing.T) { runDue(t, newStore) })
-	t.Run("listing", func(t *testing.T) { runListing(t, newStore) })
-	t.Run("commands", func(t *testing.T) { runCommands(t, newStore) })
-	t.Run("idempotency", func(t *testing.T) { runIdempotency(t, newStore) })
-	t.Run("returned_values_are_not_aliased", func(t *testing.T) { runAliasing(t, newStore) })
-	t.Run("cancelled_context_is_an_error", func(t *testing.T) { runCancelled(t, newStore) })
+	ts := &suite{newStore: newStore, f: o.features}
+	f := o.features
+	runTests(t, []test{
+		{"event_log/append_then_load_in_seq_order", "", true, ts.appendThenLoadInSeqOrder},
+		{"event_log/load_after_seq", "", true, ts.loadAfterSeq},
+		{"event_log/load_unknown_aggregate_is_empty", "", true, ts.loadUnknownAggregateIsEmpty},
+		{"event_log/repeated_event_uuid_is_duplicate", "", true, ts.repeatedEventUUIDIsDuplicate},
+		{"event_log/duplicate_uuid_at_new_seq_is_duplicate", "DuplicateAtAnySeq", f.DuplicateAtAnySeq, ts.duplicateUUIDAtNewSeqIsDuplicate},
+		{"event_log/taken_seq_is_conflict", "", true, ts.takenSeqIsConflict},
+		{"event_log/multi_event_append_is_atomic", "", true, ts.multiEventAppendIsAtomic},
+		{"event_log/invalid_batches", "", true, ts.invalidBatches},
+		{"event_log/seq_past_the_next_is_invalid", "NextSeqChecked", f.NextSeqChecked, ts.seqPastTheNextIsInvalid},
+		{"event_log/race_one_winner_per_seq", "", true, ts.raceOneWinnerPerSeq},
+		{"event_log/race_retry_on_conflict_appends_every_event_once", "", true, ts.raceRetryOnConflictAppendsEveryEventOnce},
+
+		{"views", "", true, func(t *testing.T) { runViews(t, newStore) }},
+		{"due", "", true, func(t *testing.T) { runDue(t, newStore) }},
+		{"listing", "", true, func(t *testing.T) { runListing(t, newStore) }},
+		{"commands", "", true, func(t *testing.T) { runCommands(t, newStore) }},
+		{"idempotency", "", true, func(t *testing.T) { runIdempotency(t, newStore) }},
+		{"returned_values_are_not_aliased", "", true, func(t *testing.T) { runAliasing(t, newStore) }},
+		{"cancelled_context_is_an_error", "", true, func(t *testing.T) { runCancelled(t, newStore) }},
+	})
 }
 
-// skipUnless skips t unless the backend declares the feature.
-func skipUnless(t *testing.T, declared bool, feature, why string) {
-	t.Helper()
-	if !declared {
-		t.Skipf("the backend does not declare Features.%s: %s", feature, why)
+// suite is what the test functions of Run share: the backend's constructor
+// and its declared Features.
+type suite struct {
+	newStore func(t *testing.T) store.Store
+	f        Features
+}
+
+// test is one named behaviour of the suite.
+type test struct {
+	// name is the subtest's name; a slash groups it (event_log/...).
+	name string
+	// feature is the Features field the behaviour needs, "" for the
+	// common contract.
+	feature string
+	// declared says whether the backend declares feature (true for "").
+	declared bool
+	fn       func(t *testing.T)
+}
+
+// runTests runs each test as a subtest of t, in order, skipping (with the
+// reason) those whose feature the backend does not declare.
+func runTests(t *testing.T, tests []test) {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.feature != "" {
+				skipUnless(t, tt.declared, tt.feature)
+			}
+			tt.fn(t)
+		})
 	}
 }
 
-const (
-	whyDuplicateAtAnySeq = "it only recognises a repeated eventUUID at the first seq of the append that holds it " +
-		"(one conditional write, no read); callers find their command in the log they loaded"
-	whyNextSeqChecked = "it only refuses a first seq that begins an earlier append " +
-		"(one conditional write, no read); callers append at the next seq of the log they loaded"
-)
+// skipUnless skips t unless the backend declares the feature, saying what
+// a backend without it does instead.
+func skipUnless(t *testing.T, declared bool, feature string) {
+	t.Helper()
+	if !declared {
+		t.Skipf("the backend does not declare Features.%s: %s", feature, whyNot[feature])
+	}
+}
 
-func runEventLog(t *testing.T, newStore func(t *testing.T) store.Store, o options) {
+// whyNot says, for each of the Features, what a backend that does not
+// declare it does instead; the skip message quotes it.
+var whyNot = map[string]string{
+	"DuplicateAtAnySeq": "it only recognises a repeated eventUUID at the first seq of the append that holds it " +
+		"(one conditional write, no read); callers find their command in the log they loaded",
+	"NextSeqChecked": "it only refuses a first seq that begins an earlier append " +
+		"(one conditional write, no read); callers append at the next seq of the log they loaded",
+}
+
+// appendThenLoadInSeqOrder: appends of one and of several events load back
+// as one log, in seq order.
+func (ts *suite) appendThenLoadInSeqOrder(t *testing.T) {
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	want := NewEvents(agg, 1, 6)
+	MustAppend(t, s, want[0])
+	MustAppend(t, s, want[1:4]...)
+	MustAppend(t, s, want[4:]...)
+	SameEvents(t, "Load after 0", MustLoad(t, s, agg, 0), want)
+}
+
+// loadAfterSeq: Load after a seq returns exactly the events after it.
+func (ts *suite) loadAfterSeq(t *testing.T) {
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	all := NewEvents(agg, 1, 5)
+	MustAppend(t, s, all...)
+	tests := []struct {
+		name  string
+		after int64
+		want  []model.Event
+	}{
+		{"after_0_is_all", 0, all},
+		{"after_2", 2, all[2:]},
+		{"after_4", 4, all[4:]},
+		{"after_last_is_empty", 5, nil},
+		{"after_beyond_last_is_empty", 99, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			SameEvents(t, fmt.Sprintf("Load after %d", tt.after), MustLoad(t, s, agg, tt.after), tt.want)
+		})
+	}
+}
+
+// loadUnknownAggregateIsEmpty: Load of an aggregate never appended to
+// returns no events and no error.
+func (ts *suite) loadUnknownAggregateIsEmpty(t *testing.T) {
+	s := ts.newStore(t)
+	if got := MustLoad(t, s, NewAggregateID(), 0); len(got) != 0 {
+		t.Fatalf("Load(unknown): got %d events, want 0", len(got))
+	}
+}
+
+// repeatedEventUUIDIsDuplicate: appending the same events again, at the
+// same first seq, fails with ErrDuplicate and writes nothing.
+func (ts *suite) repeatedEventUUIDIsDuplicate(t *testing.T) {
 	ctx := context.Background()
-	f := o.features
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	first := NewEvents(agg, 1, 2)
+	MustAppend(t, s, first...)
+	WantErr(t, "Append(same two events again)", s.Append(ctx, first), store.ErrDuplicate)
+	WantErr(t, "Append(same first event again)", s.Append(ctx, first[:1]), store.ErrDuplicate)
+	SameEvents(t, "Load after duplicates", MustLoad(t, s, agg, 0), first)
+}
 
-	t.Run("append_then_load_in_seq_order", func(t *testing.T) {
-		s := newStore(t)
-		agg := NewAggregateID()
-		want := NewEvents(agg, 1, 6)
-		MustAppend(t, s, want[0])
-		MustAppend(t, s, want[1:4]...)
-		MustAppend(t, s, want[4:]...)
-		SameEvents(t, "Load after 0", MustLoad(t, s, agg, 0), want)
-	})
+// duplicateUUIDAtNewSeqIsDuplicate: an eventUUID already in the log fails
+// with ErrDuplicate even at new seqs, alone or after a new event.
+func (ts *suite) duplicateUUIDAtNewSeqIsDuplicate(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	first := NewEvents(agg, 1, 2)
+	MustAppend(t, s, first...)
+	again := first[0]
+	again.Seq = 3
+	WantErr(t, "Append(old eventUUID at seq 3)", s.Append(ctx, []model.Event{again}), store.ErrDuplicate)
+	batch := []model.Event{NewEvent(agg, 3), first[1]}
+	batch[1].Seq = 4
+	WantErr(t, "Append(new event, then old eventUUID)", s.Append(ctx, batch), store.ErrDuplicate)
+	SameEvents(t, "Load after duplicates", MustLoad(t, s, agg, 0), first)
+}
 
-	t.Run("load_after_seq", func(t *testing.T) {
-		s := newStore(t)
-		agg := NewAggregateID()
-		all := NewEvents(agg, 1, 5)
-		MustAppend(t, s, all...)
-		tests := []struct {
-			name  string
-			after int64
-			want  []model.Event
-		}{
-			{"after_0_is_all", 0, all},
-			{"after_2", 2, all[2:]},
-			{"after_4", 4, all[4:]},
-			{"after_last_is_empty", 5, nil},
-			{"after_beyond_last_is_empty", 99, nil},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				SameEvents(t, fmt.Sprintf("Load after %d", tt.after), MustLoad(t, s, agg, tt.after), tt.want)
-			})
-		}
-	})
-
-	t.Run("load_unknown_aggregate_is_empty", func(t *testing.T) {
-		s := newStore(t)
-		if got := MustLoad(t, s, NewAggregateID(), 0); len(got) != 0 {
-			t.Fatalf("Load(unknown): got %d events, want 0", len(got))
-		}
-	})
-
-	t.Run("repeated_event_uuid_is_duplicate", func(t *testing.T) {
-		s := newStore(t)
-		agg := NewAggregateID()
-		first := NewEvents(agg, 1, 2)
-		MustAppend(t, s, first...)
-		WantErr(t, "Append(same two events again)", s.Append(ctx, first), store.ErrDuplicate)
-		WantErr(t, "Append(same first event again)", s.Append(ctx, first[:1]), store.ErrDuplicate)
-		SameEvents(t, "Load after duplicates", MustLoad(t, s, agg, 0), first)
-	})
-
-	t.Run("duplicate_uuid_at_new_seq_is_duplicate", func(t *testing.T) {
-		skipUnless(t, f.DuplicateAtAnySeq, "DuplicateAtAnySeq", whyDuplicateAtAnySeq)
-		s := newStore(t)
-		agg := NewAggregateID()
-		first := NewEvents(agg, 1, 2)
-		MustAppend(t, s, first...)
-		again := first[0]
-		again.Seq = 3
-		WantErr(t, "Append(old eventUUID at seq 3)", s.Append(ctx, []model.Event{again}), store.ErrDuplicate)
-		batch := []model.Event{NewEvent(agg, 3), first[1]}
-		batch[1].Seq = 4
-		WantErr(t, "Append(new event, then old eventUUID)", s.Append(ctx, batch), store.ErrDuplicate)
-		SameEvents(t, "Load after duplicates", MustLoad(t, s, agg, 0), first)
-	})
-
-	t.Run("taken_seq_is_conflict", func(t *testing.T) {
-		s := newStore(t)
-		agg := NewAggregateID()
-		first := NewEvents(agg, 1, 2)
-		MustAppend(t, s, first...)
-		tests := []struct {
-			name  string
-			batch []model.Event
-			// inside: the batch starts inside the earlier append's batch,
-			// not where it starts.
-			inside bool
-		}{
-			{"first_seq", NewEvents(agg, 1, 1), false},
-			{"first_seq_longer_batch", NewEvents(agg, 1, 3), false},
-			{"last_seq", NewEvents(agg, 2, 1), true},
-			{"batch_overlapping_the_end", NewEvents(agg, 2, 3), true},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				if tt.inside {
-					skipUnless(t, f.NextSeqChecked, "NextSeqChecked", whyNextSeqChecked)
-				}
-				WantErr(t, "Append(taken seq)", s.Append(ctx, tt.batch), store.ErrConflict)
-				SameEvents(t, "Load after conflict", MustLoad(t, s, agg, 0), first)
-			})
-		}
-	})
-
-	t.Run("multi_event_append_is_atomic", func(t *testing.T) {
-		s := newStore(t)
-		agg := NewAggregateID()
-		first := NewEvents(agg, 1, 3)
-		MustAppend(t, s, first...)
-		SameEvents(t, "Load after a 3-event append", MustLoad(t, s, agg, 0), first)
-
-		t.Run("batch_with_an_old_event_uuid_writes_nothing", func(t *testing.T) {
-			skipUnless(t, f.DuplicateAtAnySeq, "DuplicateAtAnySeq", whyDuplicateAtAnySeq)
-			dup := NewEvents(agg, 4, 3)
-			dup[2].EventUUID = first[0].EventUUID
-			WantErr(t, "Append(batch whose last event is a duplicate)", s.Append(ctx, dup), store.ErrDuplicate)
-			SameEvents(t, "Load after the refused batch", MustLoad(t, s, agg, 0), first)
-		})
-		t.Run("batch_at_a_taken_seq_writes_nothing", func(t *testing.T) {
-			WantErr(t, "Append(3 events from taken seq 1)", s.Append(ctx, NewEvents(agg, 1, 3)), store.ErrConflict)
-			SameEvents(t, "Load after the refused batch", MustLoad(t, s, agg, 0), first)
-		})
-
-		// Readers racing a writer never see half a batch.
-		agg2 := NewAggregateID()
-		const batches, size = 30, 3
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		var torn atomic.Int64
-		for r := 0; r < 4; r++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					events, err := s.Load(ctx, agg2, 0)
-					if err != nil {
-						t.Errorf("Load during appends: got error %v, want nil", err)
-						return
-					}
-					if len(events)%size != 0 {
-						torn.Store(int64(len(events)))
-					}
-				}
-			}()
-		}
-		for i := 0; i < batches; i++ {
-			if err := s.Append(ctx, NewEvents(agg2, int64(i*size+1), size)); err != nil {
-				t.Errorf("Append batch %d: got error %v, want nil", i, err)
-				break
+// takenSeqIsConflict: a batch that starts at a seq already taken fails with
+// ErrConflict and writes nothing.
+func (ts *suite) takenSeqIsConflict(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	first := NewEvents(agg, 1, 2)
+	MustAppend(t, s, first...)
+	tests := []struct {
+		name  string
+		batch []model.Event
+		// inside: the batch starts inside the earlier append's batch,
+		// not where it starts.
+		inside bool
+	}{
+		{"first_seq", NewEvents(agg, 1, 1), false},
+		{"first_seq_longer_batch", NewEvents(agg, 1, 3), false},
+		{"last_seq", NewEvents(agg, 2, 1), true},
+		{"batch_overlapping_the_end", NewEvents(agg, 2, 3), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.inside {
+				skipUnless(t, ts.f.NextSeqChecked, "NextSeqChecked")
 			}
-		}
-		close(stop)
-		wg.Wait()
-		if n := torn.Load(); n != 0 {
-			t.Fatalf("a reader saw %d events, want a multiple of %d", n, size)
-		}
-		if got := MustLoad(t, s, agg2, 0); len(got) != batches*size {
-			t.Fatalf("Load after the batches: got %d events, want %d", len(got), batches*size)
-		}
+			WantErr(t, "Append(taken seq)", s.Append(ctx, tt.batch), store.ErrConflict)
+			SameEvents(t, "Load after conflict", MustLoad(t, s, agg, 0), first)
+		})
+	}
+}
+
+// multiEventAppendIsAtomic: a batch is written whole or not at all, and
+// readers racing a writer never see half of one.
+func (ts *suite) multiEventAppendIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	first := NewEvents(agg, 1, 3)
+	MustAppend(t, s, first...)
+	SameEvents(t, "Load after a 3-event append", MustLoad(t, s, agg, 0), first)
+
+	t.Run("batch_with_an_old_event_uuid_writes_nothing", func(t *testing.T) {
+		skipUnless(t, ts.f.DuplicateAtAnySeq, "DuplicateAtAnySeq")
+		dup := NewEvents(agg, 4, 3)
+		dup[2].EventUUID = first[0].EventUUID
+		WantErr(t, "Append(batch whose last event is a duplicate)", s.Append(ctx, dup), store.ErrDuplicate)
+		SameEvents(t, "Load after the refused batch", MustLoad(t, s, agg, 0), first)
+	})
+	t.Run("batch_at_a_taken_seq_writes_nothing", func(t *testing.T) {
+		WantErr(t, "Append(3 events from taken seq 1)", s.Append(ctx, NewEvents(agg, 1, 3)), store.ErrConflict)
+		SameEvents(t, "Load after the refused batch", MustLoad(t, s, agg, 0), first)
 	})
 
-	t.Run("invalid_batches", func(t *testing.T) {
-		s := newStore(t)
-		tests := []struct {
-			name  string
-			batch func(agg string) []model.Event
-		}{
-			{"empty", func(string) []model.Event { return nil }},
-			{"mixed_aggregate_ids", func(agg string) []model.Event {
-				return []model.Event{NewEvent(agg, 1), NewEvent(NewAggregateID(), 2)}
-			}},
-			{"non_consecutive_seqs", func(agg string) []model.Event {
-				return []model.Event{NewEvent(agg, 1), NewEvent(agg, 3)}
-			}},
-			{"descending_seqs", func(agg string) []model.Event {
-				return []model.Event{NewEvent(agg, 2), NewEvent(agg, 1)}
-			}},
-			{"seq_zero", func(agg string) []model.Event { return []model.Event{NewEvent(agg, 0)} }},
-			{"seq_negative", func(agg string) []model.Event {
-				return []model.Event{NewEvent(agg, -1), NewEvent(agg, 0)}
-			}},
-			{"empty_aggregate_id", func(string) []model.Event { return []model.Event{NewEvent("", 1)} }},
-			{"event_uuid_repeated_in_batch", func(agg string) []model.Event {
-				b := NewEvents(agg, 1, 2)
-				b[1].EventUUID = b[0].EventUUID
-				return b
-			}},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				agg := NewAggregateID()
-				WantErr(t, "Append("+tt.name+")", s.Append(ctx, tt.batch(agg)), store.ErrInvalid)
-				if got := MustLoad(t, s, agg, 0); len(got) != 0 {
-					t.Fatalf("Load after the invalid batch: got %d events, want 0", len(got))
+	readersNeverSeeHalfABatch(t, s)
+}
+
+// readersNeverSeeHalfABatch appends batches of three events to a new
+// aggregate while readers load it, and fails t if a reader ever sees a
+// number of events that is not a multiple of three.
+func readersNeverSeeHalfABatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	agg2 := NewAggregateID()
+	const batches, size = 30, 3
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var torn atomic.Int64
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
 				}
-			})
-		}
-	})
-
-	t.Run("seq_past_the_next_is_invalid", func(t *testing.T) {
-		skipUnless(t, f.NextSeqChecked, "NextSeqChecked", whyNextSeqChecked)
-		s := newStore(t)
-		agg := NewAggregateID()
-		first := NewEvent(agg, 1)
-		MustAppend(t, s, first)
-		WantErr(t, "Append(seq 3 after 1)", s.Append(ctx, NewEvents(agg, 3, 1)), store.ErrInvalid)
-		SameEvents(t, "Load after the refused gap", MustLoad(t, s, agg, 0), []model.Event{first})
-		other := NewAggregateID()
-		WantErr(t, "Append(seq 2 on a new aggregate)", s.Append(ctx, NewEvents(other, 2, 1)), store.ErrInvalid)
-		SameEvents(t, "Load of the new aggregate after the refused gap", MustLoad(t, s, other, 0), nil)
-	})
-
-	t.Run("race_one_winner_per_seq", func(t *testing.T) {
-		s := newStore(t)
-		agg := NewAggregateID()
-		first := NewEvents(agg, 1, 2)
-		MustAppend(t, s, first...)
-		const n = 20
-		candidates := make([]model.Event, n)
-		for i := range candidates {
-			candidates[i] = NewEvent(agg, 3)
-		}
-		errs := make([]error, n)
-		startTogether(n, func(i int) { errs[i] = s.Append(ctx, candidates[i:i+1]) })
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Fatalf("goroutines %d and %d both appended seq 3, want one winner", winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, store.ErrConflict):
-				t.Fatalf("goroutine %d: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
-			}
-		}
-		if winner < 0 {
-			t.Fatalf("no goroutine appended seq 3, want exactly one")
-		}
-		SameEvents(t, "Load after the race", MustLoad(t, s, agg, 0), append(first, candidates[winner]))
-	})
-
-	t.Run("race_retry_on_conflict_appends_every_event_once", func(t *testing.T) {
-		s := newStore(t)
-		agg := NewAggregateID()
-		const n = 20
-		ids := make([]uuid.UUID, n)
-		var conflicts atomic.Int64
-		startTogether(n, func(i int) {
-			ids[i] = uuid.New()
-			for attempt := 0; attempt < 10*n; attempt++ {
-				// Load, decide, append with the expected seq.
-				events, err := s.Load(ctx, agg, 0)
+				events, err := s.Load(ctx, agg2, 0)
 				if err != nil {
-					t.Errorf("goroutine %d: Load: got error %v, want nil", i, err)
+					t.Errorf("Load during appends: got error %v, want nil", err)
 					return
 				}
-				e := NewEvent(agg, int64(len(events))+1)
-				e.EventUUID = ids[i]
-				err = s.Append(ctx, []model.Event{e})
-				if err == nil {
-					return
+				if len(events)%size != 0 {
+					torn.Store(int64(len(events)))
 				}
-				if !errors.Is(err, store.ErrConflict) {
-					t.Errorf("goroutine %d: Append: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
-					return
-				}
-				conflicts.Add(1)
 			}
-			t.Errorf("goroutine %d: still conflicting after %d attempts", i, 10*n)
+		}()
+	}
+	for i := 0; i < batches; i++ {
+		if err := s.Append(ctx, NewEvents(agg2, int64(i*size+1), size)); err != nil {
+			t.Errorf("Append batch %d: got error %v, want nil", i, err)
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := torn.Load(); n != 0 {
+		t.Fatalf("a reader saw %d events, want a multiple of %d", n, size)
+	}
+	if got := MustLoad(t, s, agg2, 0); len(got) != batches*size {
+		t.Fatalf("Load after the batches: got %d events, want %d", len(got), batches*size)
+	}
+}
+
+// invalidBatches: malformed batches fail with ErrInvalid and write nothing.
+func (ts *suite) invalidBatches(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	tests := []struct {
+		name  string
+		batch func(agg string) []model.Event
+	}{
+		{"empty", func(string) []model.Event { return nil }},
+		{"mixed_aggregate_ids", func(agg string) []model.Event {
+			return []model.Event{NewEvent(agg, 1), NewEvent(NewAggregateID(), 2)}
+		}},
+		{"non_consecutive_seqs", func(agg string) []model.Event {
+			return []model.Event{NewEvent(agg, 1), NewEvent(agg, 3)}
+		}},
+		{"descending_seqs", func(agg string) []model.Event {
+			return []model.Event{NewEvent(agg, 2), NewEvent(agg, 1)}
+		}},
+		{"seq_zero", func(agg string) []model.Event { return []model.Event{NewEvent(agg, 0)} }},
+		{"seq_negative", func(agg string) []model.Event {
+			return []model.Event{NewEvent(agg, -1), NewEvent(agg, 0)}
+		}},
+		{"empty_aggregate_id", func(string) []model.Event { return []model.Event{NewEvent("", 1)} }},
+		{"event_uuid_repeated_in_batch", func(agg string) []model.Event {
+			b := NewEvents(agg, 1, 2)
+			b[1].EventUUID = b[0].EventUUID
+			return b
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			agg := NewAggregateID()
+			WantErr(t, "Append("+tt.name+")", s.Append(ctx, tt.batch(agg)), store.ErrInvalid)
+			if got := MustLoad(t, s, agg, 0); len(got) != 0 {
+				t.Fatalf("Load after the invalid batch: got %d events, want 0", len(got))
+			}
 		})
-		events := MustLoad(t, s, agg, 0)
-		if len(events) != n {
-			t.Fatalf("Load after the race: got %d events, want %d", len(events), n)
+	}
+}
+
+// seqPastTheNextIsInvalid: a batch that leaves a gap after the last seq (or
+// starts past 1 on a new aggregate) fails with ErrInvalid and writes nothing.
+func (ts *suite) seqPastTheNextIsInvalid(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	first := NewEvent(agg, 1)
+	MustAppend(t, s, first)
+	WantErr(t, "Append(seq 3 after 1)", s.Append(ctx, NewEvents(agg, 3, 1)), store.ErrInvalid)
+	SameEvents(t, "Load after the refused gap", MustLoad(t, s, agg, 0), []model.Event{first})
+	other := NewAggregateID()
+	WantErr(t, "Append(seq 2 on a new aggregate)", s.Append(ctx, NewEvents(other, 2, 1)), store.ErrInvalid)
+	SameEvents(t, "Load of the new aggregate after the refused gap", MustLoad(t, s, other, 0), nil)
+}
+
+// raceOneWinnerPerSeq: of concurrent appends at the same next seq exactly
+// one succeeds and the others fail with ErrConflict.
+func (ts *suite) raceOneWinnerPerSeq(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	first := NewEvents(agg, 1, 2)
+	MustAppend(t, s, first...)
+	const n = 20
+	candidates := make([]model.Event, n)
+	for i := range candidates {
+		candidates[i] = NewEvent(agg, 3)
+	}
+	errs := make([]error, n)
+	startTogether(n, func(i int) { errs[i] = s.Append(ctx, candidates[i:i+1]) })
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("goroutines %d and %d both appended seq 3, want one winner", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrConflict):
+			t.Fatalf("goroutine %d: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
 		}
-		seen := make(map[uuid.UUID]int)
-		for i, e := range events {
-			if e.Seq != int64(i+1) {
-				t.Fatalf("event %d: got seq %d, want %d", i, e.Seq, i+1)
+	}
+	if winner < 0 {
+		t.Fatalf("no goroutine appended seq 3, want exactly one")
+	}
+	SameEvents(t, "Load after the race", MustLoad(t, s, agg, 0), append(first, candidates[winner]))
+}
+
+// raceRetryOnConflictAppendsEveryEventOnce: writers that load, append at
+// the next seq and retry on ErrConflict each get their event into the log
+// exactly once, with no seq skipped.
+func (ts *suite) raceRetryOnConflictAppendsEveryEventOnce(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	const n = 20
+	ids := make([]uuid.UUID, n)
+	var conflicts atomic.Int64
+	startTogether(n, func(i int) {
+		ids[i] = uuid.New()
+		for attempt := 0; attempt < 10*n; attempt++ {
+			// Load, decide, append with the expected seq.
+			events, err := s.Load(ctx, agg, 0)
+			if err != nil {
+				t.Errorf("goroutine %d: Load: got error %v, want nil", i, err)
+				return
 			}
-			seen[e.EventUUID]++
-		}
-		for i, id := range ids {
-			if seen[id] != 1 {
-				t.Fatalf("goroutine %d's event: got %d copies, want 1", i, seen[id])
+			e := NewEvent(agg, int64(len(events))+1)
+			e.EventUUID = ids[i]
+			err = s.Append(ctx, []model.Event{e})
+			if err == nil {
+				return
 			}
+			if !errors.Is(err, store.ErrConflict) {
+				t.Errorf("goroutine %d: Append: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
+				return
+			}
+			conflicts.Add(1)
 		}
-		t.Logf("%d conflicts retried", conflicts.Load())
+		t.Errorf("goroutine %d: still conflicting after %d attempts", i, 10*n)
 	})
+	events := MustLoad(t, s, agg, 0)
+	if len(events) != n {
+		t.Fatalf("Load after the race: got %d events, want %d", len(events), n)
+	}
+	seen := make(map[uuid.UUID]int)
+	for i, e := range events {
+		if e.Seq != int64(i+1) {
+			t.Fatalf("event %d: got seq %d, want %d", i, e.Seq, i+1)
+		}
+		seen[e.EventUUID]++
+	}
+	for i, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("goroutine %d's event: got %d copies, want 1", i, seen[id])
+		}
+	}
+	t.Logf("%d conflicts retried", conflicts.Load())
 }
 
 // viewKind lets one set of tests cover both views.
