@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 	}
 	ts := &suite{newStore: newStore, f: o.features}
 	f := o.features
+	wv, xv := viewTests{ts, workflowView}, viewTests{ts, executionView}
 	runTests(t, []test{
 		{"event_log/append_then_load_in_seq_order", "", true, ts.appendThenLoadInSeqOrder},
 		{"event_log/load_after_seq", "", true, ts.loadAfterSeq},
@@ -73,9 +74,31 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"event_log/race_one_winner_per_seq", "", true, ts.raceOneWinnerPerSeq},
 		{"event_log/race_retry_on_conflict_appends_every_event_once", "", true, ts.raceRetryOnConflictAppendsEveryEventOnce},
 
-		{"views", "", true, func(t *testing.T) { runViews(t, newStore) }},
-		{"due", "", true, func(t *testing.T) { runDue(t, newStore) }},
-		{"listing", "", true, func(t *testing.T) { runListing(t, newStore) }},
+		{"views/workflow/get_missing_is_not_found", "", true, wv.getMissingIsNotFound},
+		{"views/workflow/put_with_prev_zero_creates", "", true, wv.putWithPrevZeroCreates},
+		{"views/workflow/version_moves_forward", "", true, wv.versionMovesForward},
+		{"views/workflow/put_with_stale_prev_is_conflict", "", true, wv.putWithStalePrevIsConflict},
+		{"views/workflow/put_version_not_after_prev_is_invalid", "", true, wv.putVersionNotAfterPrevIsInvalid},
+		{"views/workflow/race_one_winner_per_version", "", true, wv.raceOneWinnerPerVersion},
+		{"views/execution/get_missing_is_not_found", "", true, xv.getMissingIsNotFound},
+		{"views/execution/put_with_prev_zero_creates", "", true, xv.putWithPrevZeroCreates},
+		{"views/execution/version_moves_forward", "", true, xv.versionMovesForward},
+		{"views/execution/put_with_stale_prev_is_conflict", "", true, xv.putWithStalePrevIsConflict},
+		{"views/execution/put_version_not_after_prev_is_invalid", "", true, xv.putVersionNotAfterPrevIsInvalid},
+		{"views/execution/race_one_winner_per_version", "", true, xv.raceOneWinnerPerVersion},
+		{"views/workflow_round_trips", "", true, ts.workflowRoundTrips},
+		{"views/execution_round_trips", "", true, ts.executionRoundTrips},
+
+		{"due/earliest_first_and_only_when_due", "", true, ts.dueEarliestFirstAndOnlyWhenDue},
+		{"due/put_moves_or_removes", "", true, ts.duePutMovesOrRemoves},
+		{"due/limit_out_of_range_is_invalid", "", true, ts.dueLimitOutOfRangeIsInvalid},
+
+		{"listing/workflows_newest_first_every_item_once", "", true, ts.workflowsNewestFirstEveryItemOnce},
+		{"listing/executions_filtered_newest_first_every_item_once", "", true, ts.executionsFilteredNewestFirstEveryItemOnce},
+		{"listing/listed_items_equal_the_views", "", true, ts.listedItemsEqualTheViews},
+		{"listing/status_change_moves_execution_between_filters", "", true, ts.statusChangeMovesExecutionBetweenFilters},
+		{"listing/limit_outside_1_to_max_is_invalid", "", true, ts.listLimitOutside1ToMaxIsInvalid},
+
 		{"commands", "", true, func(t *testing.T) { runCommands(t, newStore) }},
 		{"idempotency", "", true, func(t *testing.T) { runIdempotency(t, newStore) }},
 		{"returned_values_are_not_aliased", "", true, func(t *testing.T) { runAliasing(t, newStore) }},
@@ -459,466 +482,517 @@ type viewKind struct {
 	get func(s store.Store, id uuid.UUID) (version int64, mark string, err error)
 }
 
-var viewKinds = []viewKind{
-	{
-		name: "workflow",
-		put: func(s store.Store, id uuid.UUID, version, prev int64, mark string) error {
-			w := NewWorkflow(occurredAt, version)
-			w.WorkflowUUID, w.Name = id, mark
-			return s.PutWorkflow(context.Background(), w, prev)
-		},
-		get: func(s store.Store, id uuid.UUID) (int64, string, error) {
-			w, err := s.GetWorkflow(context.Background(), id)
-			return w.Seq, w.Name, err
-		},
+// workflowView is the workflow view as a viewKind: its version is Seq, its
+// mark the Name.
+var workflowView = viewKind{
+	name: "workflow",
+	put: func(s store.Store, id uuid.UUID, version, prev int64, mark string) error {
+		w := NewWorkflow(occurredAt, version)
+		w.WorkflowUUID, w.Name = id, mark
+		return s.PutWorkflow(context.Background(), w, prev)
 	},
-	{
-		name: "execution",
-		put: func(s store.Store, id uuid.UUID, version, prev int64, mark string) error {
-			x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, version)
-			x.WorkflowExecutionUUID, x.Error = id, mark
-			return s.PutExecution(context.Background(), x, prev)
-		},
-		get: func(s store.Store, id uuid.UUID) (int64, string, error) {
-			x, err := s.GetExecution(context.Background(), id)
-			return x.Version, x.Error, err
-		},
+	get: func(s store.Store, id uuid.UUID) (int64, string, error) {
+		w, err := s.GetWorkflow(context.Background(), id)
+		return w.Seq, w.Name, err
 	},
 }
 
-func runViews(t *testing.T, newStore func(t *testing.T) store.Store) {
-	for _, k := range viewKinds {
-		t.Run(k.name, func(t *testing.T) {
-			t.Run("get_missing_is_not_found", func(t *testing.T) {
-				s := newStore(t)
-				_, _, err := k.get(s, uuid.New())
-				WantErr(t, "get(unknown)", err, store.ErrNotFound)
-			})
+// executionView is the execution view as a viewKind: its version is
+// Version, its mark the Error.
+var executionView = viewKind{
+	name: "execution",
+	put: func(s store.Store, id uuid.UUID, version, prev int64, mark string) error {
+		x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, version)
+		x.WorkflowExecutionUUID, x.Error = id, mark
+		return s.PutExecution(context.Background(), x, prev)
+	},
+	get: func(s store.Store, id uuid.UUID) (int64, string, error) {
+		x, err := s.GetExecution(context.Background(), id)
+		return x.Version, x.Error, err
+	},
+}
 
-			t.Run("put_with_prev_zero_creates", func(t *testing.T) {
-				s := newStore(t)
-				id := uuid.New()
-				if err := k.put(s, id, 1, 0, "v1"); err != nil {
-					t.Fatalf("put(version 1, prev 0): got error %v, want nil", err)
-				}
-				v, mark, err := k.get(s, id)
-				if err != nil || v != 1 || mark != "v1" {
-					t.Fatalf("get: got (%d, %q, %v), want (1, \"v1\", nil)", v, mark, err)
-				}
-			})
+// viewTests are the tests that hold for both views, run on one of them.
+type viewTests struct {
+	*suite
+	viewKind
+}
 
-			t.Run("version_moves_forward", func(t *testing.T) {
-				s := newStore(t)
-				id := uuid.New()
-				steps := []struct {
-					version, prev int64
-					mark          string
-				}{{1, 0, "v1"}, {2, 1, "v2"}, {5, 2, "v5"}, {6, 5, "v6"}}
-				for _, st := range steps {
-					if err := k.put(s, id, st.version, st.prev, st.mark); err != nil {
-						t.Fatalf("put(version %d, prev %d): got error %v, want nil", st.version, st.prev, err)
-					}
-					v, mark, err := k.get(s, id)
-					if err != nil || v != st.version || mark != st.mark {
-						t.Fatalf("get after version %d: got (%d, %q, %v), want (%d, %q, nil)", st.version, v, mark, err, st.version, st.mark)
-					}
-				}
-			})
+// getMissingIsNotFound: getting a view never put fails with ErrNotFound.
+func (k viewTests) getMissingIsNotFound(t *testing.T) {
+	s := k.newStore(t)
+	_, _, err := k.get(s, uuid.New())
+	WantErr(t, "get(unknown)", err, store.ErrNotFound)
+}
 
-			t.Run("put_with_stale_prev_is_conflict", func(t *testing.T) {
-				s := newStore(t)
-				id := uuid.New()
-				for _, st := range [][2]int64{{1, 0}, {2, 1}} {
-					if err := k.put(s, id, st[0], st[1], "current"); err != nil {
-						t.Fatalf("put(version %d, prev %d): got error %v, want nil", st[0], st[1], err)
-					}
-				}
-				tests := []struct {
-					name          string
-					version, prev int64
-				}{
-					{"prev_behind", 3, 1},
-					{"prev_ahead", 4, 3},
-					{"prev_zero_but_exists", 3, 0},
-				}
-				for _, tt := range tests {
-					t.Run(tt.name, func(t *testing.T) {
-						WantErr(t, fmt.Sprintf("put(version %d, prev %d)", tt.version, tt.prev),
-							k.put(s, id, tt.version, tt.prev, "stale"), store.ErrConflict)
-						v, mark, err := k.get(s, id)
-						if err != nil || v != 2 || mark != "current" {
-							t.Fatalf("get after conflict: got (%d, %q, %v), want (2, \"current\", nil)", v, mark, err)
-						}
-					})
-				}
-				t.Run("prev_set_but_missing", func(t *testing.T) {
-					other := uuid.New()
-					WantErr(t, "put(missing, prev 1)", k.put(s, other, 2, 1, "x"), store.ErrConflict)
-					_, _, err := k.get(s, other)
-					WantErr(t, "get after conflict", err, store.ErrNotFound)
-				})
-			})
+// putWithPrevZeroCreates: a put with prev 0 creates the view, which gets
+// back as put.
+func (k viewTests) putWithPrevZeroCreates(t *testing.T) {
+	s := k.newStore(t)
+	id := uuid.New()
+	if err := k.put(s, id, 1, 0, "v1"); err != nil {
+		t.Fatalf("put(version 1, prev 0): got error %v, want nil", err)
+	}
+	v, mark, err := k.get(s, id)
+	if err != nil || v != 1 || mark != "v1" {
+		t.Fatalf("get: got (%d, %q, %v), want (1, \"v1\", nil)", v, mark, err)
+	}
+}
 
-			t.Run("put_version_not_after_prev_is_invalid", func(t *testing.T) {
-				s := newStore(t)
-				id := uuid.New()
-				tests := []struct {
-					name          string
-					version, prev int64
-				}{
-					{"version_zero", 0, 0},
-					{"version_equal_to_prev", 1, 1},
-					{"version_before_prev", 1, 2},
-				}
-				for _, tt := range tests {
-					t.Run(tt.name, func(t *testing.T) {
-						WantErr(t, fmt.Sprintf("put(version %d, prev %d)", tt.version, tt.prev),
-							k.put(s, id, tt.version, tt.prev, "x"), store.ErrInvalid)
-					})
-				}
-			})
+// versionMovesForward: each put with the current version as prev replaces
+// the view, whatever the step between versions.
+func (k viewTests) versionMovesForward(t *testing.T) {
+	s := k.newStore(t)
+	id := uuid.New()
+	steps := []struct {
+		version, prev int64
+		mark          string
+	}{{1, 0, "v1"}, {2, 1, "v2"}, {5, 2, "v5"}, {6, 5, "v6"}}
+	for _, st := range steps {
+		if err := k.put(s, id, st.version, st.prev, st.mark); err != nil {
+			t.Fatalf("put(version %d, prev %d): got error %v, want nil", st.version, st.prev, err)
+		}
+		v, mark, err := k.get(s, id)
+		if err != nil || v != st.version || mark != st.mark {
+			t.Fatalf("get after version %d: got (%d, %q, %v), want (%d, %q, nil)", st.version, v, mark, err, st.version, st.mark)
+		}
+	}
+}
 
-			t.Run("race_one_winner_per_version", func(t *testing.T) {
-				s := newStore(t)
-				id := uuid.New()
-				if err := k.put(s, id, 1, 0, "v1"); err != nil {
-					t.Fatalf("put(version 1): got error %v, want nil", err)
-				}
-				const n = 20
-				errs := make([]error, n)
-				startTogether(n, func(i int) { errs[i] = k.put(s, id, 2, 1, fmt.Sprint("racer ", i)) })
-				winner := -1
-				for i, err := range errs {
-					switch {
-					case err == nil && winner >= 0:
-						t.Fatalf("racers %d and %d both moved the view to version 2", winner, i)
-					case err == nil:
-						winner = i
-					case !errors.Is(err, store.ErrConflict):
-						t.Fatalf("racer %d: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
-					}
-				}
-				if winner < 0 {
-					t.Fatalf("no racer moved the view to version 2")
-				}
-				if _, mark, _ := k.get(s, id); mark != fmt.Sprint("racer ", winner) {
-					t.Fatalf("get after race: got mark %q, want %q", mark, fmt.Sprint("racer ", winner))
-				}
-			})
+// putWithStalePrevIsConflict: a put whose prev is not the stored version
+// (or is set for a view not stored) fails with ErrConflict and changes
+// nothing.
+func (k viewTests) putWithStalePrevIsConflict(t *testing.T) {
+	s := k.newStore(t)
+	id := uuid.New()
+	for _, st := range [][2]int64{{1, 0}, {2, 1}} {
+		if err := k.put(s, id, st[0], st[1], "current"); err != nil {
+			t.Fatalf("put(version %d, prev %d): got error %v, want nil", st[0], st[1], err)
+		}
+	}
+	tests := []struct {
+		name          string
+		version, prev int64
+	}{
+		{"prev_behind", 3, 1},
+		{"prev_ahead", 4, 3},
+		{"prev_zero_but_exists", 3, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			WantErr(t, fmt.Sprintf("put(version %d, prev %d)", tt.version, tt.prev),
+				k.put(s, id, tt.version, tt.prev, "stale"), store.ErrConflict)
+			v, mark, err := k.get(s, id)
+			if err != nil || v != 2 || mark != "current" {
+				t.Fatalf("get after conflict: got (%d, %q, %v), want (2, \"current\", nil)", v, mark, err)
+			}
 		})
 	}
-
-	t.Run("workflow_round_trips", func(t *testing.T) {
-		s := newStore(t)
-		w := NewWorkflow(occurredAt, 3)
-		deleted := occurredAt.Add(time.Hour)
-		w.DeletedAt = &deleted
-		w.RecentCommands = []uuid.UUID{uuid.New(), uuid.New()}
-		MustPutWorkflow(t, s, w, 0)
-		got := MustGetWorkflow(t, s, w.WorkflowUUID)
-		SameJSON(t, "GetWorkflow", got, w)
-		if got.Seq != 3 {
-			t.Fatalf("GetWorkflow: got Seq %d, want 3 (Seq is json:\"-\"; the backend must keep it)", got.Seq)
-		}
-		if !slices.Equal(got.RecentCommands, w.RecentCommands) {
-			t.Fatalf("GetWorkflow: got RecentCommands %v, want %v (json:\"-\"; the backend must keep them)", got.RecentCommands, w.RecentCommands)
-		}
+	t.Run("prev_set_but_missing", func(t *testing.T) {
+		other := uuid.New()
+		WantErr(t, "put(missing, prev 1)", k.put(s, other, 2, 1, "x"), store.ErrConflict)
+		_, _, err := k.get(s, other)
+		WantErr(t, "get after conflict", err, store.ErrNotFound)
 	})
+}
 
-	t.Run("execution_round_trips", func(t *testing.T) {
-		s := newStore(t)
-		x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 4)
-		x.RecentCommands = []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+// putVersionNotAfterPrevIsInvalid: a put whose version is not above its
+// prev fails with ErrInvalid.
+func (k viewTests) putVersionNotAfterPrevIsInvalid(t *testing.T) {
+	s := k.newStore(t)
+	id := uuid.New()
+	tests := []struct {
+		name          string
+		version, prev int64
+	}{
+		{"version_zero", 0, 0},
+		{"version_equal_to_prev", 1, 1},
+		{"version_before_prev", 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			WantErr(t, fmt.Sprintf("put(version %d, prev %d)", tt.version, tt.prev),
+				k.put(s, id, tt.version, tt.prev, "x"), store.ErrInvalid)
+		})
+	}
+}
+
+// raceOneWinnerPerVersion: of concurrent puts from the same prev exactly
+// one succeeds, the others fail with ErrConflict, and the winner's view is
+// the one stored.
+func (k viewTests) raceOneWinnerPerVersion(t *testing.T) {
+	s := k.newStore(t)
+	id := uuid.New()
+	if err := k.put(s, id, 1, 0, "v1"); err != nil {
+		t.Fatalf("put(version 1): got error %v, want nil", err)
+	}
+	const n = 20
+	errs := make([]error, n)
+	startTogether(n, func(i int) { errs[i] = k.put(s, id, 2, 1, fmt.Sprint("racer ", i)) })
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("racers %d and %d both moved the view to version 2", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrConflict):
+			t.Fatalf("racer %d: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no racer moved the view to version 2")
+	}
+	if _, mark, _ := k.get(s, id); mark != fmt.Sprint("racer ", winner) {
+		t.Fatalf("get after race: got mark %q, want %q", mark, fmt.Sprint("racer ", winner))
+	}
+}
+
+// workflowRoundTrips: a workflow view gets back as put, Seq and
+// RecentCommands (not in its JSON) included.
+func (ts *suite) workflowRoundTrips(t *testing.T) {
+	s := ts.newStore(t)
+	w := NewWorkflow(occurredAt, 3)
+	deleted := occurredAt.Add(time.Hour)
+	w.DeletedAt = &deleted
+	w.RecentCommands = []uuid.UUID{uuid.New(), uuid.New()}
+	MustPutWorkflow(t, s, w, 0)
+	got := MustGetWorkflow(t, s, w.WorkflowUUID)
+	SameJSON(t, "GetWorkflow", got, w)
+	if got.Seq != 3 {
+		t.Fatalf("GetWorkflow: got Seq %d, want 3 (Seq is json:\"-\"; the backend must keep it)", got.Seq)
+	}
+	if !slices.Equal(got.RecentCommands, w.RecentCommands) {
+		t.Fatalf("GetWorkflow: got RecentCommands %v, want %v (json:\"-\"; the backend must keep them)", got.RecentCommands, w.RecentCommands)
+	}
+}
+
+// executionRoundTrips: an execution view gets back as put, RecentCommands
+// (not in its JSON) included, and without them when put without them.
+func (ts *suite) executionRoundTrips(t *testing.T) {
+	s := ts.newStore(t)
+	x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 4)
+	x.RecentCommands = []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+	MustPutExecution(t, s, x, 0)
+	got := MustGetExecution(t, s, x.WorkflowExecutionUUID)
+	SameJSON(t, "GetExecution", got, x)
+	if got.Version != 4 {
+		t.Fatalf("GetExecution: got Version %d, want 4", got.Version)
+	}
+	if !slices.Equal(got.RecentCommands, x.RecentCommands) {
+		t.Fatalf("GetExecution: got RecentCommands %v, want %v (json:\"-\"; the backend must keep them)", got.RecentCommands, x.RecentCommands)
+	}
+	// A view without them reads back without them.
+	y := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 1)
+	MustPutExecution(t, s, y, 0)
+	if got := MustGetExecution(t, s, y.WorkflowExecutionUUID); len(got.RecentCommands) != 0 {
+		t.Fatalf("GetExecution: got RecentCommands %v for a view put without any", got.RecentCommands)
+	}
+}
+
+// dueBase is the creation time of the due tests' executions: far in the
+// past, so that other items of a shared store come later.
+var dueBase = time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// dueExecution returns a running execution created at dueBase whose
+// deadline is timeout seconds later (none for 0).
+func dueExecution(timeout int) model.Execution {
+	x := NewExecution(uuid.New(), model.ExecutionRunning, dueBase, 1)
+	x.TimeoutSeconds = timeout
+	return x
+}
+
+// executionIDs returns the executions' ids, in order.
+func executionIDs(xs []model.Execution) []uuid.UUID {
+	out := make([]uuid.UUID, len(xs))
+	for i, x := range xs {
+		out[i] = x.WorkflowExecutionUUID
+	}
+	return out
+}
+
+// listDue returns the ids ListDue lists, failing t on error.
+func listDue(t *testing.T, s store.Store, before time.Time, limit int, after *store.DuePosition) []uuid.UUID {
+	t.Helper()
+	xs, err := s.ListDue(context.Background(), store.DueQuery{Before: before, After: after, Limit: limit})
+	if err != nil {
+		t.Fatalf("ListDue: %v", err)
+	}
+	return executionIDs(xs)
+}
+
+// dueEarliestFirstAndOnlyWhenDue: ListDue lists running executions whose
+// due time (model.Execution.DueAt) has come, due time included, earliest
+// first (then by UUID), and pages from a DuePosition.
+func (ts *suite) dueEarliestFirstAndOnlyWhenDue(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	a, b, c := dueExecution(10), dueExecution(20), dueExecution(20)
+	if bytes.Compare(b.WorkflowExecutionUUID[:], c.WorkflowExecutionUUID[:]) > 0 {
+		b, c = c, b // same due time: the UUID orders them
+	}
+	never, ended := dueExecution(0), dueExecution(5)
+	ended.Status = model.ExecutionSucceeded
+	for _, x := range []model.Execution{c, never, b, ended, a} {
 		MustPutExecution(t, s, x, 0)
-		got := MustGetExecution(t, s, x.WorkflowExecutionUUID)
-		SameJSON(t, "GetExecution", got, x)
-		if got.Version != 4 {
-			t.Fatalf("GetExecution: got Version %d, want 4", got.Version)
-		}
-		if !slices.Equal(got.RecentCommands, x.RecentCommands) {
-			t.Fatalf("GetExecution: got RecentCommands %v, want %v (json:\"-\"; the backend must keep them)", got.RecentCommands, x.RecentCommands)
-		}
-		// A view without them reads back without them.
-		y := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 1)
-		MustPutExecution(t, s, y, 0)
-		if got := MustGetExecution(t, s, y.WorkflowExecutionUUID); len(got.RecentCommands) != 0 {
-			t.Fatalf("GetExecution: got RecentCommands %v for a view put without any", got.RecentCommands)
-		}
-	})
-}
-
-// runDue checks the due index: executions come out of ListDue once their
-// due time (model.Execution.DueAt) has come, earliest first, and a view put
-// moves them along it or out of it.
-func runDue(t *testing.T, newStore func(t *testing.T) store.Store) {
-	ctx := context.Background()
-	// Far in the past, so that other items of a shared store come later.
-	base := time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)
-	due := func(timeout int) model.Execution {
-		x := NewExecution(uuid.New(), model.ExecutionRunning, base, 1)
-		x.TimeoutSeconds = timeout
-		return x
 	}
-	ids := func(xs []model.Execution) []uuid.UUID {
-		out := make([]uuid.UUID, len(xs))
-		for i, x := range xs {
-			out[i] = x.WorkflowExecutionUUID
-		}
-		return out
+	if got := listDue(t, s, dueBase.Add(9*time.Second), 10, nil); len(got) != 0 {
+		t.Fatalf("before anything is due: got %v", got)
 	}
-	list := func(t *testing.T, s store.Store, before time.Time, limit int, after *store.DuePosition) []uuid.UUID {
-		t.Helper()
-		xs, err := s.ListDue(ctx, store.DueQuery{Before: before, After: after, Limit: limit})
+	if got, want := listDue(t, s, dueBase.Add(15*time.Second), 10, nil), executionIDs([]model.Execution{a}); !slices.Equal(got, want) {
+		t.Fatalf("at +15s: got %v, want %v", got, want)
+	}
+	all := executionIDs([]model.Execution{a, b, c})
+	if got := listDue(t, s, dueBase.Add(20*time.Second), 10, nil); !slices.Equal(got, all) {
+		t.Fatalf("at +20s (due times are inclusive): got %v, want %v", got, all)
+	}
+	// Page by page.
+	var paged []uuid.UUID
+	var after *store.DuePosition
+	for range 5 {
+		page, err := s.ListDue(ctx, store.DueQuery{Before: dueBase.Add(time.Hour), After: after, Limit: 1})
 		if err != nil {
-			t.Fatalf("ListDue: %v", err)
+			t.Fatal(err)
 		}
-		return ids(xs)
+		if len(page) == 0 {
+			break
+		}
+		x := page[0]
+		paged = append(paged, x.WorkflowExecutionUUID)
+		at, _ := x.DueAt()
+		after = &store.DuePosition{DueAt: at, ID: x.WorkflowExecutionUUID}
 	}
-	t.Run("earliest_first_and_only_when_due", func(t *testing.T) {
-		s := newStore(t)
-		a, b, c := due(10), due(20), due(20)
-		if bytes.Compare(b.WorkflowExecutionUUID[:], c.WorkflowExecutionUUID[:]) > 0 {
-			b, c = c, b // same due time: the UUID orders them
-		}
-		never, ended := due(0), due(5)
-		ended.Status = model.ExecutionSucceeded
-		for _, x := range []model.Execution{c, never, b, ended, a} {
-			MustPutExecution(t, s, x, 0)
-		}
-		if got := list(t, s, base.Add(9*time.Second), 10, nil); len(got) != 0 {
-			t.Fatalf("before anything is due: got %v", got)
-		}
-		if got, want := list(t, s, base.Add(15*time.Second), 10, nil), ids([]model.Execution{a}); !slices.Equal(got, want) {
-			t.Fatalf("at +15s: got %v, want %v", got, want)
-		}
-		all := ids([]model.Execution{a, b, c})
-		if got := list(t, s, base.Add(20*time.Second), 10, nil); !slices.Equal(got, all) {
-			t.Fatalf("at +20s (due times are inclusive): got %v, want %v", got, all)
-		}
-		// Page by page.
-		var paged []uuid.UUID
-		var after *store.DuePosition
-		for range 5 {
-			page, err := s.ListDue(ctx, store.DueQuery{Before: base.Add(time.Hour), After: after, Limit: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page) == 0 {
-				break
-			}
-			x := page[0]
-			paged = append(paged, x.WorkflowExecutionUUID)
-			at, _ := x.DueAt()
-			after = &store.DuePosition{DueAt: at, ID: x.WorkflowExecutionUUID}
-		}
-		if !slices.Equal(paged, all) {
-			t.Fatalf("one at a time: got %v, want %v", paged, all)
-		}
-	})
-	t.Run("put_moves_or_removes", func(t *testing.T) {
-		s := newStore(t)
-		a, b := due(10), due(20)
-		MustPutExecution(t, s, a, 0)
-		MustPutExecution(t, s, b, 0)
-		// b's deadline moves before a's; a ends.
-		b2 := b.Clone()
-		b2.TimeoutSeconds, b2.Version = 5, 2
-		MustPutExecution(t, s, b2, 1)
-		a2 := a.Clone()
-		a2.Status, a2.Version = model.ExecutionSucceeded, 2
-		MustPutExecution(t, s, a2, 1)
-		if got, want := list(t, s, base.Add(time.Hour), 10, nil), ids([]model.Execution{b}); !slices.Equal(got, want) {
-			t.Fatalf("after the puts: got %v, want %v", got, want)
-		}
-		if got := list(t, s, base.Add(4*time.Second), 10, nil); len(got) != 0 {
-			t.Fatalf("before b's new due time: got %v", got)
-		}
-	})
-	t.Run("limit_out_of_range_is_invalid", func(t *testing.T) {
-		s := newStore(t)
-		for _, limit := range []int{0, -1, store.MaxListLimit + 1} {
-			_, err := s.ListDue(ctx, store.DueQuery{Before: base, Limit: limit})
-			WantErr(t, fmt.Sprintf("ListDue(limit %d)", limit), err, store.ErrInvalid)
-		}
-	})
+	if !slices.Equal(paged, all) {
+		t.Fatalf("one at a time: got %v, want %v", paged, all)
+	}
 }
 
-func runListing(t *testing.T, newStore func(t *testing.T) store.Store) {
-	ctx := context.Background()
-	// Far in the future, so the test's items come first even in a store
-	// that already holds some; three items share each createdAt, so the
-	// UUID decides their order.
-	base := time.Date(2300, 1, 1, 0, 0, 0, 987654321, time.UTC)
-	limits := []int{1, 2, 7, 1000}
+// duePutMovesOrRemoves: a put that changes an execution's deadline moves it
+// in the due index, and one that ends it takes it out.
+func (ts *suite) duePutMovesOrRemoves(t *testing.T) {
+	s := ts.newStore(t)
+	a, b := dueExecution(10), dueExecution(20)
+	MustPutExecution(t, s, a, 0)
+	MustPutExecution(t, s, b, 0)
+	// b's deadline moves before a's; a ends.
+	b2 := b.Clone()
+	b2.TimeoutSeconds, b2.Version = 5, 2
+	MustPutExecution(t, s, b2, 1)
+	a2 := a.Clone()
+	a2.Status, a2.Version = model.ExecutionSucceeded, 2
+	MustPutExecution(t, s, a2, 1)
+	if got, want := listDue(t, s, dueBase.Add(time.Hour), 10, nil), executionIDs([]model.Execution{b}); !slices.Equal(got, want) {
+		t.Fatalf("after the puts: got %v, want %v", got, want)
+	}
+	if got := listDue(t, s, dueBase.Add(4*time.Second), 10, nil); len(got) != 0 {
+		t.Fatalf("before b's new due time: got %v", got)
+	}
+}
 
-	t.Run("workflows_newest_first_every_item_once", func(t *testing.T) {
-		s := newStore(t)
+// dueLimitOutOfRangeIsInvalid: ListDue with a limit outside 1 to
+// store.MaxListLimit fails with ErrInvalid.
+func (ts *suite) dueLimitOutOfRangeIsInvalid(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	for _, limit := range []int{0, -1, store.MaxListLimit + 1} {
+		_, err := s.ListDue(ctx, store.DueQuery{Before: dueBase, Limit: limit})
+		WantErr(t, fmt.Sprintf("ListDue(limit %d)", limit), err, store.ErrInvalid)
+	}
+}
+
+// listBase is the newest creation time of the listing tests' items: far in
+// the future, so the test's items come first even in a store that already
+// holds some; three items share each createdAt, so the UUID decides their
+// order.
+var listBase = time.Date(2300, 1, 1, 0, 0, 0, 987654321, time.UTC)
+
+// listLimits are the page sizes every listing is read with.
+var listLimits = []int{1, 2, 7, 1000}
+
+// workflowsNewestFirstEveryItemOnce: ListWorkflows pages, at every page
+// size, list the workflows newest first, each once.
+func (ts *suite) workflowsNewestFirstEveryItemOnce(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	own := make(map[uuid.UUID]bool)
+	var positions []store.Position
+	for i := 0; i < 23; i++ {
+		w := NewWorkflow(listBase.Add(-time.Duration(i/3)*time.Millisecond), 1)
+		MustPutWorkflow(t, s, w, 0)
+		own[w.WorkflowUUID] = true
+		positions = append(positions, workflowPos(w))
+	}
+	want := sortNewestFirst(positions)
+	for _, limit := range listLimits {
+		t.Run(fmt.Sprintf("limit_%d", limit), func(t *testing.T) {
+			items := PageAll(t, limit, workflowPos, func(q store.ListQuery) ([]model.Workflow, error) {
+				return s.ListWorkflows(ctx, q)
+			})
+			checkListing(t, "ListWorkflows", items, workflowPos, own, want)
+			for _, w := range items {
+				if own[w.WorkflowUUID] && w.Seq != 1 {
+					t.Fatalf("listed workflow %s: got Seq %d, want 1", w.WorkflowUUID, w.Seq)
+				}
+			}
+		})
+	}
+}
+
+// executionsFilteredNewestFirstEveryItemOnce: ListExecutions pages, by
+// workflow, status, both or neither and at every page size, list the
+// matching executions newest first, each once, and no other.
+func (ts *suite) executionsFilteredNewestFirstEveryItemOnce(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	wfA, wfB := uuid.New(), uuid.New()
+	statuses := []string{model.ExecutionPending, model.ExecutionRunning, model.ExecutionSucceeded}
+	var all []model.Execution
+	for i := 0; i < 30; i++ {
+		wf := wfA
+		if i%2 == 1 {
+			wf = wfB
+		}
+		x := NewExecution(wf, statuses[i%3], listBase.Add(-time.Duration(i/3)*time.Millisecond), 1)
+		MustPutExecution(t, s, x, 0)
+		all = append(all, x)
+	}
+	tests := []struct {
+		name   string
+		wf     uuid.UUID
+		status string
+	}{
+		{"no_filter", uuid.Nil, ""},
+		{"by_workflow", wfA, ""},
+		{"by_status", uuid.Nil, model.ExecutionRunning},
+		{"by_workflow_and_status", wfB, model.ExecutionSucceeded},
+		{"unknown_workflow", uuid.New(), ""},
+		{"status_nobody_has", wfA, model.ExecutionTimedOut},
+	}
+	for _, tt := range tests {
 		own := make(map[uuid.UUID]bool)
 		var positions []store.Position
-		for i := 0; i < 23; i++ {
-			w := NewWorkflow(base.Add(-time.Duration(i/3)*time.Millisecond), 1)
-			MustPutWorkflow(t, s, w, 0)
-			own[w.WorkflowUUID] = true
-			positions = append(positions, workflowPos(w))
+		for _, x := range all {
+			if (tt.wf == uuid.Nil || x.WorkflowUUID == tt.wf) && (tt.status == "" || x.Status == tt.status) {
+				own[x.WorkflowExecutionUUID] = true
+				positions = append(positions, executionPos(x))
+			}
 		}
 		want := sortNewestFirst(positions)
-		for _, limit := range limits {
-			t.Run(fmt.Sprintf("limit_%d", limit), func(t *testing.T) {
-				items := PageAll(t, limit, workflowPos, func(q store.ListQuery) ([]model.Workflow, error) {
-					return s.ListWorkflows(ctx, q)
-				})
-				checkListing(t, "ListWorkflows", items, workflowPos, own, want)
-				for _, w := range items {
-					if own[w.WorkflowUUID] && w.Seq != 1 {
-						t.Fatalf("listed workflow %s: got Seq %d, want 1", w.WorkflowUUID, w.Seq)
-					}
-				}
-			})
-		}
-	})
-
-	t.Run("executions_filtered_newest_first_every_item_once", func(t *testing.T) {
-		s := newStore(t)
-		wfA, wfB := uuid.New(), uuid.New()
-		statuses := []string{model.ExecutionPending, model.ExecutionRunning, model.ExecutionSucceeded}
-		var all []model.Execution
-		for i := 0; i < 30; i++ {
-			wf := wfA
-			if i%2 == 1 {
-				wf = wfB
-			}
-			x := NewExecution(wf, statuses[i%3], base.Add(-time.Duration(i/3)*time.Millisecond), 1)
-			MustPutExecution(t, s, x, 0)
-			all = append(all, x)
-		}
-		tests := []struct {
-			name   string
-			wf     uuid.UUID
-			status string
-		}{
-			{"no_filter", uuid.Nil, ""},
-			{"by_workflow", wfA, ""},
-			{"by_status", uuid.Nil, model.ExecutionRunning},
-			{"by_workflow_and_status", wfB, model.ExecutionSucceeded},
-			{"unknown_workflow", uuid.New(), ""},
-			{"status_nobody_has", wfA, model.ExecutionTimedOut},
-		}
-		for _, tt := range tests {
-			own := make(map[uuid.UUID]bool)
-			var positions []store.Position
-			for _, x := range all {
-				if (tt.wf == uuid.Nil || x.WorkflowUUID == tt.wf) && (tt.status == "" || x.Status == tt.status) {
-					own[x.WorkflowExecutionUUID] = true
-					positions = append(positions, executionPos(x))
-				}
-			}
-			want := sortNewestFirst(positions)
-			for _, limit := range limits {
-				t.Run(fmt.Sprintf("%s/limit_%d", tt.name, limit), func(t *testing.T) {
-					items := PageAll(t, limit, executionPos, func(q store.ListQuery) ([]model.Execution, error) {
-						return s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: q, WorkflowUUID: tt.wf, Status: tt.status})
-					})
-					for _, x := range items {
-						if tt.wf != uuid.Nil && x.WorkflowUUID != tt.wf || tt.status != "" && x.Status != tt.status {
-							t.Fatalf("listed execution %s (workflow %s, %s) does not match the filter (workflow %s, status %q)",
-								x.WorkflowExecutionUUID, x.WorkflowUUID, x.Status, tt.wf, tt.status)
-						}
-					}
-					checkListing(t, "ListExecutions", items, executionPos, own, want)
-				})
-			}
-		}
-	})
-
-	t.Run("listed_items_equal_the_views", func(t *testing.T) {
-		s := newStore(t)
-		w := NewWorkflow(base, 2)
-		MustPutWorkflow(t, s, w, 0)
-		x := NewExecution(w.WorkflowUUID, model.ExecutionRunning, base, 7)
-		MustPutExecution(t, s, x, 0)
-		ws, err := s.ListWorkflows(ctx, store.ListQuery{Limit: 1000})
-		if err != nil {
-			t.Fatalf("ListWorkflows: got error %v, want nil", err)
-		}
-		found := false
-		for _, got := range ws {
-			if got.WorkflowUUID == w.WorkflowUUID {
-				found = true
-				SameJSON(t, "listed workflow", got, w)
-				if got.Seq != w.Seq {
-					t.Fatalf("listed workflow: got Seq %d, want %d", got.Seq, w.Seq)
-				}
-			}
-		}
-		if !found {
-			t.Fatalf("ListWorkflows: workflow %s missing", w.WorkflowUUID)
-		}
-		xs, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 10}, WorkflowUUID: w.WorkflowUUID})
-		if err != nil {
-			t.Fatalf("ListExecutions: got error %v, want nil", err)
-		}
-		if len(xs) != 1 {
-			t.Fatalf("ListExecutions(workflow): got %d items, want 1", len(xs))
-		}
-		SameJSON(t, "listed execution", xs[0], x)
-	})
-
-	t.Run("status_change_moves_execution_between_filters", func(t *testing.T) {
-		s := newStore(t)
-		wf := uuid.New()
-		x := NewExecution(wf, model.ExecutionPending, base, 1)
-		MustPutExecution(t, s, x, 0)
-		x2 := x.Clone()
-		x2.Status, x2.Version = model.ExecutionRunning, 2
-		MustPutExecution(t, s, x2, 1)
-		x3 := x2.Clone()
-		x3.Status, x3.Version = model.ExecutionSucceeded, 4
-		MustPutExecution(t, s, x3, 2)
-		tests := []struct {
-			name   string
-			wf     uuid.UUID
-			status string
-			want   int
-		}{
-			{"old_status", uuid.Nil, model.ExecutionPending, 0},
-			{"middle_status", uuid.Nil, model.ExecutionRunning, 0},
-			{"new_status", uuid.Nil, model.ExecutionSucceeded, 1},
-			{"workflow_and_old_status", wf, model.ExecutionPending, 0},
-			{"workflow_and_middle_status", wf, model.ExecutionRunning, 0},
-			{"workflow_and_new_status", wf, model.ExecutionSucceeded, 1},
-			{"workflow", wf, "", 1},
-			{"no_filter", uuid.Nil, "", 1},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				items := PageAll(t, 1000, executionPos, func(q store.ListQuery) ([]model.Execution, error) {
+		for _, limit := range listLimits {
+			t.Run(fmt.Sprintf("%s/limit_%d", tt.name, limit), func(t *testing.T) {
+				items := PageAll(t, limit, executionPos, func(q store.ListQuery) ([]model.Execution, error) {
 					return s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: q, WorkflowUUID: tt.wf, Status: tt.status})
 				})
-				n := 0
-				for _, it := range items {
-					if it.WorkflowExecutionUUID == x.WorkflowExecutionUUID {
-						n++
-						if it.Status != x3.Status || it.Version != x3.Version {
-							t.Fatalf("listed: got (%s, version %d), want (%s, version %d)", it.Status, it.Version, x3.Status, x3.Version)
-						}
+				for _, x := range items {
+					if tt.wf != uuid.Nil && x.WorkflowUUID != tt.wf || tt.status != "" && x.Status != tt.status {
+						t.Fatalf("listed execution %s (workflow %s, %s) does not match the filter (workflow %s, status %q)",
+							x.WorkflowExecutionUUID, x.WorkflowUUID, x.Status, tt.wf, tt.status)
 					}
 				}
-				if n != tt.want {
-					t.Fatalf("ListExecutions(workflow %s, status %q): got the execution %d times, want %d", tt.wf, tt.status, n, tt.want)
-				}
+				checkListing(t, "ListExecutions", items, executionPos, own, want)
 			})
 		}
-	})
+	}
+}
 
-	t.Run("limit_outside_1_to_max_is_invalid", func(t *testing.T) {
-		s := newStore(t)
-		for _, limit := range []int{-1, 0, store.MaxListLimit + 1} {
-			_, err := s.ListWorkflows(ctx, store.ListQuery{Limit: limit})
-			WantErr(t, fmt.Sprintf("ListWorkflows(limit %d)", limit), err, store.ErrInvalid)
-			_, err = s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: limit}})
-			WantErr(t, fmt.Sprintf("ListExecutions(limit %d)", limit), err, store.ErrInvalid)
+// listedItemsEqualTheViews: a listed workflow or execution is the view as
+// put (the workflow's Seq included).
+func (ts *suite) listedItemsEqualTheViews(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	w := NewWorkflow(listBase, 2)
+	MustPutWorkflow(t, s, w, 0)
+	x := NewExecution(w.WorkflowUUID, model.ExecutionRunning, listBase, 7)
+	MustPutExecution(t, s, x, 0)
+	ws, err := s.ListWorkflows(ctx, store.ListQuery{Limit: 1000})
+	if err != nil {
+		t.Fatalf("ListWorkflows: got error %v, want nil", err)
+	}
+	found := false
+	for _, got := range ws {
+		if got.WorkflowUUID == w.WorkflowUUID {
+			found = true
+			SameJSON(t, "listed workflow", got, w)
+			if got.Seq != w.Seq {
+				t.Fatalf("listed workflow: got Seq %d, want %d", got.Seq, w.Seq)
+			}
 		}
-	})
+	}
+	if !found {
+		t.Fatalf("ListWorkflows: workflow %s missing", w.WorkflowUUID)
+	}
+	xs, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 10}, WorkflowUUID: w.WorkflowUUID})
+	if err != nil {
+		t.Fatalf("ListExecutions: got error %v, want nil", err)
+	}
+	if len(xs) != 1 {
+		t.Fatalf("ListExecutions(workflow): got %d items, want 1", len(xs))
+	}
+	SameJSON(t, "listed execution", xs[0], x)
+}
+
+// statusChangeMovesExecutionBetweenFilters: after puts that change an
+// execution's status, only the filters of its last status list it, once,
+// as last put.
+func (ts *suite) statusChangeMovesExecutionBetweenFilters(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	wf := uuid.New()
+	x := NewExecution(wf, model.ExecutionPending, listBase, 1)
+	MustPutExecution(t, s, x, 0)
+	x2 := x.Clone()
+	x2.Status, x2.Version = model.ExecutionRunning, 2
+	MustPutExecution(t, s, x2, 1)
+	x3 := x2.Clone()
+	x3.Status, x3.Version = model.ExecutionSucceeded, 4
+	MustPutExecution(t, s, x3, 2)
+	tests := []struct {
+		name   string
+		wf     uuid.UUID
+		status string
+		want   int
+	}{
+		{"old_status", uuid.Nil, model.ExecutionPending, 0},
+		{"middle_status", uuid.Nil, model.ExecutionRunning, 0},
+		{"new_status", uuid.Nil, model.ExecutionSucceeded, 1},
+		{"workflow_and_old_status", wf, model.ExecutionPending, 0},
+		{"workflow_and_middle_status", wf, model.ExecutionRunning, 0},
+		{"workflow_and_new_status", wf, model.ExecutionSucceeded, 1},
+		{"workflow", wf, "", 1},
+		{"no_filter", uuid.Nil, "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			items := PageAll(t, 1000, executionPos, func(q store.ListQuery) ([]model.Execution, error) {
+				return s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: q, WorkflowUUID: tt.wf, Status: tt.status})
+			})
+			n := 0
+			for _, it := range items {
+				if it.WorkflowExecutionUUID == x.WorkflowExecutionUUID {
+					n++
+					if it.Status != x3.Status || it.Version != x3.Version {
+						t.Fatalf("listed: got (%s, version %d), want (%s, version %d)", it.Status, it.Version, x3.Status, x3.Version)
+					}
+				}
+			}
+			if n != tt.want {
+				t.Fatalf("ListExecutions(workflow %s, status %q): got the execution %d times, want %d", tt.wf, tt.status, n, tt.want)
+			}
+		})
+	}
+}
+
+// listLimitOutside1ToMaxIsInvalid: ListWorkflows and ListExecutions with a
+// limit outside 1 to store.MaxListLimit fail with ErrInvalid.
+func (ts *suite) listLimitOutside1ToMaxIsInvalid(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	for _, limit := range []int{-1, 0, store.MaxListLimit + 1} {
+		_, err := s.ListWorkflows(ctx, store.ListQuery{Limit: limit})
+		WantErr(t, fmt.Sprintf("ListWorkflows(limit %d)", limit), err, store.ErrInvalid)
+		_, err = s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: limit}})
+		WantErr(t, fmt.Sprintf("ListExecutions(limit %d)", limit), err, store.ErrInvalid)
+	}
 }
 
 func runCommands(t *testing.T, newStore func(t *testing.T) store.Store) {
