@@ -99,10 +99,24 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"listing/status_change_moves_execution_between_filters", "", true, ts.statusChangeMovesExecutionBetweenFilters},
 		{"listing/limit_outside_1_to_max_is_invalid", "", true, ts.listLimitOutside1ToMaxIsInvalid},
 
-		{"commands", "", true, func(t *testing.T) { runCommands(t, newStore) }},
-		{"idempotency", "", true, func(t *testing.T) { runIdempotency(t, newStore) }},
-		{"returned_values_are_not_aliased", "", true, func(t *testing.T) { runAliasing(t, newStore) }},
-		{"cancelled_context_is_an_error", "", true, func(t *testing.T) { runCancelled(t, newStore) }},
+		{"commands/put_creates_accepted", "", true, ts.putCreatesAccepted},
+		{"commands/put_is_noop_when_a_status_exists", "", true, ts.putIsNoopWhenAStatusExists},
+		{"commands/finish_moves_accepted_to_final", "", true, ts.finishMovesAcceptedToFinal},
+		{"commands/finish_never_changes_a_final_status", "", true, ts.finishNeverChangesAFinalStatus},
+		{"commands/finish_creates_when_missing", "", true, ts.finishCreatesWhenMissing},
+		{"commands/get_missing_is_not_found", "", true, ts.getMissingCommandIsNotFound},
+		{"commands/race_put_and_finish_ends_final", "", true, ts.racePutAndFinishEndsFinal},
+
+		{"idempotency/first_claim_is_stored", "", true, ts.firstClaimIsStored},
+		{"idempotency/second_claim_returns_the_first_as_duplicate", "", true, ts.secondClaimReturnsTheFirstAsDuplicate},
+		{"idempotency/expired_claim_may_be_claimed_again", "", true, ts.expiredClaimMayBeClaimedAgain},
+		{"idempotency/race_one_claim_wins", "", true, ts.raceOneClaimWins},
+
+		{"returned_values_are_not_aliased/events", "", true, ts.eventsAreNotAliased},
+		{"returned_values_are_not_aliased/workflow_view", "", true, ts.workflowViewIsNotAliased},
+		{"returned_values_are_not_aliased/execution_view", "", true, ts.executionViewIsNotAliased},
+
+		{"cancelled_context_is_an_error", "", true, ts.cancelledContextIsAnError},
 	})
 }
 
@@ -995,306 +1009,353 @@ func (ts *suite) listLimitOutside1ToMaxIsInvalid(t *testing.T) {
 	}
 }
 
-func runCommands(t *testing.T, newStore func(t *testing.T) store.Store) {
+// newCommand returns an accepted command's status (Status still empty) for
+// a fresh command.
+func newCommand() model.CommandStatus {
+	return model.CommandStatus{
+		CommandUUID: uuid.New(),
+		Type:        model.CommandCreateWorkflow,
+		Resource:    "/v1/workflows/" + uuid.NewString(),
+		CreatedAt:   occurredAt,
+		UpdatedAt:   occurredAt,
+	}
+}
+
+// finishedCommand returns c finished with status and reason a second later.
+func finishedCommand(c model.CommandStatus, status, reason string) model.CommandStatus {
+	c.Status, c.Error, c.UpdatedAt = status, reason, occurredAt.Add(time.Second)
+	return c
+}
+
+// wantCommandStatus fails t unless the command's stored status and reason
+// are these.
+func wantCommandStatus(t *testing.T, s store.Store, id uuid.UUID, status, reason string) {
+	t.Helper()
+	got := MustGetCommand(t, s, id)
+	if got.Status != status || got.Error != reason {
+		t.Fatalf("GetCommand: got (%s, %q), want (%s, %q)", got.Status, got.Error, status, reason)
+	}
+}
+
+// putCreatesAccepted: PutCommand of a new command stores it as accepted.
+func (ts *suite) putCreatesAccepted(t *testing.T) {
 	ctx := context.Background()
-	newCommand := func() model.CommandStatus {
-		return model.CommandStatus{
-			CommandUUID: uuid.New(),
-			Type:        model.CommandCreateWorkflow,
-			Resource:    "/v1/workflows/" + uuid.NewString(),
-			CreatedAt:   occurredAt,
-			UpdatedAt:   occurredAt,
-		}
+	s := ts.newStore(t)
+	c := newCommand()
+	if err := s.PutCommand(ctx, c); err != nil {
+		t.Fatalf("PutCommand: got error %v, want nil", err)
 	}
-	finished := func(c model.CommandStatus, status, reason string) model.CommandStatus {
-		c.Status, c.Error, c.UpdatedAt = status, reason, occurredAt.Add(time.Second)
-		return c
+	got := MustGetCommand(t, s, c.CommandUUID)
+	want := c
+	want.Status = model.CommandAccepted
+	SameJSON(t, "GetCommand", got, want)
+}
+
+// putIsNoopWhenAStatusExists: PutCommand of a command that has a status,
+// accepted or final, succeeds and changes nothing.
+func (ts *suite) putIsNoopWhenAStatusExists(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	c := newCommand()
+	if err := s.PutCommand(ctx, c); err != nil {
+		t.Fatalf("PutCommand: got error %v, want nil", err)
 	}
-	wantStatus := func(t *testing.T, s store.Store, id uuid.UUID, status, reason string) {
-		t.Helper()
-		got := MustGetCommand(t, s, id)
-		if got.Status != status || got.Error != reason {
-			t.Fatalf("GetCommand: got (%s, %q), want (%s, %q)", got.Status, got.Error, status, reason)
-		}
+	again := c
+	again.Type = model.CommandDeleteWorkflow
+	if err := s.PutCommand(ctx, again); err != nil {
+		t.Fatalf("PutCommand again: got error %v, want nil", err)
 	}
+	if got := MustGetCommand(t, s, c.CommandUUID); got.Type != c.Type || got.Status != model.CommandAccepted {
+		t.Fatalf("GetCommand after a second put: got (%s, %s), want (%s, %s)", got.Type, got.Status, c.Type, model.CommandAccepted)
+	}
+	if err := s.FinishCommand(ctx, finishedCommand(c, model.CommandApplied, "")); err != nil {
+		t.Fatalf("FinishCommand: got error %v, want nil", err)
+	}
+	if err := s.PutCommand(ctx, c); err != nil {
+		t.Fatalf("PutCommand after finish: got error %v, want nil", err)
+	}
+	wantCommandStatus(t, s, c.CommandUUID, model.CommandApplied, "")
+}
 
-	t.Run("put_creates_accepted", func(t *testing.T) {
-		s := newStore(t)
-		c := newCommand()
-		if err := s.PutCommand(ctx, c); err != nil {
-			t.Fatalf("PutCommand: got error %v, want nil", err)
-		}
-		got := MustGetCommand(t, s, c.CommandUUID)
-		want := c
-		want.Status = model.CommandAccepted
-		SameJSON(t, "GetCommand", got, want)
-	})
-
-	t.Run("put_is_noop_when_a_status_exists", func(t *testing.T) {
-		s := newStore(t)
-		c := newCommand()
-		if err := s.PutCommand(ctx, c); err != nil {
-			t.Fatalf("PutCommand: got error %v, want nil", err)
-		}
-		again := c
-		again.Type = model.CommandDeleteWorkflow
-		if err := s.PutCommand(ctx, again); err != nil {
-			t.Fatalf("PutCommand again: got error %v, want nil", err)
-		}
-		if got := MustGetCommand(t, s, c.CommandUUID); got.Type != c.Type || got.Status != model.CommandAccepted {
-			t.Fatalf("GetCommand after a second put: got (%s, %s), want (%s, %s)", got.Type, got.Status, c.Type, model.CommandAccepted)
-		}
-		if err := s.FinishCommand(ctx, finished(c, model.CommandApplied, "")); err != nil {
-			t.Fatalf("FinishCommand: got error %v, want nil", err)
-		}
-		if err := s.PutCommand(ctx, c); err != nil {
-			t.Fatalf("PutCommand after finish: got error %v, want nil", err)
-		}
-		wantStatus(t, s, c.CommandUUID, model.CommandApplied, "")
-	})
-
-	t.Run("finish_moves_accepted_to_final", func(t *testing.T) {
-		tests := []struct {
-			name, status, reason string
-		}{
-			{"applied", model.CommandApplied, ""},
-			{"rejected", model.CommandRejected, "workflow not found"},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				s := newStore(t)
-				c := newCommand()
-				if err := s.PutCommand(ctx, c); err != nil {
-					t.Fatalf("PutCommand: got error %v, want nil", err)
-				}
-				if err := s.FinishCommand(ctx, finished(c, tt.status, tt.reason)); err != nil {
-					t.Fatalf("FinishCommand: got error %v, want nil", err)
-				}
-				wantStatus(t, s, c.CommandUUID, tt.status, tt.reason)
-				got := MustGetCommand(t, s, c.CommandUUID)
-				if got.Type != c.Type || got.Resource != c.Resource || !got.CreatedAt.Equal(c.CreatedAt) {
-					t.Fatalf("GetCommand: got (%s, %s, %v), want (%s, %s, %v)", got.Type, got.Resource, got.CreatedAt, c.Type, c.Resource, c.CreatedAt)
-				}
-			})
-		}
-	})
-
-	t.Run("finish_never_changes_a_final_status", func(t *testing.T) {
-		tests := []struct {
-			name, first, second string
-		}{
-			{"applied_then_rejected", model.CommandApplied, model.CommandRejected},
-			{"rejected_then_applied", model.CommandRejected, model.CommandApplied},
-			{"applied_twice", model.CommandApplied, model.CommandApplied},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				s := newStore(t)
-				c := newCommand()
-				if err := s.FinishCommand(ctx, finished(c, tt.first, "first")); err != nil {
-					t.Fatalf("FinishCommand(%s): got error %v, want nil", tt.first, err)
-				}
-				if err := s.FinishCommand(ctx, finished(c, tt.second, "second")); err != nil {
-					t.Fatalf("FinishCommand(%s) again: got error %v, want nil", tt.second, err)
-				}
-				wantStatus(t, s, c.CommandUUID, tt.first, "first")
-			})
-		}
-	})
-
-	t.Run("finish_creates_when_missing", func(t *testing.T) {
-		s := newStore(t)
-		c := finished(newCommand(), model.CommandRejected, "bad")
-		if err := s.FinishCommand(ctx, c); err != nil {
-			t.Fatalf("FinishCommand: got error %v, want nil", err)
-		}
-		SameJSON(t, "GetCommand", MustGetCommand(t, s, c.CommandUUID), c)
-	})
-
-	t.Run("get_missing_is_not_found", func(t *testing.T) {
-		s := newStore(t)
-		_, err := s.GetCommand(ctx, uuid.New())
-		WantErr(t, "GetCommand(unknown)", err, store.ErrNotFound)
-	})
-
-	t.Run("race_put_and_finish_ends_final", func(t *testing.T) {
-		s := newStore(t)
-		for i := 0; i < 20; i++ {
+// finishMovesAcceptedToFinal: FinishCommand moves an accepted command to
+// applied or rejected (with its reason) and keeps what it was put with.
+func (ts *suite) finishMovesAcceptedToFinal(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, status, reason string
+	}{
+		{"applied", model.CommandApplied, ""},
+		{"rejected", model.CommandRejected, "workflow not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := ts.newStore(t)
 			c := newCommand()
-			startTogether(2, func(j int) {
-				var err error
-				if j == 0 {
-					err = s.PutCommand(ctx, c)
-				} else {
-					err = s.FinishCommand(ctx, finished(c, model.CommandApplied, ""))
-				}
-				if err != nil {
-					t.Errorf("racer %d: got error %v, want nil", j, err)
-				}
-			})
-			wantStatus(t, s, c.CommandUUID, model.CommandApplied, "")
-		}
-	})
+			if err := s.PutCommand(ctx, c); err != nil {
+				t.Fatalf("PutCommand: got error %v, want nil", err)
+			}
+			if err := s.FinishCommand(ctx, finishedCommand(c, tt.status, tt.reason)); err != nil {
+				t.Fatalf("FinishCommand: got error %v, want nil", err)
+			}
+			wantCommandStatus(t, s, c.CommandUUID, tt.status, tt.reason)
+			got := MustGetCommand(t, s, c.CommandUUID)
+			if got.Type != c.Type || got.Resource != c.Resource || !got.CreatedAt.Equal(c.CreatedAt) {
+				t.Fatalf("GetCommand: got (%s, %s, %v), want (%s, %s, %v)", got.Type, got.Resource, got.CreatedAt, c.Type, c.Resource, c.CreatedAt)
+			}
+		})
+	}
 }
 
-func runIdempotency(t *testing.T, newStore func(t *testing.T) store.Store) {
+// finishNeverChangesAFinalStatus: FinishCommand of a finished command
+// succeeds and keeps the first final status and reason.
+func (ts *suite) finishNeverChangesAFinalStatus(t *testing.T) {
 	ctx := context.Background()
-	newRecord := func(key string, expires time.Time) store.IdempotencyRecord {
-		return store.IdempotencyRecord{
-			Key:         key,
-			RequestHash: uuid.NewString(),
-			CommandUUID: uuid.New(),
-			CreatedAt:   time.Now().UTC().Truncate(time.Millisecond),
-			ExpiresAt:   expires,
-		}
+	tests := []struct {
+		name, first, second string
+	}{
+		{"applied_then_rejected", model.CommandApplied, model.CommandRejected},
+		{"rejected_then_applied", model.CommandRejected, model.CommandApplied},
+		{"applied_twice", model.CommandApplied, model.CommandApplied},
 	}
-	same := func(t *testing.T, what string, got, want store.IdempotencyRecord) {
-		t.Helper()
-		if got.Key != want.Key || got.RequestHash != want.RequestHash || got.CommandUUID != want.CommandUUID ||
-			!got.CreatedAt.Equal(want.CreatedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) {
-			t.Fatalf("%s:\ngot  %+v\nwant %+v", what, got, want)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := ts.newStore(t)
+			c := newCommand()
+			if err := s.FinishCommand(ctx, finishedCommand(c, tt.first, "first")); err != nil {
+				t.Fatalf("FinishCommand(%s): got error %v, want nil", tt.first, err)
+			}
+			if err := s.FinishCommand(ctx, finishedCommand(c, tt.second, "second")); err != nil {
+				t.Fatalf("FinishCommand(%s) again: got error %v, want nil", tt.second, err)
+			}
+			wantCommandStatus(t, s, c.CommandUUID, tt.first, "first")
+		})
 	}
+}
+
+// finishCreatesWhenMissing: FinishCommand of a command never put stores it
+// as finished.
+func (ts *suite) finishCreatesWhenMissing(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	c := finishedCommand(newCommand(), model.CommandRejected, "bad")
+	if err := s.FinishCommand(ctx, c); err != nil {
+		t.Fatalf("FinishCommand: got error %v, want nil", err)
+	}
+	SameJSON(t, "GetCommand", MustGetCommand(t, s, c.CommandUUID), c)
+}
+
+// getMissingCommandIsNotFound: GetCommand of a command never stored fails
+// with ErrNotFound.
+func (ts *suite) getMissingCommandIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	_, err := s.GetCommand(ctx, uuid.New())
+	WantErr(t, "GetCommand(unknown)", err, store.ErrNotFound)
+}
+
+// racePutAndFinishEndsFinal: a PutCommand racing the FinishCommand of the
+// same command never undoes the final status.
+func (ts *suite) racePutAndFinishEndsFinal(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	for i := 0; i < 20; i++ {
+		c := newCommand()
+		startTogether(2, func(j int) {
+			var err error
+			if j == 0 {
+				err = s.PutCommand(ctx, c)
+			} else {
+				err = s.FinishCommand(ctx, finishedCommand(c, model.CommandApplied, ""))
+			}
+			if err != nil {
+				t.Errorf("racer %d: got error %v, want nil", j, err)
+			}
+		})
+		wantCommandStatus(t, s, c.CommandUUID, model.CommandApplied, "")
+	}
+}
+
+// newIdempotencyRecord returns a record of key, for a fresh request hash
+// and command, that expires at expires.
+func newIdempotencyRecord(key string, expires time.Time) store.IdempotencyRecord {
+	return store.IdempotencyRecord{
+		Key:         key,
+		RequestHash: uuid.NewString(),
+		CommandUUID: uuid.New(),
+		CreatedAt:   time.Now().UTC().Truncate(time.Millisecond),
+		ExpiresAt:   expires,
+	}
+}
+
+// sameRecord fails t unless got and want are the same record, field by
+// field (times compared with Equal).
+func sameRecord(t *testing.T, what string, got, want store.IdempotencyRecord) {
+	t.Helper()
+	if got.Key != want.Key || got.RequestHash != want.RequestHash || got.CommandUUID != want.CommandUUID ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) {
+		t.Fatalf("%s:\ngot  %+v\nwant %+v", what, got, want)
+	}
+}
+
+// firstClaimIsStored: the first claim of a key succeeds and returns the
+// record claimed.
+func (ts *suite) firstClaimIsStored(t *testing.T) {
+	ctx := context.Background()
 	later := time.Now().Add(time.Hour).UTC()
-
-	t.Run("first_claim_is_stored", func(t *testing.T) {
-		s := newStore(t)
-		rec := newRecord("POST /v1/workflows\x00"+uuid.NewString(), later)
-		got, err := s.ClaimIdempotencyKey(ctx, rec)
-		if err != nil {
-			t.Fatalf("first claim: got error %v, want nil", err)
-		}
-		same(t, "first claim", got, rec)
-	})
-
-	t.Run("second_claim_returns_the_first_as_duplicate", func(t *testing.T) {
-		s := newStore(t)
-		key := "k-" + uuid.NewString()
-		first := newRecord(key, later)
-		if _, err := s.ClaimIdempotencyKey(ctx, first); err != nil {
-			t.Fatalf("first claim: got error %v, want nil", err)
-		}
-		got, err := s.ClaimIdempotencyKey(ctx, newRecord(key, later))
-		WantErr(t, "second claim", err, store.ErrDuplicate)
-		same(t, "second claim", got, first)
-	})
-
-	t.Run("expired_claim_may_be_claimed_again", func(t *testing.T) {
-		s := newStore(t)
-		key := "k-" + uuid.NewString()
-		if _, err := s.ClaimIdempotencyKey(ctx, newRecord(key, time.Now().Add(-time.Minute).UTC())); err != nil {
-			t.Fatalf("first claim: got error %v, want nil", err)
-		}
-		second := newRecord(key, later)
-		got, err := s.ClaimIdempotencyKey(ctx, second)
-		if err != nil {
-			t.Fatalf("claim after expiry: got error %v, want nil", err)
-		}
-		same(t, "claim after expiry", got, second)
-		got, err = s.ClaimIdempotencyKey(ctx, newRecord(key, later))
-		WantErr(t, "third claim", err, store.ErrDuplicate)
-		same(t, "third claim", got, second)
-	})
-
-	t.Run("race_one_claim_wins", func(t *testing.T) {
-		s := newStore(t)
-		key := "k-" + uuid.NewString()
-		const n = 20
-		recs := make([]store.IdempotencyRecord, n)
-		got := make([]store.IdempotencyRecord, n)
-		errs := make([]error, n)
-		for i := range recs {
-			recs[i] = newRecord(key, later)
-		}
-		startTogether(n, func(i int) { got[i], errs[i] = s.ClaimIdempotencyKey(ctx, recs[i]) })
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Fatalf("claims %d and %d both won", winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, store.ErrDuplicate):
-				t.Fatalf("claim %d: got error %v, want nil or one wrapping %q", i, err, store.ErrDuplicate)
-			}
-		}
-		if winner < 0 {
-			t.Fatalf("no claim won")
-		}
-		for i := range got {
-			same(t, fmt.Sprintf("claim %d", i), got[i], recs[winner])
-		}
-	})
+	s := ts.newStore(t)
+	rec := newIdempotencyRecord("POST /v1/workflows\x00"+uuid.NewString(), later)
+	got, err := s.ClaimIdempotencyKey(ctx, rec)
+	if err != nil {
+		t.Fatalf("first claim: got error %v, want nil", err)
+	}
+	sameRecord(t, "first claim", got, rec)
 }
 
-func runAliasing(t *testing.T, newStore func(t *testing.T) store.Store) {
+// secondClaimReturnsTheFirstAsDuplicate: a second claim of a live key fails
+// with ErrDuplicate and returns the first claim's record.
+func (ts *suite) secondClaimReturnsTheFirstAsDuplicate(t *testing.T) {
 	ctx := context.Background()
-
-	t.Run("events", func(t *testing.T) {
-		s := newStore(t)
-		agg := NewAggregateID()
-		in := NewEvents(agg, 1, 2)
-		want := []model.Event{in[0].Clone(), in[1].Clone()}
-		MustAppend(t, s, in...)
-		in[0].Data[0] = 'X' // the caller's slice after Append
-		in[1].Type = "Changed"
-		got := MustLoad(t, s, agg, 0)
-		SameEvents(t, "Load after changing the appended events", got, want)
-		got[0].Data[0] = 'Y' // a loaded event
-		got[0].Data = append(got[0].Data[:1], "junk"...)
-		got[1].EventUUID = uuid.Nil
-		SameEvents(t, "Load after changing loaded events", MustLoad(t, s, agg, 0), want)
-	})
-
-	t.Run("workflow_view", func(t *testing.T) {
-		s := newStore(t)
-		in := NewWorkflow(occurredAt, 1)
-		want := in.Clone()
-		MustPutWorkflow(t, s, in, 0)
-		in.Steps[0].Name = "changed after put"
-		got := MustGetWorkflow(t, s, want.WorkflowUUID)
-		SameJSON(t, "GetWorkflow after changing the put view", got, want)
-		got.Steps[0].Name = "changed after get"
-		SameJSON(t, "GetWorkflow after changing a got view", MustGetWorkflow(t, s, want.WorkflowUUID), want)
-		list, err := s.ListWorkflows(ctx, store.ListQuery{Limit: 1000})
-		if err != nil {
-			t.Fatalf("ListWorkflows: got error %v, want nil", err)
-		}
-		for i := range list {
-			if len(list[i].Steps) > 0 {
-				list[i].Steps[0].Name = "changed after list"
-			}
-		}
-		SameJSON(t, "GetWorkflow after changing listed views", MustGetWorkflow(t, s, want.WorkflowUUID), want)
-	})
-
-	t.Run("execution_view", func(t *testing.T) {
-		s := newStore(t)
-		in := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 1)
-		want := in.Clone()
-		MustPutExecution(t, s, in, 0)
-		in.Steps[0].Name = "changed after put"
-		in.Steps[0].Output[2] = 'X'
-		in.Input[2] = 'X'
-		*in.Steps[0].StartedAt = time.Time{}
-		got := MustGetExecution(t, s, want.WorkflowExecutionUUID)
-		SameJSON(t, "GetExecution after changing the put view", got, want)
-		got.Steps[0].Name = "changed after get"
-		got.Steps[0].Output[2] = 'Y'
-		got.Input[2] = 'Y'
-		*got.Steps[0].StartedAt = time.Time{}
-		SameJSON(t, "GetExecution after changing a got view", MustGetExecution(t, s, want.WorkflowExecutionUUID), want)
-		list, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 10}, WorkflowUUID: want.WorkflowUUID})
-		if err != nil || len(list) != 1 {
-			t.Fatalf("ListExecutions: got (%d items, %v), want (1, nil)", len(list), err)
-		}
-		list[0].Steps[1].Status = "changed after list"
-		SameJSON(t, "GetExecution after changing a listed view", MustGetExecution(t, s, want.WorkflowExecutionUUID), want)
-	})
+	later := time.Now().Add(time.Hour).UTC()
+	s := ts.newStore(t)
+	key := "k-" + uuid.NewString()
+	first := newIdempotencyRecord(key, later)
+	if _, err := s.ClaimIdempotencyKey(ctx, first); err != nil {
+		t.Fatalf("first claim: got error %v, want nil", err)
+	}
+	got, err := s.ClaimIdempotencyKey(ctx, newIdempotencyRecord(key, later))
+	WantErr(t, "second claim", err, store.ErrDuplicate)
+	sameRecord(t, "second claim", got, first)
 }
 
-func runCancelled(t *testing.T, newStore func(t *testing.T) store.Store) {
-	s := newStore(t)
+// expiredClaimMayBeClaimedAgain: a key whose claim has expired is claimed
+// anew, and the new claim then holds it.
+func (ts *suite) expiredClaimMayBeClaimedAgain(t *testing.T) {
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour).UTC()
+	s := ts.newStore(t)
+	key := "k-" + uuid.NewString()
+	if _, err := s.ClaimIdempotencyKey(ctx, newIdempotencyRecord(key, time.Now().Add(-time.Minute).UTC())); err != nil {
+		t.Fatalf("first claim: got error %v, want nil", err)
+	}
+	second := newIdempotencyRecord(key, later)
+	got, err := s.ClaimIdempotencyKey(ctx, second)
+	if err != nil {
+		t.Fatalf("claim after expiry: got error %v, want nil", err)
+	}
+	sameRecord(t, "claim after expiry", got, second)
+	got, err = s.ClaimIdempotencyKey(ctx, newIdempotencyRecord(key, later))
+	WantErr(t, "third claim", err, store.ErrDuplicate)
+	sameRecord(t, "third claim", got, second)
+}
+
+// raceOneClaimWins: of concurrent claims of one key exactly one wins, the
+// others fail with ErrDuplicate, and all return the winner's record.
+func (ts *suite) raceOneClaimWins(t *testing.T) {
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour).UTC()
+	s := ts.newStore(t)
+	key := "k-" + uuid.NewString()
+	const n = 20
+	recs := make([]store.IdempotencyRecord, n)
+	got := make([]store.IdempotencyRecord, n)
+	errs := make([]error, n)
+	for i := range recs {
+		recs[i] = newIdempotencyRecord(key, later)
+	}
+	startTogether(n, func(i int) { got[i], errs[i] = s.ClaimIdempotencyKey(ctx, recs[i]) })
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("claims %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrDuplicate):
+			t.Fatalf("claim %d: got error %v, want nil or one wrapping %q", i, err, store.ErrDuplicate)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no claim won")
+	}
+	for i := range got {
+		sameRecord(t, fmt.Sprintf("claim %d", i), got[i], recs[winner])
+	}
+}
+
+// eventsAreNotAliased: changing appended or loaded events changes nothing
+// in the log.
+func (ts *suite) eventsAreNotAliased(t *testing.T) {
+	s := ts.newStore(t)
+	agg := NewAggregateID()
+	in := NewEvents(agg, 1, 2)
+	want := []model.Event{in[0].Clone(), in[1].Clone()}
+	MustAppend(t, s, in...)
+	in[0].Data[0] = 'X' // the caller's slice after Append
+	in[1].Type = "Changed"
+	got := MustLoad(t, s, agg, 0)
+	SameEvents(t, "Load after changing the appended events", got, want)
+	got[0].Data[0] = 'Y' // a loaded event
+	got[0].Data = append(got[0].Data[:1], "junk"...)
+	got[1].EventUUID = uuid.Nil
+	SameEvents(t, "Load after changing loaded events", MustLoad(t, s, agg, 0), want)
+}
+
+// workflowViewIsNotAliased: changing a workflow view after putting, getting
+// or listing it changes nothing stored.
+func (ts *suite) workflowViewIsNotAliased(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	in := NewWorkflow(occurredAt, 1)
+	want := in.Clone()
+	MustPutWorkflow(t, s, in, 0)
+	in.Steps[0].Name = "changed after put"
+	got := MustGetWorkflow(t, s, want.WorkflowUUID)
+	SameJSON(t, "GetWorkflow after changing the put view", got, want)
+	got.Steps[0].Name = "changed after get"
+	SameJSON(t, "GetWorkflow after changing a got view", MustGetWorkflow(t, s, want.WorkflowUUID), want)
+	list, err := s.ListWorkflows(ctx, store.ListQuery{Limit: 1000})
+	if err != nil {
+		t.Fatalf("ListWorkflows: got error %v, want nil", err)
+	}
+	for i := range list {
+		if len(list[i].Steps) > 0 {
+			list[i].Steps[0].Name = "changed after list"
+		}
+	}
+	SameJSON(t, "GetWorkflow after changing listed views", MustGetWorkflow(t, s, want.WorkflowUUID), want)
+}
+
+// executionViewIsNotAliased: changing an execution view (its steps, outputs,
+// input, times) after putting, getting or listing it changes nothing stored.
+func (ts *suite) executionViewIsNotAliased(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	in := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 1)
+	want := in.Clone()
+	MustPutExecution(t, s, in, 0)
+	in.Steps[0].Name = "changed after put"
+	in.Steps[0].Output[2] = 'X'
+	in.Input[2] = 'X'
+	*in.Steps[0].StartedAt = time.Time{}
+	got := MustGetExecution(t, s, want.WorkflowExecutionUUID)
+	SameJSON(t, "GetExecution after changing the put view", got, want)
+	got.Steps[0].Name = "changed after get"
+	got.Steps[0].Output[2] = 'Y'
+	got.Input[2] = 'Y'
+	*got.Steps[0].StartedAt = time.Time{}
+	SameJSON(t, "GetExecution after changing a got view", MustGetExecution(t, s, want.WorkflowExecutionUUID), want)
+	list, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: 10}, WorkflowUUID: want.WorkflowUUID})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListExecutions: got (%d items, %v), want (1, nil)", len(list), err)
+	}
+	list[0].Steps[1].Status = "changed after list"
+	SameJSON(t, "GetExecution after changing a listed view", MustGetExecution(t, s, want.WorkflowExecutionUUID), want)
+}
+
+// cancelledContextIsAnError: every call with a cancelled context fails with
+// context.Canceled and writes nothing.
+func (ts *suite) cancelledContextIsAnError(t *testing.T) {
+	s := ts.newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	agg := NewAggregateID()
