@@ -71,9 +71,7 @@ type feedSuite struct {
 	newFeedStore func(t *testing.T) FeedStore
 }
 
-// everyAppendAppearsOnceInCommitOrder: each successful append is one feed
-// entry holding its events, in the order of the appends; refused appends
-// leave none.
+// Each successful append is one feed entry, in commit order; refused appends leave none.
 func (ts *feedSuite) everyAppendAppearsOnceInCommitOrder(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newFeedStore(t)
@@ -102,8 +100,7 @@ func (ts *feedSuite) everyAppendAppearsOnceInCommitOrder(t *testing.T) {
 	}
 }
 
-// readWaitsUpToWait: ReadFeed with nothing new returns no entries after
-// about its wait, and at once with wait 0.
+// ReadFeed with nothing new returns nothing after about its wait, or at once with wait 0.
 func (ts *feedSuite) readWaitsUpToWait(t *testing.T) {
 	s := ts.newFeedStore(t)
 	_, last := DrainFeed(t, s, 0)
@@ -126,8 +123,7 @@ func (ts *feedSuite) readWaitsUpToWait(t *testing.T) {
 	}
 }
 
-// readReturnsEarlyWhenAnAppendArrives: a waiting ReadFeed returns the entry
-// of an append made during its wait, soon after the append.
+// A waiting ReadFeed returns soon after an append, with that append's entry.
 func (ts *feedSuite) readReturnsEarlyWhenAnAppendArrives(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newFeedStore(t)
@@ -164,8 +160,7 @@ func (ts *feedSuite) readReturnsEarlyWhenAnAppendArrives(t *testing.T) {
 	}
 }
 
-// readEndsWithTheContext: a waiting ReadFeed returns, with no entries, when
-// its context ends.
+// A waiting ReadFeed returns, with no entries, when its context ends.
 func (ts *feedSuite) readEndsWithTheContext(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newFeedStore(t)
@@ -182,8 +177,7 @@ func (ts *feedSuite) readEndsWithTheContext(t *testing.T) {
 	}
 }
 
-// limitRespected: ReadFeed returns at most limit entries, the oldest first,
-// and a read after a page's last Pos goes on from there.
+// ReadFeed returns at most limit entries, oldest first, and resumes after a page's last Pos.
 func (ts *feedSuite) limitRespected(t *testing.T) {
 	s := ts.newFeedStore(t)
 	_, last := DrainFeed(t, s, 0)
@@ -222,8 +216,7 @@ func (ts *feedSuite) limitRespected(t *testing.T) {
 	})
 }
 
-// checkpointsSaveAndLoad: LoadCheckpoint returns 0 for a new consumer and
-// then the last position each consumer saved.
+// LoadCheckpoint returns 0 for a new consumer, then the last position each consumer saved.
 func (ts *feedSuite) checkpointsSaveAndLoad(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newFeedStore(t)
@@ -249,9 +242,7 @@ func (ts *feedSuite) checkpointsSaveAndLoad(t *testing.T) {
 	}
 }
 
-// concurrentAppendsAppearOnceAndPosNeverGoesBack: a reader reading while
-// writers append sees each append once, each aggregate's seqs in order,
-// and Pos only increasing.
+// A reader racing writers sees each append once, seqs in order, Pos always increasing.
 func (ts *feedSuite) concurrentAppendsAppearOnceAndPosNeverGoesBack(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newFeedStore(t)
@@ -352,9 +343,7 @@ func readWhileWriting(s FeedStore, start uint64, owner map[string]int, appends i
 	return counts, after, ""
 }
 
-// cancelledContextIsAnError: ReadFeed, SaveCheckpoint and LoadCheckpoint
-// with a cancelled context fail with context.Canceled, and the save stores
-// nothing.
+// ReadFeed and the checkpoint calls with a cancelled context are context.Canceled; nothing is saved.
 func (ts *feedSuite) cancelledContextIsAnError(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newFeedStore(t)

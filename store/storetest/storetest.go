@@ -19,14 +19,15 @@ import (
 
 // Features declares what a backend guarantees beyond the contract every
 // backend meets. Run skips the subtests of a guarantee the backend does not
-// declare, saying why (watermill's Features, STYLE.md practice 4).
+// declare, saying why, so a backend's test output shows what it does not
+// promise rather than hiding it.
 type Features struct {
 	// DuplicateAtAnySeq: Append refuses with ErrDuplicate an eventUUID that
 	// is anywhere in the aggregate's log, even in a batch whose seqs are all
 	// new. Without it, a backend only recognises a repeated append at the
 	// same first seq (a redelivered command racing itself), and callers
-	// find a command already in the log by reading the log (DESIGN.md §4
-	// option b), as the workers do.
+	// find a command already in the log by reading the log before they
+	// append, as the workers do.
 	DuplicateAtAnySeq bool
 	// NextSeqChecked: Append refuses a batch whose first seq is not the
 	// aggregate's next seq: one past it (a gap) with ErrInvalid, one inside
@@ -60,7 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 	}
 	ts := &suite{newStore: newStore, f: o.features}
 	f := o.features
-	wv, xv := viewTests{ts, workflowView}, viewTests{ts, executionView}
+	workflowViews, executionViews := viewTests{ts, workflowKind}, viewTests{ts, executionKind}
 	runTests(t, []test{
 		{"event_log/append_then_load_in_seq_order", "", true, ts.appendThenLoadInSeqOrder},
 		{"event_log/load_after_seq", "", true, ts.loadAfterSeq},
@@ -74,18 +75,18 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"event_log/race_one_winner_per_seq", "", true, ts.raceOneWinnerPerSeq},
 		{"event_log/race_retry_on_conflict_appends_every_event_once", "", true, ts.raceRetryOnConflictAppendsEveryEventOnce},
 
-		{"views/workflow/get_missing_is_not_found", "", true, wv.getMissingIsNotFound},
-		{"views/workflow/put_with_prev_zero_creates", "", true, wv.putWithPrevZeroCreates},
-		{"views/workflow/version_moves_forward", "", true, wv.versionMovesForward},
-		{"views/workflow/put_with_stale_prev_is_conflict", "", true, wv.putWithStalePrevIsConflict},
-		{"views/workflow/put_version_not_after_prev_is_invalid", "", true, wv.putVersionNotAfterPrevIsInvalid},
-		{"views/workflow/race_one_winner_per_version", "", true, wv.raceOneWinnerPerVersion},
-		{"views/execution/get_missing_is_not_found", "", true, xv.getMissingIsNotFound},
-		{"views/execution/put_with_prev_zero_creates", "", true, xv.putWithPrevZeroCreates},
-		{"views/execution/version_moves_forward", "", true, xv.versionMovesForward},
-		{"views/execution/put_with_stale_prev_is_conflict", "", true, xv.putWithStalePrevIsConflict},
-		{"views/execution/put_version_not_after_prev_is_invalid", "", true, xv.putVersionNotAfterPrevIsInvalid},
-		{"views/execution/race_one_winner_per_version", "", true, xv.raceOneWinnerPerVersion},
+		{"views/workflow/get_missing_is_not_found", "", true, workflowViews.getMissingIsNotFound},
+		{"views/workflow/put_with_prev_zero_creates", "", true, workflowViews.putWithPrevZeroCreates},
+		{"views/workflow/version_moves_forward", "", true, workflowViews.versionMovesForward},
+		{"views/workflow/put_with_stale_prev_is_conflict", "", true, workflowViews.putWithStalePrevIsConflict},
+		{"views/workflow/put_version_not_after_prev_is_invalid", "", true, workflowViews.putVersionNotAfterPrevIsInvalid},
+		{"views/workflow/race_one_winner_per_version", "", true, workflowViews.raceOneWinnerPerVersion},
+		{"views/execution/get_missing_is_not_found", "", true, executionViews.getMissingIsNotFound},
+		{"views/execution/put_with_prev_zero_creates", "", true, executionViews.putWithPrevZeroCreates},
+		{"views/execution/version_moves_forward", "", true, executionViews.versionMovesForward},
+		{"views/execution/put_with_stale_prev_is_conflict", "", true, executionViews.putWithStalePrevIsConflict},
+		{"views/execution/put_version_not_after_prev_is_invalid", "", true, executionViews.putVersionNotAfterPrevIsInvalid},
+		{"views/execution/race_one_winner_per_version", "", true, executionViews.raceOneWinnerPerVersion},
 		{"views/workflow_round_trips", "", true, ts.workflowRoundTrips},
 		{"views/execution_round_trips", "", true, ts.executionRoundTrips},
 
@@ -144,9 +145,7 @@ type test struct {
 func runTests(t *testing.T, tests []test) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.feature != "" {
-				skipUnless(t, tt.declared, tt.feature)
-			}
+			skipUnless(t, tt.declared, tt.feature)
 			tt.fn(t)
 		})
 	}
@@ -170,8 +169,7 @@ var whyNot = map[string]string{
 		"(one conditional write, no read); callers append at the next seq of the log they loaded",
 }
 
-// appendThenLoadInSeqOrder: appends of one and of several events load back
-// as one log, in seq order.
+// Appends of one and of several events load back as one log, in seq order.
 func (ts *suite) appendThenLoadInSeqOrder(t *testing.T) {
 	s := ts.newStore(t)
 	agg := NewAggregateID()
@@ -182,7 +180,7 @@ func (ts *suite) appendThenLoadInSeqOrder(t *testing.T) {
 	SameEvents(t, "Load after 0", MustLoad(t, s, agg, 0), want)
 }
 
-// loadAfterSeq: Load after a seq returns exactly the events after it.
+// Load after a seq returns exactly the events after it.
 func (ts *suite) loadAfterSeq(t *testing.T) {
 	s := ts.newStore(t)
 	agg := NewAggregateID()
@@ -206,8 +204,7 @@ func (ts *suite) loadAfterSeq(t *testing.T) {
 	}
 }
 
-// loadUnknownAggregateIsEmpty: Load of an aggregate never appended to
-// returns no events and no error.
+// Load of an aggregate never appended to returns no events and no error.
 func (ts *suite) loadUnknownAggregateIsEmpty(t *testing.T) {
 	s := ts.newStore(t)
 	if got := MustLoad(t, s, NewAggregateID(), 0); len(got) != 0 {
@@ -215,8 +212,7 @@ func (ts *suite) loadUnknownAggregateIsEmpty(t *testing.T) {
 	}
 }
 
-// repeatedEventUUIDIsDuplicate: appending the same events again, at the
-// same first seq, fails with ErrDuplicate and writes nothing.
+// Appending the same events again at the same seq is ErrDuplicate and writes nothing.
 func (ts *suite) repeatedEventUUIDIsDuplicate(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -228,8 +224,7 @@ func (ts *suite) repeatedEventUUIDIsDuplicate(t *testing.T) {
 	SameEvents(t, "Load after duplicates", MustLoad(t, s, agg, 0), first)
 }
 
-// duplicateUUIDAtNewSeqIsDuplicate: an eventUUID already in the log fails
-// with ErrDuplicate even at new seqs, alone or after a new event.
+// An eventUUID already in the log is ErrDuplicate at a new seq too, alone or after a new event.
 func (ts *suite) duplicateUUIDAtNewSeqIsDuplicate(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -245,8 +240,7 @@ func (ts *suite) duplicateUUIDAtNewSeqIsDuplicate(t *testing.T) {
 	SameEvents(t, "Load after duplicates", MustLoad(t, s, agg, 0), first)
 }
 
-// takenSeqIsConflict: a batch that starts at a seq already taken fails with
-// ErrConflict and writes nothing.
+// A batch starting at a taken seq is ErrConflict and writes nothing.
 func (ts *suite) takenSeqIsConflict(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -276,8 +270,7 @@ func (ts *suite) takenSeqIsConflict(t *testing.T) {
 	}
 }
 
-// multiEventAppendIsAtomic: a batch is written whole or not at all, and
-// readers racing a writer never see half of one.
+// A batch is written whole or not at all, and concurrent readers never see half of one.
 func (ts *suite) multiEventAppendIsAtomic(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -348,7 +341,7 @@ func readersNeverSeeHalfABatch(t *testing.T, s store.Store) {
 	}
 }
 
-// invalidBatches: malformed batches fail with ErrInvalid and write nothing.
+// Malformed batches are ErrInvalid and write nothing.
 func (ts *suite) invalidBatches(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -388,8 +381,7 @@ func (ts *suite) invalidBatches(t *testing.T) {
 	}
 }
 
-// seqPastTheNextIsInvalid: a batch that leaves a gap after the last seq (or
-// starts past 1 on a new aggregate) fails with ErrInvalid and writes nothing.
+// A batch leaving a gap after the last seq (or before seq 1) is ErrInvalid and writes nothing.
 func (ts *suite) seqPastTheNextIsInvalid(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -403,8 +395,7 @@ func (ts *suite) seqPastTheNextIsInvalid(t *testing.T) {
 	SameEvents(t, "Load of the new aggregate after the refused gap", MustLoad(t, s, other, 0), nil)
 }
 
-// raceOneWinnerPerSeq: of concurrent appends at the same next seq exactly
-// one succeeds and the others fail with ErrConflict.
+// Of concurrent appends at the same seq exactly one succeeds; the others are ErrConflict.
 func (ts *suite) raceOneWinnerPerSeq(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -435,9 +426,7 @@ func (ts *suite) raceOneWinnerPerSeq(t *testing.T) {
 	SameEvents(t, "Load after the race", MustLoad(t, s, agg, 0), append(first, candidates[winner]))
 }
 
-// raceRetryOnConflictAppendsEveryEventOnce: writers that load, append at
-// the next seq and retry on ErrConflict each get their event into the log
-// exactly once, with no seq skipped.
+// Writers that load, append and retry on ErrConflict each get their event in exactly once.
 func (ts *suite) raceRetryOnConflictAppendsEveryEventOnce(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -496,9 +485,9 @@ type viewKind struct {
 	get func(s store.Store, id uuid.UUID) (version int64, mark string, err error)
 }
 
-// workflowView is the workflow view as a viewKind: its version is Seq, its
+// workflowKind is the workflow view as a viewKind: its version is Seq, its
 // mark the Name.
-var workflowView = viewKind{
+var workflowKind = viewKind{
 	name: "workflow",
 	put: func(s store.Store, id uuid.UUID, version, prev int64, mark string) error {
 		w := NewWorkflow(occurredAt, version)
@@ -511,9 +500,9 @@ var workflowView = viewKind{
 	},
 }
 
-// executionView is the execution view as a viewKind: its version is
+// executionKind is the execution view as a viewKind: its version is
 // Version, its mark the Error.
-var executionView = viewKind{
+var executionKind = viewKind{
 	name: "execution",
 	put: func(s store.Store, id uuid.UUID, version, prev int64, mark string) error {
 		x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, version)
@@ -532,15 +521,14 @@ type viewTests struct {
 	viewKind
 }
 
-// getMissingIsNotFound: getting a view never put fails with ErrNotFound.
+// Getting a view never put is ErrNotFound.
 func (k viewTests) getMissingIsNotFound(t *testing.T) {
 	s := k.newStore(t)
 	_, _, err := k.get(s, uuid.New())
 	WantErr(t, "get(unknown)", err, store.ErrNotFound)
 }
 
-// putWithPrevZeroCreates: a put with prev 0 creates the view, which gets
-// back as put.
+// A put with prev 0 creates the view, which reads back as put.
 func (k viewTests) putWithPrevZeroCreates(t *testing.T) {
 	s := k.newStore(t)
 	id := uuid.New()
@@ -553,8 +541,7 @@ func (k viewTests) putWithPrevZeroCreates(t *testing.T) {
 	}
 }
 
-// versionMovesForward: each put with the current version as prev replaces
-// the view, whatever the step between versions.
+// A put with the stored version as prev replaces the view, whatever the step between versions.
 func (k viewTests) versionMovesForward(t *testing.T) {
 	s := k.newStore(t)
 	id := uuid.New()
@@ -573,9 +560,7 @@ func (k viewTests) versionMovesForward(t *testing.T) {
 	}
 }
 
-// putWithStalePrevIsConflict: a put whose prev is not the stored version
-// (or is set for a view not stored) fails with ErrConflict and changes
-// nothing.
+// A put whose prev is not the stored version (or no view is stored) is ErrConflict and changes nothing.
 func (k viewTests) putWithStalePrevIsConflict(t *testing.T) {
 	s := k.newStore(t)
 	id := uuid.New()
@@ -610,8 +595,7 @@ func (k viewTests) putWithStalePrevIsConflict(t *testing.T) {
 	})
 }
 
-// putVersionNotAfterPrevIsInvalid: a put whose version is not above its
-// prev fails with ErrInvalid.
+// A put whose version is not above its prev is ErrInvalid.
 func (k viewTests) putVersionNotAfterPrevIsInvalid(t *testing.T) {
 	s := k.newStore(t)
 	id := uuid.New()
@@ -631,9 +615,7 @@ func (k viewTests) putVersionNotAfterPrevIsInvalid(t *testing.T) {
 	}
 }
 
-// raceOneWinnerPerVersion: of concurrent puts from the same prev exactly
-// one succeeds, the others fail with ErrConflict, and the winner's view is
-// the one stored.
+// Of concurrent puts from the same prev exactly one wins, the others are ErrConflict.
 func (k viewTests) raceOneWinnerPerVersion(t *testing.T) {
 	s := k.newStore(t)
 	id := uuid.New()
@@ -662,8 +644,7 @@ func (k viewTests) raceOneWinnerPerVersion(t *testing.T) {
 	}
 }
 
-// workflowRoundTrips: a workflow view gets back as put, Seq and
-// RecentCommands (not in its JSON) included.
+// A workflow view reads back as put, with Seq and RecentCommands (not in its JSON).
 func (ts *suite) workflowRoundTrips(t *testing.T) {
 	s := ts.newStore(t)
 	w := NewWorkflow(occurredAt, 3)
@@ -681,8 +662,7 @@ func (ts *suite) workflowRoundTrips(t *testing.T) {
 	}
 }
 
-// executionRoundTrips: an execution view gets back as put, RecentCommands
-// (not in its JSON) included, and without them when put without them.
+// An execution view reads back as put, with RecentCommands (not in its JSON) only if it had them.
 func (ts *suite) executionRoundTrips(t *testing.T) {
 	s := ts.newStore(t)
 	x := NewExecution(uuid.New(), model.ExecutionRunning, occurredAt, 4)
@@ -735,9 +715,7 @@ func listDue(t *testing.T, s store.Store, before time.Time, limit int, after *st
 	return executionIDs(xs)
 }
 
-// dueEarliestFirstAndOnlyWhenDue: ListDue lists running executions whose
-// due time (model.Execution.DueAt) has come, due time included, earliest
-// first (then by UUID), and pages from a DuePosition.
+// ListDue lists running executions once due (inclusive), earliest first, page by page.
 func (ts *suite) dueEarliestFirstAndOnlyWhenDue(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -781,8 +759,7 @@ func (ts *suite) dueEarliestFirstAndOnlyWhenDue(t *testing.T) {
 	}
 }
 
-// duePutMovesOrRemoves: a put that changes an execution's deadline moves it
-// in the due index, and one that ends it takes it out.
+// A put that changes an execution's deadline moves it in the due index; one that ends it removes it.
 func (ts *suite) duePutMovesOrRemoves(t *testing.T) {
 	s := ts.newStore(t)
 	a, b := dueExecution(10), dueExecution(20)
@@ -803,8 +780,7 @@ func (ts *suite) duePutMovesOrRemoves(t *testing.T) {
 	}
 }
 
-// dueLimitOutOfRangeIsInvalid: ListDue with a limit outside 1 to
-// store.MaxListLimit fails with ErrInvalid.
+// ListDue with a limit outside 1 to store.MaxListLimit is ErrInvalid.
 func (ts *suite) dueLimitOutOfRangeIsInvalid(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -823,8 +799,7 @@ var listBase = time.Date(2300, 1, 1, 0, 0, 0, 987654321, time.UTC)
 // listLimits are the page sizes every listing is read with.
 var listLimits = []int{1, 2, 7, 1000}
 
-// workflowsNewestFirstEveryItemOnce: ListWorkflows pages, at every page
-// size, list the workflows newest first, each once.
+// ListWorkflows, paged at every page size, lists the workflows newest first, each once.
 func (ts *suite) workflowsNewestFirstEveryItemOnce(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -852,9 +827,7 @@ func (ts *suite) workflowsNewestFirstEveryItemOnce(t *testing.T) {
 	}
 }
 
-// executionsFilteredNewestFirstEveryItemOnce: ListExecutions pages, by
-// workflow, status, both or neither and at every page size, list the
-// matching executions newest first, each once, and no other.
+// ListExecutions, under every filter and page size, lists the matching executions newest first, each once.
 func (ts *suite) executionsFilteredNewestFirstEveryItemOnce(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -909,8 +882,7 @@ func (ts *suite) executionsFilteredNewestFirstEveryItemOnce(t *testing.T) {
 	}
 }
 
-// listedItemsEqualTheViews: a listed workflow or execution is the view as
-// put (the workflow's Seq included).
+// A listed workflow or execution equals the view as put (the workflow's Seq included).
 func (ts *suite) listedItemsEqualTheViews(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -945,9 +917,7 @@ func (ts *suite) listedItemsEqualTheViews(t *testing.T) {
 	SameJSON(t, "listed execution", xs[0], x)
 }
 
-// statusChangeMovesExecutionBetweenFilters: after puts that change an
-// execution's status, only the filters of its last status list it, once,
-// as last put.
+// An execution whose status changed is listed, once, only under the filters of its last status.
 func (ts *suite) statusChangeMovesExecutionBetweenFilters(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -996,8 +966,7 @@ func (ts *suite) statusChangeMovesExecutionBetweenFilters(t *testing.T) {
 	}
 }
 
-// listLimitOutside1ToMaxIsInvalid: ListWorkflows and ListExecutions with a
-// limit outside 1 to store.MaxListLimit fail with ErrInvalid.
+// ListWorkflows and ListExecutions with a limit outside 1 to store.MaxListLimit are ErrInvalid.
 func (ts *suite) listLimitOutside1ToMaxIsInvalid(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -1037,7 +1006,7 @@ func wantCommandStatus(t *testing.T, s store.Store, id uuid.UUID, status, reason
 	}
 }
 
-// putCreatesAccepted: PutCommand of a new command stores it as accepted.
+// PutCommand of a new command stores it as accepted.
 func (ts *suite) putCreatesAccepted(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -1051,8 +1020,7 @@ func (ts *suite) putCreatesAccepted(t *testing.T) {
 	SameJSON(t, "GetCommand", got, want)
 }
 
-// putIsNoopWhenAStatusExists: PutCommand of a command that has a status,
-// accepted or final, succeeds and changes nothing.
+// PutCommand of a command that has a status, accepted or final, succeeds and changes nothing.
 func (ts *suite) putIsNoopWhenAStatusExists(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -1077,8 +1045,7 @@ func (ts *suite) putIsNoopWhenAStatusExists(t *testing.T) {
 	wantCommandStatus(t, s, c.CommandUUID, model.CommandApplied, "")
 }
 
-// finishMovesAcceptedToFinal: FinishCommand moves an accepted command to
-// applied or rejected (with its reason) and keeps what it was put with.
+// FinishCommand moves an accepted command to applied or rejected, keeping what it was put with.
 func (ts *suite) finishMovesAcceptedToFinal(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
@@ -1106,8 +1073,7 @@ func (ts *suite) finishMovesAcceptedToFinal(t *testing.T) {
 	}
 }
 
-// finishNeverChangesAFinalStatus: FinishCommand of a finished command
-// succeeds and keeps the first final status and reason.
+// FinishCommand of a finished command succeeds and keeps the first final status and reason.
 func (ts *suite) finishNeverChangesAFinalStatus(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
@@ -1132,8 +1098,7 @@ func (ts *suite) finishNeverChangesAFinalStatus(t *testing.T) {
 	}
 }
 
-// finishCreatesWhenMissing: FinishCommand of a command never put stores it
-// as finished.
+// FinishCommand of a command never put stores it as finished.
 func (ts *suite) finishCreatesWhenMissing(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -1144,8 +1109,7 @@ func (ts *suite) finishCreatesWhenMissing(t *testing.T) {
 	SameJSON(t, "GetCommand", MustGetCommand(t, s, c.CommandUUID), c)
 }
 
-// getMissingCommandIsNotFound: GetCommand of a command never stored fails
-// with ErrNotFound.
+// GetCommand of a command never stored is ErrNotFound.
 func (ts *suite) getMissingCommandIsNotFound(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -1153,8 +1117,7 @@ func (ts *suite) getMissingCommandIsNotFound(t *testing.T) {
 	WantErr(t, "GetCommand(unknown)", err, store.ErrNotFound)
 }
 
-// racePutAndFinishEndsFinal: a PutCommand racing the FinishCommand of the
-// same command never undoes the final status.
+// A PutCommand racing the FinishCommand of the same command never undoes the final status.
 func (ts *suite) racePutAndFinishEndsFinal(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -1197,8 +1160,7 @@ func sameRecord(t *testing.T, what string, got, want store.IdempotencyRecord) {
 	}
 }
 
-// firstClaimIsStored: the first claim of a key succeeds and returns the
-// record claimed.
+// The first claim of a key succeeds and returns the record claimed.
 func (ts *suite) firstClaimIsStored(t *testing.T) {
 	ctx := context.Background()
 	later := time.Now().Add(time.Hour).UTC()
@@ -1211,8 +1173,7 @@ func (ts *suite) firstClaimIsStored(t *testing.T) {
 	sameRecord(t, "first claim", got, rec)
 }
 
-// secondClaimReturnsTheFirstAsDuplicate: a second claim of a live key fails
-// with ErrDuplicate and returns the first claim's record.
+// A second claim of a live key is ErrDuplicate and returns the first claim's record.
 func (ts *suite) secondClaimReturnsTheFirstAsDuplicate(t *testing.T) {
 	ctx := context.Background()
 	later := time.Now().Add(time.Hour).UTC()
@@ -1227,8 +1188,7 @@ func (ts *suite) secondClaimReturnsTheFirstAsDuplicate(t *testing.T) {
 	sameRecord(t, "second claim", got, first)
 }
 
-// expiredClaimMayBeClaimedAgain: a key whose claim has expired is claimed
-// anew, and the new claim then holds it.
+// A key whose claim has expired can be claimed anew, and the new claim then holds it.
 func (ts *suite) expiredClaimMayBeClaimedAgain(t *testing.T) {
 	ctx := context.Background()
 	later := time.Now().Add(time.Hour).UTC()
@@ -1248,8 +1208,7 @@ func (ts *suite) expiredClaimMayBeClaimedAgain(t *testing.T) {
 	sameRecord(t, "third claim", got, second)
 }
 
-// raceOneClaimWins: of concurrent claims of one key exactly one wins, the
-// others fail with ErrDuplicate, and all return the winner's record.
+// Of concurrent claims of one key exactly one wins; all return the winner's record.
 func (ts *suite) raceOneClaimWins(t *testing.T) {
 	ctx := context.Background()
 	later := time.Now().Add(time.Hour).UTC()
@@ -1282,8 +1241,7 @@ func (ts *suite) raceOneClaimWins(t *testing.T) {
 	}
 }
 
-// eventsAreNotAliased: changing appended or loaded events changes nothing
-// in the log.
+// Changing appended or loaded events changes nothing in the log.
 func (ts *suite) eventsAreNotAliased(t *testing.T) {
 	s := ts.newStore(t)
 	agg := NewAggregateID()
@@ -1300,8 +1258,7 @@ func (ts *suite) eventsAreNotAliased(t *testing.T) {
 	SameEvents(t, "Load after changing loaded events", MustLoad(t, s, agg, 0), want)
 }
 
-// workflowViewIsNotAliased: changing a workflow view after putting, getting
-// or listing it changes nothing stored.
+// Changing a workflow view after putting, getting or listing it changes nothing stored.
 func (ts *suite) workflowViewIsNotAliased(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -1325,8 +1282,7 @@ func (ts *suite) workflowViewIsNotAliased(t *testing.T) {
 	SameJSON(t, "GetWorkflow after changing listed views", MustGetWorkflow(t, s, want.WorkflowUUID), want)
 }
 
-// executionViewIsNotAliased: changing an execution view (its steps, outputs,
-// input, times) after putting, getting or listing it changes nothing stored.
+// Changing an execution view after putting, getting or listing it changes nothing stored.
 func (ts *suite) executionViewIsNotAliased(t *testing.T) {
 	ctx := context.Background()
 	s := ts.newStore(t)
@@ -1352,8 +1308,7 @@ func (ts *suite) executionViewIsNotAliased(t *testing.T) {
 	SameJSON(t, "GetExecution after changing a listed view", MustGetExecution(t, s, want.WorkflowExecutionUUID), want)
 }
 
-// cancelledContextIsAnError: every call with a cancelled context fails with
-// context.Canceled and writes nothing.
+// Every call with a cancelled context is context.Canceled and writes nothing.
 func (ts *suite) cancelledContextIsAnError(t *testing.T) {
 	s := ts.newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
