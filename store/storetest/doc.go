@@ -7,6 +7,15 @@
 //
 // It imports model and store of this project and nothing else of it.
 //
+// Run and RunFeed are each one table of named tests: every entry is a
+// subtest name, the Features field it needs ("" for the common contract)
+// and the method that proves the behaviour, one small method per
+// behaviour. A slash in a name groups the subtests of one part of the
+// contract (event_log/..., views/workflow/..., listing/...), so a failure
+// such as event_log/taken_seq_is_conflict/last_seq names the behaviour, and
+// the name leads to its table entry and method. Cases of one behaviour
+// (seqs, filters, page sizes) are subtests of its method.
+//
 // A backend declares with WithFeatures the guarantees it gives beyond the
 // common contract (Features); Run skips, with the reason, the subtests of
 // those it does not declare. The embedded store declares them all; the
