@@ -7,6 +7,9 @@ import (
 	"github.com/google/uuid"
 )
 
+// OpenAPIDocument returns the OpenAPI 3 document served at /v1/openapi.json.
+func OpenAPIDocument() []byte { return openAPIDocument }
+
 // StreamTimings are the clocks of execution streams a test may shorten;
 // a zero field keeps its default.
 type StreamTimings struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/workflowd/workflowd/api"
+	"github.com/workflowd/workflowd/model"
 )
 
 // spec is the served OpenAPI document, loaded once, with a router over it.
@@ -376,5 +377,31 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 	}
 	if got := r.header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("got Content-Type %q, want application/json", got)
+	}
+}
+
+// The document's enums list what the service stores and answers: every
+// event type of the model, every execution status.
+func TestOpenAPIEnumsMatchTheModel(t *testing.T) {
+	s := mustSpec(t)
+	enum := func(schema, prop string) []string {
+		t.Helper()
+		ref := s.doc.Components.Schemas[schema]
+		if ref == nil || ref.Value.Properties[prop] == nil {
+			t.Fatalf("schema %s has no property %s", schema, prop)
+		}
+		var out []string
+		for _, v := range ref.Value.Properties[prop].Value.Enum {
+			out = append(out, fmt.Sprint(v))
+		}
+		slices.Sort(out)
+		return out
+	}
+	sorted := func(xs []string) []string { xs = slices.Clone(xs); slices.Sort(xs); return xs }
+	if got, want := enum("Event", "type"), sorted(model.EventTypes); !slices.Equal(got, want) {
+		t.Errorf("Event.type enum: got %v, want the model's event types %v", got, want)
+	}
+	if got, want := enum("Execution", "status"), sorted(model.ExecutionStatuses); !slices.Equal(got, want) {
+		t.Errorf("Execution.status enum: got %v, want the model's statuses %v", got, want)
 	}
 }

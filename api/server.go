@@ -83,9 +83,6 @@ type Server struct {
 //go:embed openapi.json
 var openAPIDocument []byte
 
-// OpenAPIDocument returns the OpenAPI 3 document served at /v1/openapi.json.
-func OpenAPIDocument() []byte { return openAPIDocument }
-
 // NewServer builds the API.
 func NewServer(cfg Config) *Server {
 	if cfg.Now == nil {

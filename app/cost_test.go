@@ -32,12 +32,12 @@ import (
 // clients each moving its own executions step by step, and reports per
 // step the DynamoDB capacity units consumed (ReturnConsumedCapacity, by
 // operation), the SNS publishes and the SQS requests made, and the cost
-// per million steps at DESIGN.md §7's prices for two deployments:
+// per million steps at the prices of docs/cost.md for two deployments:
 //
 //   - workflowd on AWS (the long-running service this benchmark runs: API,
 //     workers and stream readers in one process), everything measured;
-//     its own compute (a container or an instance) is not in §7's list;
-//   - the SAM deployment (Lambda functions; issue 5), where the DynamoDB
+//     its own compute (a container or an instance) is not priced;
+//   - the SAM deployment (Lambda functions; template.yaml), where the DynamoDB
 //     work is the same code's, and the rest follows from how Lambda runs:
 //     the API function publishes each command alone (no batching across
 //     invocations), and the event source mappings poll SQS and the stream
@@ -127,7 +127,9 @@ func runAWSForBench(b *testing.B, cfg app.AWSConfig) (*app.AWS, *apitest.Client)
 	return a, apitest.New(srv.URL)
 }
 
-// Prices, us-east-1 on demand, late 2026 (DESIGN.md §7), in dollars.
+// Prices, us-east-1 on demand, late 2026, in dollars: the table of
+// docs/cost.md, which also sets the $2.50 target printed below; change both
+// together.
 const (
 	pricePerWCU        = 0.625 / 1e6
 	pricePerRCU        = 0.125 / 1e6

@@ -108,7 +108,7 @@ func num(v any) float64 {
 	return -1
 }
 
-// The template holds every part of the SAM deployment (issue 5, Build 1).
+// The template holds every part of the SAM deployment (docs/deploy.md lists them).
 func TestTemplate(t *testing.T) {
 	typed, doc := loadTemplate(t, nil)
 	res := func(id string) map[string]any {

@@ -24,6 +24,13 @@ const (
 	EventExecutionTimedOut      = "ExecutionTimedOut"
 )
 
+// EventTypes lists every event type.
+var EventTypes = []string{
+	EventWorkflowCreated, EventWorkflowVersionCreated, EventWorkflowDeleted,
+	EventExecutionCreated, EventExecutionStarted, EventStepStarted, EventStepCompleted,
+	EventExecutionSucceeded, EventExecutionCancelled, EventStepAttemptFailed, EventExecutionFailed, EventExecutionTimedOut,
+}
+
 // Event is one immutable fact in an aggregate's log: the envelope every
 // backend stores and the events endpoint shows (docs/api.md).
 // All events one command produces are appended together, with consecutive

@@ -9,7 +9,7 @@ import (
 // RecentCommandsCap is how many of its last commands a view remembers.
 //
 // A command is APPLIED once the view of its aggregate shows its events
-// (guarantee 5). Rather than writing that status for every command (a write
+// (docs/guarantees.md, guarantee 5). Rather than writing that status for every command (a write
 // unit each on DynamoDB, as much as the event itself), the views carry the
 // UUIDs of the commands whose events they folded last, and a status read
 // checks them; for an older command it compares the command's seq in the

@@ -8,7 +8,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// Step types (DESIGN.md §3).
+// Step types (their fields: docs/api.md and the StepDefinition schema of
+// api/openapi.json).
 const (
 	StepManual = "manual"
 	StepHTTP   = "http"

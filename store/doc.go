@@ -3,6 +3,7 @@
 // and (for the embedded backend) the change feed. It declares the interfaces,
 // the sentinel errors and the value types; it imports only model.
 //
-// storetest holds the conformance suite that every backend runs. The embedded
-// (pebble) backend lives in package embedded, the DynamoDB one in table.
+// The backends sit under the contract: store/storetest holds the
+// conformance suite every backend runs, store/pebble is the embedded
+// backend; the DynamoDB backend is package table (kept at the top level).
 package store

@@ -14,7 +14,7 @@
 // # Events table
 //
 // Partition key aggregateId (S), sort key seq (N); on-demand; stream
-// NEW_IMAGE. One item per Append (DESIGN.md §4 option (b)), keyed by the
+// NEW_IMAGE. One item per Append (docs/cost.md, "One item per append"), keyed by the
 // batch's first seq, written by one PutItem on condition
 // attribute_not_exists(seq):
 //

@@ -206,7 +206,7 @@ func encodeEvents(events []model.Event) (map[string]types.AttributeValue, error)
 // seq, a first seq inside an earlier append's batch, or a first seq past
 // the aggregate's next one (a gap): callers append at the next seq of a
 // strongly consistent Load and look for their command in it, as the
-// workers do (DESIGN.md §4 option b).
+// workers do (docs/cost.md, "One item per append").
 func (s *Store) Append(ctx context.Context, events []model.Event) error {
 	const op = "append"
 	var id string

@@ -27,18 +27,15 @@ type CommandFinisher interface {
 	FinishCommand(ctx context.Context, c model.CommandStatus) error
 }
 
-// ErrRetry is wrapped by Handle errors that mean "leave the message for a
-// later delivery"; the consumer makes it visible again after RetryAfter.
-var ErrRetry = errors.New("retry later")
-
-// RetryError asks the consumer to retry after a delay.
+// RetryError is what Handle returns for a message to leave for a later
+// delivery: the consumer (Consume, HandleSQSEvent) makes it visible again
+// after After instead of after a backoff, and logs Reason.
 type RetryError struct {
 	After  time.Duration
 	Reason string
 }
 
 func (e *RetryError) Error() string { return "retry in " + e.After.String() + ": " + e.Reason }
-func (e *RetryError) Unwrap() error { return ErrRetry }
 
 // maxConflictRetries bounds the reload-and-decide loop of one delivery. Each
 // round means another writer appended to the same aggregate in between.

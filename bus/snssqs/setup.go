@@ -23,7 +23,7 @@ type SetupOptions struct {
 	// "<Prefix>-<queue>" and "<Prefix>-<queue>-dlq" (default "workflowd").
 	Prefix string
 	// Queues are the queue names, each also the "target" value routed to it
-	// (default "workflows" and "executions").
+	// (default bus.Queues: "workflows" and "executions").
 	Queues []string
 	// VisibilityTimeout is each queue's visibility timeout, rounded up to
 	// whole seconds, at most 12 hours (default 30 s).
@@ -39,9 +39,6 @@ const (
 	DefaultVisibilityTimeout = 30 * time.Second
 	dlqRetention             = 14 * 24 * time.Hour // SQS's longest: a dead letter keeps its first enqueue time
 )
-
-// DefaultQueues are the queues Setup creates when SetupOptions.Queues is nil.
-var DefaultQueues = []string{"workflows", "executions"}
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
@@ -61,7 +58,7 @@ func Setup(ctx context.Context, snsClient *sns.Client, sqsClient *sqs.Client, op
 		opts.Prefix = DefaultPrefix
 	}
 	if opts.Queues == nil {
-		opts.Queues = DefaultQueues
+		opts.Queues = bus.Queues
 	}
 	if opts.VisibilityTimeout == 0 {
 		opts.VisibilityTimeout = DefaultVisibilityTimeout

@@ -23,7 +23,7 @@ import (
 	"github.com/workflowd/workflowd/internal/awstest"
 )
 
-// What awsbus on fauxqs guarantees; see the package documentation for why.
+// What snssqs on fauxqs guarantees; see the package documentation for why.
 var features = bustest.Features{
 	Redelivery:      true,
 	DeadLetterQueue: true,

@@ -7,8 +7,8 @@
 //   - unloaded latency of one client doing the same;
 //   - the process's peak RSS (VmHWM) after N executions exist.
 //
-// With -workload http it measures instead what our performance peer
-// (Temporal's dev server) was measured on: executions of a 3-step workflow
+// With -workload http it measures instead a workload used to compare
+// workflowd with Temporal's dev server: executions of a 3-step workflow
 // of http steps against a trivial local endpoint, one at a time on an idle
 // service, then 1,000 with 30 and with 100 in flight (workflows/s, steps/s,
 // start-to-finish latency, peak RSS); see steps.go.
