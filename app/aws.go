@@ -162,13 +162,9 @@ func (a *AWS) Handler() http.Handler { return a.API }
 // for the projector, one for the dispatcher, each with its checkpoints)
 // until ctx is done, then lets in-flight work finish (Service.Run).
 func (a *AWS) Run(ctx context.Context) error {
-	var queues []bus.Queue
-	for _, name := range bus.Queues {
-		q, err := a.Bus.Queue(name)
-		if err != nil {
-			return err
-		}
-		queues = append(queues, q)
+	queues, err := AllQueues(a.Bus.Queue)
+	if err != nil {
+		return err
 	}
 	visibility := a.cfg.VisibilityTimeout
 	if visibility <= 0 {

@@ -141,6 +141,20 @@ func New(d Deps, o Options) *Service {
 	return s
 }
 
+// AllQueues returns every queue of a deployment (bus.Queues), each from a
+// bus's Queue method.
+func AllQueues[Q bus.Queue](queue func(name string) (Q, error)) ([]bus.Queue, error) {
+	var out []bus.Queue
+	for _, name := range bus.Queues {
+		q, err := queue(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
 // Loops are where a long-running runtime's loops read: its queues, and
 // its change feed.
 type Loops struct {

@@ -98,13 +98,9 @@ func (r *Runtime) Handler() http.Handler { return r.API }
 // what was appended, and returns (Service.Run). It does not close the
 // store or the bus (Close does).
 func (r *Runtime) Run(ctx context.Context) error {
-	var queues []bus.Queue
-	for _, name := range bus.Queues {
-		q, err := r.Bus.Queue(name)
-		if err != nil {
-			return err
-		}
-		queues = append(queues, q)
+	queues, err := app.AllQueues(r.Bus.Queue)
+	if err != nil {
+		return err
 	}
 	return r.Service.Run(ctx, app.Loops{
 		Queues:   queues,

@@ -326,3 +326,25 @@ func startTogether(n int, f func(i int)) {
 		<-done
 	}
 }
+
+// oneWinner checks the outcome of racers that each tried what: exactly one
+// succeeded, and every other failed with an error wrapping loser. It
+// returns the winner's index.
+func oneWinner(tb testing.TB, what string, errs []error, loser error) int {
+	tb.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			tb.Fatalf("racers %d and %d both %s, want one winner", winner, i, what)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, loser):
+			tb.Fatalf("racer %d: got error %v, want nil or one wrapping %q", i, err, loser)
+		}
+	}
+	if winner < 0 {
+		tb.Fatalf("no racer %s, want exactly one", what)
+	}
+	return winner
+}

@@ -409,20 +409,7 @@ func (ts *suite) raceOneWinnerPerSeq(t *testing.T) {
 	}
 	errs := make([]error, n)
 	startTogether(n, func(i int) { errs[i] = s.Append(ctx, candidates[i:i+1]) })
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Fatalf("goroutines %d and %d both appended seq 3, want one winner", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, store.ErrConflict):
-			t.Fatalf("goroutine %d: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
-		}
-	}
-	if winner < 0 {
-		t.Fatalf("no goroutine appended seq 3, want exactly one")
-	}
+	winner := oneWinner(t, "appended seq 3", errs, store.ErrConflict)
 	SameEvents(t, "Load after the race", MustLoad(t, s, agg, 0), append(first, candidates[winner]))
 }
 
@@ -625,20 +612,7 @@ func (k viewTests) raceOneWinnerPerVersion(t *testing.T) {
 	const n = 20
 	errs := make([]error, n)
 	startTogether(n, func(i int) { errs[i] = k.put(s, id, 2, 1, fmt.Sprint("racer ", i)) })
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Fatalf("racers %d and %d both moved the view to version 2", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, store.ErrConflict):
-			t.Fatalf("racer %d: got error %v, want nil or one wrapping %q", i, err, store.ErrConflict)
-		}
-	}
-	if winner < 0 {
-		t.Fatalf("no racer moved the view to version 2")
-	}
+	winner := oneWinner(t, "moved the view to version 2", errs, store.ErrConflict)
 	if _, mark, _ := k.get(s, id); mark != fmt.Sprint("racer ", winner) {
 		t.Fatalf("get after race: got mark %q, want %q", mark, fmt.Sprint("racer ", winner))
 	}
@@ -1231,20 +1205,7 @@ func (ts *suite) raceOneClaimWins(t *testing.T) {
 		recs[i] = newIdempotencyRecord(key, later)
 	}
 	startTogether(n, func(i int) { got[i], errs[i] = s.ClaimIdempotencyKey(ctx, recs[i]) })
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Fatalf("claims %d and %d both won", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, store.ErrDuplicate):
-			t.Fatalf("claim %d: got error %v, want nil or one wrapping %q", i, err, store.ErrDuplicate)
-		}
-	}
-	if winner < 0 {
-		t.Fatalf("no claim won")
-	}
+	winner := oneWinner(t, "claimed the key", errs, store.ErrDuplicate)
 	for i := range got {
 		sameRecord(t, fmt.Sprintf("claim %d", i), got[i], recs[winner])
 	}
