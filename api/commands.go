@@ -48,7 +48,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, "application/json", CommandAnswer{
 		CommandUUID: st.CommandUUID, Type: st.Type, Status: st.Status, Error: st.Error,
 		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
-		Links: Links{Self: "/v1/commands/" + id.String(), Resource: resourcePath(st.AggregateID)},
+		Links: Links{Self: "/v1/commands/" + id.String(), Resource: statusResource(st)},
 	})
 	return nil
 }

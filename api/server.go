@@ -57,7 +57,8 @@ type Config struct {
 	// (list and redrive); without it they answer 501.
 	DeadLetters DeadLetters
 	// Waiter, if set, wakes command-status long polls the moment a command
-	// finishes (the embedded runtime); without it they poll the store.
+	// finishes in this process (the long-running runtimes); without it they
+	// poll the store.
 	Waiter *Waiter
 	// Changes, if set, wakes execution streams the moment the projector
 	// writes a view; without it they poll the store.

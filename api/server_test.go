@@ -823,6 +823,9 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 			accepted[id] = aggregateID
 		}
 	}
+	// A status an earlier build wrote names its resource by path.
+	earlier := applied[commands-2]
+	accepted[earlier] = "/v1/workflow-executions/" + x.WorkflowExecutionUUID.String()
 	// All were accepted long ago (a zero createdAt) but young, accepted
 	// now: the log is not read for it.
 	for id, res := range accepted {
@@ -848,6 +851,7 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 		{"no_view_yet", noView, model.CommandAccepted},
 		{"rejected_stays_rejected", rejected, model.CommandRejected},
 		{"young_command_out_of_the_list_reads_accepted_for_a_while", young, model.CommandAccepted},
+		{"status_of_an_earlier_build_names_a_path", earlier, model.CommandApplied},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -857,6 +861,9 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 			r.decode(t, &a)
 			if a.Status != tt.want {
 				t.Fatalf("status: got %s, want %s", a.Status, tt.want)
+			}
+			if want := "/v1/workflow-executions/" + x.WorkflowExecutionUUID.String(); tt.id != noView && a.Links.Resource != want {
+				t.Errorf("links.resource: got %q, want %q", a.Links.Resource, want)
 			}
 		})
 	}

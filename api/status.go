@@ -36,11 +36,12 @@ func (s *Server) commandStatus(ctx context.Context, id uuid.UUID) (model.Command
 	if err != nil || st.Status != model.CommandAccepted {
 		return st, err
 	}
-	if _, _, err := model.ParseAggregateID(st.AggregateID); err != nil {
+	aggregateID, ok := statusAggregate(st)
+	if !ok {
 		return st, nil // no aggregate to look at: it stays ACCEPTED
 	}
 	old := s.cfg.Now().Sub(st.CreatedAt) >= recentGrace
-	applied, at, err := s.applied(ctx, st.AggregateID, id, old)
+	applied, at, err := s.applied(ctx, aggregateID, id, old)
 	if err != nil {
 		return st, fmt.Errorf("status of command %s: %w", id, err)
 	}

@@ -459,11 +459,11 @@ func comparable(v any) any {
 func TestFullFlowThroughTheFunctionsMatchesTheEmbeddedDefault(t *testing.T) {
 	d := deploy(t)
 	functions := runFlow(t, d.harness(t))
-	embedded := runFlow(t, startEmbedded(t))
+	byDefault := runFlow(t, startEmbedded(t))
 	for i, name := range []string{"workflow", "execution", "timed out execution"} {
-		f, e := any(functions.workflow), any(embedded.workflow)
+		f, e := any(functions.workflow), any(byDefault.workflow)
 		if i > 0 {
-			f, e = functions.executions[i-1], embedded.executions[i-1]
+			f, e = functions.executions[i-1], byDefault.executions[i-1]
 		}
 		fj, _ := json.Marshal(comparable(f))
 		ej, _ := json.Marshal(comparable(e))

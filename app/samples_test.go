@@ -111,7 +111,7 @@ func TestSampleEvents(t *testing.T) {
 		t.Fatalf("events/stream.json: %v", err)
 	}
 	if len(got) != 1 || got[0].Type != model.EventWorkflowCreated || got[0].CommandUUID != cmd.CommandUUID {
-		t.Fatalf("events/stream.json holds %+v, want the WorkflowCreated of the worker sample's command (run go test ./functions -run TestSampleEvents -update)", got)
+		t.Fatalf("events/stream.json holds %+v, want the WorkflowCreated of the worker sample's command (run go test ./app -run TestSampleEvents -update)", got)
 	}
 	var api events.APIGatewayV2HTTPRequest
 	readSample(t, "api.json", &api)

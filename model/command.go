@@ -374,8 +374,10 @@ type CommandStatus struct {
 	Status      string    `json:"status"`
 	Error       string    `json:"error,omitempty"`
 	// AggregateID names the aggregate the command changes (the API links
-	// to its resource).
-	AggregateID string    `json:"aggregateID"`
+	// to its resource). Stores keep it under "resource", where statuses
+	// written before 02/12/2026 hold the resource's API path instead (the
+	// API reads both).
+	AggregateID string    `json:"resource"`
 	CreatedAt   time.Time `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
 }

@@ -239,6 +239,8 @@ func (s Execution) checkCurrent(step int, typ string) error {
 		return reject("execution is %s, not %s", s.Status, ExecutionRunning)
 	case step != s.CurrentStep:
 		return reject("step %d is not the current step (%d)", step, s.CurrentStep)
+	case s.Steps[step].Type != typ && typ == StepManual:
+		return reject("step %d is a %s step; only manual steps take increments", step, s.Steps[step].Type)
 	case s.Steps[step].Type != typ:
 		return reject("step %d is a %s step, not %s", step, s.Steps[step].Type, typ)
 	}

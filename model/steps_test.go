@@ -147,8 +147,11 @@ func TestWaitStepCompletesWhenItsTimerFires(t *testing.T) {
 	if st.Status != model.StepWaiting || st.DueAt == nil || !st.DueAt.Equal(t0.Add(2*time.Second)) {
 		t.Fatalf("wait step after begin: %+v, want WAITING until +2s", st)
 	}
+	increment := model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 0}, t0)
+	_, err := model.DecideExecution(r.x, increment, nil, t0)
+	wantRejection(t, err, false, "step 0 is a wait step; only manual steps take increments")
 	timer := model.TimerCommand(r.id, 0, t0)
-	_, err := model.DecideExecution(r.x, timer, nil, t0.Add(500*time.Millisecond))
+	_, err = model.DecideExecution(r.x, timer, nil, t0.Add(500*time.Millisecond))
 	wantTransientAfter(t, err, 1500*time.Millisecond)
 	r.now = t0.Add(2 * time.Second)
 	r.decide(timer, nil)

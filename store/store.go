@@ -101,14 +101,17 @@ type Views interface {
 	// GetExecution returns ErrNotFound for an unknown execution.
 	GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error)
 	// PutExecution stores x (keyed by x.WorkflowExecutionUUID, version
-	// x.Version) if the stored view's Version is prevVersion.
+	// x.Version) if the stored view's Version is prevVersion, and indexes it
+	// by its due time x.Due (none when zero). GetExecution and ListDue
+	// return x.Due and x.RecentCommands with the view, though its JSON
+	// leaves them out.
 	PutExecution(ctx context.Context, x model.Execution, prevVersion int64) error
 	ListExecutions(ctx context.Context, q ExecutionQuery) ([]model.Execution, error)
 
-	// ListDue returns the executions whose due time (model.Execution.DueAt,
-	// as of their stored view) is at or before q.Before, earliest first,
-	// then by UUID, after q.After: the cleanup's work list. A view put
-	// moves its execution in or out of it, or along it.
+	// ListDue returns the executions whose due time (model.Execution.Due,
+	// as last put) is at or before q.Before, earliest first, then by UUID,
+	// after q.After: the cleanup's work list. A view put moves its
+	// execution in (a due time), out (none) or along it.
 	ListDue(ctx context.Context, q DueQuery) ([]model.Execution, error)
 }
 

@@ -22,7 +22,7 @@ const (
 	attrType        = "type"        // S
 	attrStatus      = "status"      // S
 	attrError       = "error"       // S, absent when empty
-	attrAggregate   = "aggregateID" // S, absent when empty
+	attrAggregate   = "resource"    // S, absent when empty: CommandStatus.AggregateID (an API path in statuses of earlier builds)
 	attrCreatedAt   = "createdAt"   // S (RFC 3339), absent when zero
 	attrUpdatedAt   = "updatedAt"   // S (RFC 3339), absent when zero
 	attrRequestHash = "requestHash" // S

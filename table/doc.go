@@ -70,7 +70,7 @@
 //	byWorkflowStatus  listWorkflowStatus = wf "#" status    both filters
 //
 // A fifth, byDue (dueShard = "due", sort key dueOrder: listOrder of the
-// execution's model.Execution.DueAt and its UUID, read forwards), is
+// execution's due time, model.Execution.Due, and its UUID, read forwards), is
 // sparse: it holds the executions the cleanup must look at some time, and
 // ListDue reads it up to a time. The due time of an execution whose quick
 // steps follow each other stays the same (DueAt coarsens the times it

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/workflowd/workflowd/internal/backoff"
 	"io"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 
+	"github.com/workflowd/workflowd/internal/backoff"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )

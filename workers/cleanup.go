@@ -35,7 +35,8 @@ type Cleanup struct {
 	Due       DueLister
 	Publisher Publisher
 	// MaxDelay is the longest delay of the bus's delayed messages, the
-	// projector's: work due later is the cleanup's to issue when due.
+	// projector's and the dispatcher's: work due later is the cleanup's to
+	// issue when due (0: all timers and retries are).
 	MaxDelay time.Duration
 	// Expire, if set, deletes up to limit finished executions past their
 	// retention at now and returns how many.

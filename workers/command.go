@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/workflowd/workflowd/internal/backoff"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/internal/backoff"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )
@@ -356,7 +356,9 @@ func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run mode
 		return err
 	}
 	out := w.attempt(ctx, agg.execution, run)
-	// The cache holds the state just read, or a later one.
+	// Decide first on the cached state (usually the one just read; a later
+	// one, or none after an eviction, is as good): a rejection is decided
+	// again on a state read anew.
 	err = w.appendDecided(ctx, cmd, true, func(agg aggregate) ([]model.Event, error) {
 		return model.DecideStepOutcome(agg.execution, cmd, out, w.now())
 	})

@@ -21,6 +21,6 @@
 //
 // Handlers take decoded inputs (message bodies, event slices) so that the
 // Lambda adapters only decode an AWS event and call them. The package imports
-// model, store (for the sentinel errors and the feed contract) and bus; it
-// declares the small interfaces it needs of them.
+// model, store (for the sentinel errors and the feed contract), bus and
+// internal/backoff; it declares the small interfaces it needs of them.
 package workers

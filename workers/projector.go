@@ -31,7 +31,8 @@ type Projector struct {
 	Logger *slog.Logger
 	// MaxDelay is the longest delay of the bus's delayed messages: with it
 	// the projector sets each execution view's due time (model.Execution.Due),
-	// which the cleanup's index reads.
+	// which the cleanup's index reads. 0 means a bus without delayed
+	// delivery: every timer and retry is then the cleanup's, at its time.
 	MaxDelay time.Duration
 	// OnFinished, if set, is called for each command whose events the views
 	// show now (APPLIED), or showed already (a replay).

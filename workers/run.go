@@ -3,12 +3,12 @@ package workers
 import (
 	"context"
 	"errors"
-	"github.com/workflowd/workflowd/internal/backoff"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/internal/backoff"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )

@@ -92,7 +92,8 @@ func Bench(b *testing.B, newStore func(b *testing.B) store.Store) {
 		for i := 0; i < b.N; i++ {
 			x := &xs[i%views]
 			x.Version++
-			x.Status = statuses[x.Version%2] // every put moves the status indexes
+			x.Status = statuses[x.Version%2]     // every put moves the status indexes
+			x.Due, _ = x.DueAt(15 * time.Minute) // and the due index, as the projector sets it
 			if err := s.PutExecution(ctx, *x, x.Version-1); err != nil {
 				b.Fatalf("PutExecution: got error %v, want nil", err)
 			}
