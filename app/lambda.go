@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
@@ -81,7 +80,7 @@ func FunctionsConfigFromEnv(getenv func(string) string) (FunctionsConfig, error)
 // that decode the AWS event and call the service New assembles, as the
 // long-running runtimes do. Build one per container (its SDK clients and
 // caches live as long as the container), outside the handler. The mains in
-// cmd/*-function call RunFunction.
+// cmd/*-function call FunctionsOrExit.
 type Functions struct {
 	svc *Service
 	cfg FunctionsConfig
@@ -168,17 +167,18 @@ func (b both) Handle(ctx context.Context, events []model.Event) error {
 	return nil
 }
 
-// RunFunction is each function's main: it builds the Functions from the
-// environment once per container (a configuration error ends the process,
-// which Lambda reports as an init error) and starts the Lambda runtime
-// with the handler pick returns.
-func RunFunction(name string, pick func(*Functions) any) {
+// FunctionsOrExit is what each function's main calls first: the Functions
+// from the environment, built once per container. A configuration error
+// ends the process (Lambda reports it as an init error). The main then
+// hands one handler to lambda.Start, so that the package linking the
+// Lambda runtime is the mains', not workflowd's.
+func FunctionsOrExit(name string) *Functions {
 	f, err := FunctionsFromEnv(context.Background(), os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, name+":", err)
 		os.Exit(1)
 	}
-	lambda.Start(pick(f))
+	return f
 }
 
 // FunctionsFromEnv is what each function's main calls once per container:

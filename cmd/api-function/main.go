@@ -5,10 +5,12 @@
 package main
 
 import (
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 	"github.com/workflowd/workflowd/app"
 )
 
 func main() {
-	app.RunFunction("api-function", func(f *app.Functions) any { return httpadapter.NewV2(f.API()).ProxyWithContext })
+	f := app.FunctionsOrExit("api-function")
+	lambda.Start(httpadapter.NewV2(f.API()).ProxyWithContext)
 }

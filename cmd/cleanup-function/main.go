@@ -2,8 +2,12 @@
 // EventBridge schedule (template.yaml: CleanupFunction).
 package main
 
-import "github.com/workflowd/workflowd/app"
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/workflowd/workflowd/app"
+)
 
 func main() {
-	app.RunFunction("cleanup-function", func(f *app.Functions) any { return f.Cleanup })
+	f := app.FunctionsOrExit("cleanup-function")
+	lambda.Start(f.Cleanup)
 }

@@ -3,8 +3,12 @@
 // failing record and those after it.
 package main
 
-import "github.com/workflowd/workflowd/app"
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/workflowd/workflowd/app"
+)
 
 func main() {
-	app.RunFunction("stream-function", func(f *app.Functions) any { return f.Stream })
+	f := app.FunctionsOrExit("stream-function")
+	lambda.Start(f.Stream)
 }

@@ -2,8 +2,12 @@
 // (template.yaml: WorkerFunction), reporting partial batch failures.
 package main
 
-import "github.com/workflowd/workflowd/app"
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/workflowd/workflowd/app"
+)
 
 func main() {
-	app.RunFunction("worker-function", func(f *app.Functions) any { return f.Worker })
+	f := app.FunctionsOrExit("worker-function")
+	lambda.Start(f.Worker)
 }
