@@ -38,6 +38,10 @@ type AWSConfig struct {
 	// Steps configures http steps and the cleanup.
 	Steps  StepsConfig
 	Logger *slog.Logger
+	// SDK is the AWS SDK configuration the clients are made from (nil:
+	// loaded from the environment, config.LoadDefaultConfig). Tests and
+	// benchmarks pass one with middleware of their own.
+	SDK *aws.Config
 }
 
 func (c *AWSConfig) defaults() {
@@ -77,11 +81,17 @@ type clients struct {
 	sqs     *sqs.Client
 }
 
-func newClients(ctx context.Context) (clients, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return clients{}, fmt.Errorf("load AWS configuration: %w", err)
+// newClients makes the clients from sdk, or from the SDK configuration
+// loaded from the environment if sdk is nil.
+func newClients(ctx context.Context, sdk *aws.Config) (clients, error) {
+	if sdk == nil {
+		loaded, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return clients{}, fmt.Errorf("load AWS configuration: %w", err)
+		}
+		sdk = &loaded
 	}
+	cfg := *sdk
 	return clients{
 		db:      dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
 		streams: dynamodbstreams.NewFromConfig(cfg),
@@ -97,7 +107,7 @@ func newClients(ctx context.Context) (clients, error) {
 // creates them.
 func InitAWS(ctx context.Context, cfg AWSConfig) (snssqs.Config, error) {
 	cfg.defaults()
-	c, err := newClients(ctx)
+	c, err := newClients(ctx, cfg.SDK)
 	if err != nil {
 		return snssqs.Config{}, err
 	}
@@ -120,7 +130,7 @@ func initAWS(ctx context.Context, c clients, cfg AWSConfig) (snssqs.Config, erro
 // changes nothing when the resources exist.
 func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 	cfg.defaults()
-	c, err := newClients(ctx)
+	c, err := newClients(ctx, cfg.SDK)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
@@ -30,6 +31,9 @@ type FunctionsConfig struct {
 	MaxReceiveCount  int               // MAX_RECEIVE_COUNT (default 5)
 	HTTPAllowHosts   []string          // WORKFLOW_HTTP_ALLOW_HOSTS
 	Logger           *slog.Logger
+	// SDK is the AWS SDK configuration (nil: loaded from the environment:
+	// the Lambda role's credentials, AWS_REGION).
+	SDK *aws.Config
 }
 
 // FunctionsConfigFromEnv reads a FunctionsConfig from the environment (getenv
@@ -93,7 +97,7 @@ func NewFunctions(ctx context.Context, cfg FunctionsConfig) (*Functions, error) 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c, err := newClients(ctx)
+	c, err := newClients(ctx, cfg.SDK)
 	if err != nil {
 		return nil, err
 	}

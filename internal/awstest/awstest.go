@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/middleware"
 )
 
 const howTo = `The AWS integration tests need DynamoDB Local and the SNS/SQS emulator
@@ -75,4 +76,24 @@ func Name(prefix string) string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// WithLatency returns cfg whose clients wait d before each attempt of
+// every call: the round trip of an AWS region, which the local stack on
+// loopback lacks. The benchmarks of throughput a service call bounds use it.
+func WithLatency(cfg aws.Config, d time.Duration) aws.Config {
+	cfg.APIOptions = append(append([]func(*middleware.Stack) error(nil), cfg.APIOptions...), func(s *middleware.Stack) error {
+		return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("injectedLatency",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				t := time.NewTimer(d)
+				defer t.Stop()
+				select {
+				case <-ctx.Done():
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, ctx.Err()
+				case <-t.C:
+				}
+				return next.HandleFinalize(ctx, in)
+			}), middleware.After)
+	})
+	return cfg
 }
