@@ -56,15 +56,18 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./model
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./api
 
-## bench: store and bus micro-benchmarks, the end-to-end benchmark of workflowd,
-## then the cost per step on AWS (measured on the local stack)
+## bench: store and bus micro-benchmarks, the stream handler with 5 ms calls,
+## the end-to-end benchmark of workflowd, then the cost per step on AWS and
+## one stream shard's throughput (measured on the local stack)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/pebble ./bus/local
+	$(GO) test -run '^$$' -bench 'StreamBatch' -benchtime 1x ./workers
 	CGO_ENABLED=0 $(GO) build -o bin/workflowd ./cmd/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd -workload http
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSStepCost' -benchtime 1000x ./app
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSEngineStepCost' -benchtime 1x ./app
+	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'StreamShard' -benchtime 1x ./app
 
 clean:
 	rm -rf bin $(DATA)

@@ -253,7 +253,7 @@ func TestTemplate(t *testing.T) {
 		if str(at(ev, "Type")) != "DynamoDB" || str(at(p, "Stream")) != "getatt:EventsTable.StreamArn" ||
 			at(p, "BisectBatchOnFunctionError") != true || num(at(p, "MaximumRetryAttempts")) < 0 || num(at(p, "MaximumRecordAgeInSeconds")) < 60 ||
 			str(at(p, "DestinationConfig", "OnFailure", "Type")) != "SQS" || at(p, "FilterCriteria", "Filters") == nil ||
-			fmt.Sprint(at(p, "FunctionResponseTypes")) != "[ReportBatchItemFailures]" {
+			fmt.Sprint(at(p, "FunctionResponseTypes")) != "[ReportBatchItemFailures]" || num(at(p, "ParallelizationFactor")) != 1 {
 			t.Errorf("stream function's event: %v", ev)
 		}
 		sched := prop("CleanupFunction", "Events", "EveryMinute")

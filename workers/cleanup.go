@@ -86,7 +86,7 @@ func (c *Cleanup) publish(ctx context.Context, page []model.Execution, now time.
 			due = append(due, cmd)
 		}
 	}
-	errs := atOnce(len(due), func(i int) error {
+	errs := atOnce(len(due), sendLimit, func(i int) error {
 		cmd := due[i]
 		msg, err := bus.CommandMessage(cmd)
 		if err == nil {

@@ -66,7 +66,7 @@ func (d *Dispatcher) Handle(ctx context.Context, events []model.Event) error {
 			work = append(work, f)
 		}
 	}
-	for _, err := range atOnce(len(work), func(i int) error { return d.send(ctx, work[i]) }) {
+	for _, err := range atOnce(len(work), sendLimit, func(i int) error { return d.send(ctx, work[i]) }) {
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package workers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -73,39 +72,98 @@ func handleSQSRecord(ctx context.Context, h MessageHandler, rec events.SQSMessag
 type StreamDecoder func(rec events.DynamoDBEventRecord) ([]model.Event, error)
 
 // HandleDynamoDBEvent is the body of a Lambda function fed by the events
-// table's stream (and of the long-running stream reader): it decodes the
-// records in order and hands each one's events to h. At the first record
-// that cannot be decoded or handled it stops and reports that record and
-// every one after it as failed, so that the stream retries from there and
-// per-aggregate order is kept; the handlers are idempotent, so the records
-// before it may be delivered again harmlessly.
+// table's stream (and of the long-running stream reader). It decodes the
+// records, groups them by aggregate, and hands each aggregate's events to h
+// in stream order, the aggregates of a batch at once (at most streamLimit
+// at a time): one slow or failing aggregate holds up only itself.
+//
+// It reports, for each aggregate that failed, its first record that failed
+// (the stream checkpoints before the lowest reported record and retries from
+// there, so records handled after it are delivered again, harmlessly: the
+// handlers are idempotent). A record that cannot be decoded names no
+// aggregate: it and every record after it are reported, and only the records
+// before it are handled.
 func HandleDynamoDBEvent(ctx context.Context, h EventHandler, decode StreamDecoder, ev events.DynamoDBEvent, log *slog.Logger) events.DynamoDBEventResponse {
 	if log == nil {
 		log = slog.Default()
 	}
+	failed := make([]bool, len(ev.Records))
+	groups, end := groupRecords(ev.Records, decode, log)
+	for i := end; i < len(ev.Records); i++ {
+		failed[i] = true
+	}
+	atOnce(len(groups), streamLimit, func(g int) error {
+		if i, err := handleAggregate(ctx, h, groups[g]); err != nil {
+			rec := ev.Records[i]
+			log.Error("stream record failed; it and the later ones of its aggregate will be retried",
+				"aggregate", groups[g][0].events[0].AggregateID, "sequenceNumber", rec.Change.SequenceNumber, "eventID", rec.EventID, "err", err)
+			failed[i] = true
+		}
+		return nil
+	})
 	var resp events.DynamoDBEventResponse
 	for i, rec := range ev.Records {
-		err := handleRecord(ctx, h, decode, rec)
-		if err == nil {
-			continue
+		if failed[i] {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
 		}
-		log.Error("stream record failed; it and the ones after it will be retried",
-			"sequenceNumber", rec.Change.SequenceNumber, "eventID", rec.EventID, "err", err)
-		for _, r := range ev.Records[i:] {
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: r.Change.SequenceNumber})
-		}
-		break
 	}
 	return resp
 }
 
-func handleRecord(ctx context.Context, h EventHandler, decode StreamDecoder, rec events.DynamoDBEventRecord) error {
-	evs, err := decode(rec)
-	if err != nil {
-		return fmt.Errorf("decode: %w", err)
+// streamRecord is a decoded record of a stream batch: its index in the
+// batch and the events it carries.
+type streamRecord struct {
+	index  int
+	events []model.Event
+}
+
+// groupRecords decodes records into per-aggregate runs, in stream order
+// within each and in order of first appearance between them, leaving out
+// records that carry no events (a TTL removal). It stops at the first
+// record that cannot be decoded and returns its index as end (else
+// len(records)).
+func groupRecords(records []events.DynamoDBEventRecord, decode StreamDecoder, log *slog.Logger) (groups [][]streamRecord, end int) {
+	index := map[string]int{}
+	for i, rec := range records {
+		evs, err := decode(rec)
+		if err != nil {
+			log.Error("stream record cannot be decoded; it and the ones after it will be retried",
+				"sequenceNumber", rec.Change.SequenceNumber, "eventID", rec.EventID, "err", err)
+			return groups, i
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		g, ok := index[evs[0].AggregateID]
+		if !ok {
+			g = len(groups)
+			index[evs[0].AggregateID] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], streamRecord{index: i, events: evs})
 	}
-	if len(evs) == 0 {
-		return nil
+	return groups, len(records)
+}
+
+// handleAggregate hands the events of one aggregate's records to h at once
+// (the projector then writes its view once). Should that fail, it hands them
+// over again record by record, in order (the first ones again, harmlessly),
+// to find the first record that fails, and returns its index and error.
+func handleAggregate(ctx context.Context, h EventHandler, recs []streamRecord) (int, error) {
+	var all []model.Event
+	for _, r := range recs {
+		all = append(all, r.events...)
 	}
-	return h.Handle(ctx, evs)
+	err := h.Handle(ctx, all)
+	if err == nil || len(recs) == 1 {
+		return recs[0].index, err
+	}
+	for _, r := range recs {
+		if err := h.Handle(ctx, r.events); err != nil {
+			return r.index, err
+		}
+	}
+	// Each record alone succeeded where all together did not (a transient
+	// fault): every record is handled now.
+	return 0, nil
 }
