@@ -16,7 +16,6 @@ import (
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
-	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
@@ -148,7 +147,7 @@ func (f *Functions) retry(ctx context.Context, rec events.SQSMessage, after time
 // the dispatcher, for each record; at the first record either fails on, it
 // reports that record and the ones after it.
 func (f *Functions) Stream(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
-	return workers.HandleDynamoDBEvent(ctx, both{f.svc.Projector, f.svc.Dispatcher}, table.StreamEvents, ev, f.svc.log), nil
+	return workers.HandleDynamoDBEvent(ctx, workers.EventHandlers{f.svc.Projector, f.svc.Dispatcher}, table.StreamEvents, ev, f.svc.log), nil
 }
 
 // Cleanup is one run of the cleanup worker (the EventBridge schedule's
@@ -157,18 +156,6 @@ func (f *Functions) Cleanup(ctx context.Context, ev events.CloudWatchEvent) erro
 	n, err := f.svc.Cleanup.Run(ctx)
 	f.svc.log.Info("cleanup run", "published", n, "scheduled", ev.Time, "err", err)
 	return err
-}
-
-// both hands events to each handler in turn.
-type both []workers.EventHandler
-
-func (b both) Handle(ctx context.Context, events []model.Event) error {
-	for _, h := range b {
-		if err := h.Handle(ctx, events); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // FunctionsOrExit is what each function's main calls first: the Functions

@@ -24,6 +24,20 @@ type EventHandler interface {
 	Handle(ctx context.Context, events []model.Event) error
 }
 
+// EventHandlers hands events to each handler in turn, stopping at the
+// first error: the stream function's projector then dispatcher.
+type EventHandlers []EventHandler
+
+// Handle hands events to each handler in turn.
+func (hs EventHandlers) Handle(ctx context.Context, events []model.Event) error {
+	for _, h := range hs {
+		if err := h.Handle(ctx, events); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // nacker is the optional capability of a queue to remember why a message is
 // being retried (the in-process bus logs it when the message dead-letters).
 type nacker interface {

@@ -35,7 +35,7 @@ func BenchmarkStreamBatch(b *testing.B) {
 			}
 			defer st.Close()
 			slow := &slowStore{Store: st, d: *callLatency}
-			h := handlers{
+			h := workers.EventHandlers{
 				&workers.Projector{Log: slow, Views: slow, Logger: quiet, MaxDelay: 15 * time.Minute},
 				&workers.Dispatcher{Publisher: slowPublisher{*callLatency}, Logger: quiet, MaxDelay: 15 * time.Minute},
 			}
@@ -90,19 +90,6 @@ func executionAppends(b *testing.B, n int) [][]model.Event {
 		out = append(out, created, begun)
 	}
 	return out
-}
-
-// handlers hands events to each handler in turn, as the stream function
-// does with the projector and the dispatcher.
-type handlers []workers.EventHandler
-
-func (hs handlers) Handle(ctx context.Context, evs []model.Event) error {
-	for _, h := range hs {
-		if err := h.Handle(ctx, evs); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // slowStore is the embedded store with a round trip's wait before each call
