@@ -19,6 +19,13 @@ func WorkflowAggregateID(id uuid.UUID) string { return KindWorkflow + ":" + id.S
 // ExecutionAggregateID returns the event-log key of the execution with this UUID.
 func ExecutionAggregateID(id uuid.UUID) string { return KindExecution + ":" + id.String() }
 
+// AggregateKind returns the kind of an aggregate id, the part before its
+// colon, without checking the UUID after it (ParseAggregateID does).
+func AggregateKind(aggregateID string) string {
+	kind, _, _ := strings.Cut(aggregateID, ":")
+	return kind
+}
+
 // ParseAggregateID splits an aggregate id into its kind and UUID.
 func ParseAggregateID(aggregateID string) (kind string, id uuid.UUID, err error) {
 	kind, text, _ := strings.Cut(aggregateID, ":")

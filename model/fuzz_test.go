@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -149,4 +150,19 @@ func normalize(t *testing.T, p model.Payload) model.Payload {
 		return v
 	}
 	return p
+}
+
+// CommandTypes lists exactly the types DecodeCommand knows: each of them
+// gets past the type check (its empty data then fails validation), and a
+// type not in it does not.
+func TestCommandTypesAreTheTypesDecodeCommandKnows(t *testing.T) {
+	for _, typ := range model.CommandTypes {
+		_, err := model.DecodeCommand([]byte(`{"commandUUID":"` + uuid.NewString() + `","type":"` + typ + `","issuedAt":"2026-12-02T00:00:00Z","data":{}}`))
+		if err == nil || strings.Contains(err.Error(), "unknown type") {
+			t.Errorf("%s: got %v, want a validation error (a known type with empty data)", typ, err)
+		}
+	}
+	if _, err := model.DecodeCommand([]byte(`{"commandUUID":"` + uuid.NewString() + `","type":"Nope","data":{}}`)); err == nil || !strings.Contains(err.Error(), "unknown type") {
+		t.Errorf("an unlisted type: got %v, want unknown type", err)
+	}
 }

@@ -569,6 +569,9 @@ func TestAggregateIDsRoundTrip(t *testing.T) {
 			if err != nil || kind != tt.wantKind || got != id {
 				t.Fatalf("ParseAggregateID(%q): got %q %s %v", tt.aggregateID, kind, got, err)
 			}
+			if k := model.AggregateKind(tt.aggregateID); k != tt.wantKind {
+				t.Fatalf("AggregateKind(%q): got %q, want %q", tt.aggregateID, k, tt.wantKind)
+			}
 		})
 	}
 	for _, bad := range []string{"", "workflow", "job:" + id.String(), "execution:nope"} {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -185,10 +184,9 @@ func (a aggregate) with(events []model.Event) (aggregate, error) {
 	}
 	var err error
 	for _, e := range events {
-		switch {
-		case strings.HasPrefix(e.AggregateID, model.KindWorkflow+":"):
+		if model.AggregateKind(e.AggregateID) == model.KindWorkflow {
 			n.workflow, err = model.ApplyWorkflow(n.workflow, e)
-		default:
+		} else {
 			n.execution, err = model.ApplyExecution(n.execution, e)
 		}
 		if err != nil {
@@ -244,11 +242,7 @@ func (w *CommandWorker) load(ctx context.Context, aggregateID string) (aggregate
 // StartExecution also reads the workflow it names.
 func (w *CommandWorker) decide(ctx context.Context, cmd model.Command, agg aggregate) ([]model.Event, error) {
 	now := w.now()
-	kind, _, err := model.ParseAggregateID(cmd.AggregateID())
-	if err != nil {
-		return nil, err
-	}
-	if kind == model.KindWorkflow {
+	if model.AggregateKind(cmd.AggregateID()) == model.KindWorkflow {
 		return model.DecideWorkflow(agg.workflow, cmd, now)
 	}
 	var wf *model.Workflow
