@@ -50,7 +50,7 @@ func (e *env) runWorkflow(tb testing.TB, s model.Workflow, p model.Payload, at t
 	return s
 }
 
-// seedExecution starts and begins an execution of wf and completes its
+// seedExecution starts an execution of wf and completes its
 // first `increments` steps.
 func (e *env) seedExecution(tb testing.TB, wf model.Workflow, at time.Time, increments int) model.Execution {
 	tb.Helper()
@@ -58,7 +58,6 @@ func (e *env) seedExecution(tb testing.TB, wf model.Workflow, at time.Time, incr
 	x := e.runExecution(tb, model.Execution{}, &wf, model.StartExecution{
 		WorkflowExecutionUUID: id, WorkflowUUID: wf.WorkflowUUID, Input: json.RawMessage(`{"order":42}`),
 	}, at)
-	x = e.runExecution(tb, x, nil, model.BeginExecution{WorkflowExecutionUUID: id}, at.Add(time.Second))
 	for i := range increments {
 		x = e.runExecution(tb, x, nil, model.IncrementExecution{
 			WorkflowExecutionUUID: id, Step: i, Output: json.RawMessage(fmt.Sprintf(`{"done":%d}`, i)),
@@ -793,7 +792,7 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	const increments = model.RecentCommandsCap + 4
-	const commands = increments + 2 // and start and begin
+	const commands = increments + 1 // and start
 	wf := e.seedWorkflow(t, definition("orders", increments+1), t0)
 	x := e.seedExecution(t, wf, t0, increments)
 	aggregateID := model.ExecutionAggregateID(x.WorkflowExecutionUUID)

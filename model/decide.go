@@ -92,7 +92,7 @@ func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Eve
 	var err error
 	switch p := c.Payload.(type) {
 	case StartExecution:
-		drafts, err = s.start(p, wf)
+		drafts, err = s.start(p, wf, now)
 	case BeginExecution:
 		drafts, err = s.begin(now)
 	case IncrementExecution:
@@ -116,8 +116,11 @@ func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Eve
 
 // start is the rule of StartExecution: a new execution of the workflow's
 // current version, which must exist (it may not be projected yet: a
-// transient rejection) and not be deleted.
-func (s Execution) start(p StartExecution, wf *Workflow) ([]draft, error) {
+// transient rejection) and not be deleted. It begins at once: the same
+// append records ExecutionCreated, ExecutionStarted and the first
+// StepStarted, so a new execution is never PENDING (architecture log,
+// entry 27; BeginExecution still begins those an earlier build created).
+func (s Execution) start(p StartExecution, wf *Workflow, now time.Time) ([]draft, error) {
 	if s.Exists() {
 		return nil, reject("execution %s already exists", p.WorkflowExecutionUUID)
 	}
@@ -134,7 +137,17 @@ func (s Execution) start(p StartExecution, wf *Workflow) ([]draft, error) {
 		TimeoutSeconds:        wf.TimeoutSeconds,
 		Steps:                 wf.Steps,
 		Input:                 p.Input,
-	}}}, nil
+	}}, {EventExecutionStarted, struct{}{}}, {EventStepStarted, created(wf.Steps).startStep(0, now)}}, nil
+}
+
+// created is the state ExecutionCreated gives steps, as far as startStep
+// reads it.
+func created(steps []StepDefinition) Execution {
+	x := Execution{Definitions: steps, Steps: make([]StepState, len(steps))}
+	for i, st := range steps {
+		x.Steps[i].Type = st.Type
+	}
+	return x
 }
 
 // begin is the rule of BeginExecution: a PENDING execution runs its first

@@ -303,8 +303,23 @@ func (f *execFixture) run(p model.Payload, wantTypes ...string) []model.Event {
 func (f *execFixture) start() {
 	f.t.Helper()
 	f.run(model.StartExecution{WorkflowExecutionUUID: f.id, WorkflowUUID: f.wf.WorkflowUUID, Input: json.RawMessage(`{"in":1}`)},
-		model.EventExecutionCreated)
-	f.run(model.BeginExecution{WorkflowExecutionUUID: f.id}, model.EventExecutionStarted, model.EventStepStarted)
+		model.EventExecutionCreated, model.EventExecutionStarted, model.EventStepStarted)
+}
+
+// createPending gives the fixture a PENDING execution, as builds before
+// entry 27 of the architecture log created them: ExecutionCreated alone,
+// begun later by BeginExecution.
+func (f *execFixture) createPending() {
+	f.t.Helper()
+	f.at = f.at.Add(time.Minute)
+	c := model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: f.id, WorkflowUUID: f.wf.WorkflowUUID, Input: json.RawMessage(`{"in":1}`)}, f.at)
+	events, err := model.DecideExecution(f.x, c, &f.wf, f.at)
+	if err != nil || len(events) == 0 || events[0].Type != model.EventExecutionCreated {
+		f.t.Fatalf("decide StartExecution: got %v, %v; want ExecutionCreated first", eventTypes(events), err)
+	}
+	if f.x, err = model.FoldExecution(f.x, events[:1]); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 func (f *execFixture) increment(step int, wantTypes ...string) {
@@ -323,22 +338,28 @@ func (f *execFixture) reject(p model.Payload, wf *model.Workflow, transient bool
 }
 
 func TestDecideExecution(t *testing.T) {
-	t.Run("start_and_begin", func(t *testing.T) {
+	t.Run("start_begins_at_once", func(t *testing.T) {
 		f := newExecFixture(t, "a", "b")
-		f.run(model.StartExecution{WorkflowExecutionUUID: f.id, WorkflowUUID: f.wf.WorkflowUUID, Input: json.RawMessage(`{"in":1}`)},
-			model.EventExecutionCreated)
-		if f.x.Status != model.ExecutionPending || f.x.WorkflowVersion != 1 || f.x.TimeoutSeconds != 90 ||
-			string(f.x.Input) != `{"in":1}` || len(f.x.Steps) != 2 || f.x.Steps[0].Status != model.StepPending {
-			t.Fatalf("after start: got %+v, want a PENDING execution of version 1 with 2 PENDING steps", f.x)
-		}
-		f.run(model.BeginExecution{WorkflowExecutionUUID: f.id}, model.EventExecutionStarted, model.EventStepStarted)
+		f.start()
 		s := f.x.Steps[0]
-		if f.x.Status != model.ExecutionRunning || f.x.CurrentStep != 0 || s.Status != model.StepWaiting ||
+		if f.x.Status != model.ExecutionRunning || f.x.Version != 3 || f.x.WorkflowVersion != 1 || f.x.TimeoutSeconds != 90 ||
+			string(f.x.Input) != `{"in":1}` || len(f.x.Steps) != 2 || f.x.CurrentStep != 0 || s.Status != model.StepWaiting ||
 			s.Attempts != 1 || s.StartedAt == nil || !s.StartedAt.Equal(f.at) || f.x.Steps[1].Status != model.StepPending {
-			t.Fatalf("after begin: got %+v, want RUNNING with step 0 WAITING", f.x)
+			t.Fatalf("after start: got %+v, want a RUNNING execution of version 1 with step 0 WAITING and step 1 PENDING", f.x)
 		}
 		f.reject(model.BeginExecution{WorkflowExecutionUUID: f.id}, nil, false, "not PENDING")
 		f.reject(model.StartExecution{WorkflowExecutionUUID: f.id, WorkflowUUID: f.wf.WorkflowUUID}, &f.wf, false, "already exists")
+	})
+	t.Run("begin_of_an_execution_an_earlier_build_created", func(t *testing.T) {
+		f := newExecFixture(t, "a", "b")
+		f.createPending()
+		if f.x.Status != model.ExecutionPending || len(f.x.Steps) != 2 || f.x.Steps[0].Status != model.StepPending {
+			t.Fatalf("after create: got %+v, want a PENDING execution with 2 PENDING steps", f.x)
+		}
+		f.run(model.BeginExecution{WorkflowExecutionUUID: f.id}, model.EventExecutionStarted, model.EventStepStarted)
+		if s := f.x.Steps[0]; f.x.Status != model.ExecutionRunning || s.Status != model.StepWaiting || s.Attempts != 1 {
+			t.Fatalf("after begin: got %+v, want RUNNING with step 0 WAITING", f.x)
+		}
 	})
 	t.Run("start_of_missing_workflow_is_transient", func(t *testing.T) {
 		f := newExecFixture(t, "a")
@@ -384,7 +405,7 @@ func TestDecideExecution(t *testing.T) {
 	})
 	t.Run("increment_before_begin_is_transient", func(t *testing.T) {
 		f := newExecFixture(t, "a")
-		f.run(model.StartExecution{WorkflowExecutionUUID: f.id, WorkflowUUID: f.wf.WorkflowUUID}, model.EventExecutionCreated)
+		f.createPending()
 		f.reject(model.IncrementExecution{WorkflowExecutionUUID: f.id, Step: 0}, nil, true, "not started")
 	})
 	t.Run("commands_on_a_missing_execution_are_rejected", func(t *testing.T) {
@@ -412,7 +433,7 @@ func TestDecideExecution(t *testing.T) {
 	})
 	t.Run("cancel_pending", func(t *testing.T) {
 		f := newExecFixture(t, "a")
-		f.run(model.StartExecution{WorkflowExecutionUUID: f.id, WorkflowUUID: f.wf.WorkflowUUID}, model.EventExecutionCreated)
+		f.createPending()
 		f.run(model.CancelExecution{WorkflowExecutionUUID: f.id}, model.EventExecutionCancelled)
 		if f.x.Status != model.ExecutionCancelled || f.x.Steps[0].Status != model.StepSkipped {
 			t.Fatalf("got %+v, want CANCELLED with its step SKIPPED", f.x)

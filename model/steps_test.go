@@ -27,7 +27,6 @@ func startRun(t *testing.T, timeoutSeconds int, steps ...model.StepDefinition) *
 	r := &run{t: t, id: uuid.New(), now: t0}
 	wf := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: steps, TimeoutSeconds: timeoutSeconds, Seq: 1}
 	r.decide(model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: r.id, WorkflowUUID: wf.WorkflowUUID}, t0), &wf)
-	r.decide(model.BeginCommand(r.id, t0), nil)
 	return r
 }
 

@@ -57,7 +57,10 @@ type followUp struct {
 // retries the batch, and the duplicates it sends again are ignored).
 func (d *Dispatcher) Handle(ctx context.Context, events []model.Event) error {
 	var work []followUp
-	for _, e := range events {
+	for i, e := range events {
+		if e.Type == model.EventExecutionCreated && begunBy(events, i) {
+			continue // created and begun in one append (an execution of this build)
+		}
 		f, ok, err := d.followUp(e)
 		if err != nil {
 			return err
@@ -93,7 +96,20 @@ func (d *Dispatcher) send(ctx context.Context, f followUp) error {
 	return nil
 }
 
-// followUp returns the command event e calls for, if any.
+// begunBy reports whether the event after events[i] in the batch is the
+// same aggregate's ExecutionStarted: the append that created the execution
+// began it too, and BeginExecution would only be refused.
+func begunBy(events []model.Event, i int) bool {
+	if i+1 >= len(events) {
+		return false
+	}
+	next := events[i+1]
+	return next.Type == model.EventExecutionStarted && next.AggregateID == events[i].AggregateID && next.Seq == events[i].Seq+1
+}
+
+// followUp returns the command event e calls for, if any. (An
+// ExecutionCreated an earlier build appended alone calls for
+// BeginExecution.)
 func (d *Dispatcher) followUp(e model.Event) (followUp, bool, error) {
 	_, id, err := model.ParseAggregateID(e.AggregateID)
 	if err != nil {

@@ -103,15 +103,8 @@ func TestProjectorStoresTheDueTimeOfItsMaxDelay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if x, err = model.FoldExecution(x, events); err != nil {
-				t.Fatal(err)
-			}
-			begun, err := model.DecideExecution(x, model.BeginCommand(id, created), nil, created)
-			if err != nil {
-				t.Fatal(err)
-			}
 			p := &workers.Projector{Log: st, Views: st, MaxDelay: tt.maxDelay, Logger: quiet}
-			if err := p.Handle(ctx, append(events, begun...)); err != nil {
+			if err := p.Handle(ctx, events); err != nil {
 				t.Fatal(err)
 			}
 			view, err := st.GetExecution(ctx, id)
