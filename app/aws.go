@@ -35,6 +35,9 @@ type AWSConfig struct {
 	MaxReceiveCount   int
 	// Workers is the number of consuming goroutines per queue (default 16).
 	Workers int
+	// IndexShards is the views table's shards per listing key
+	// (table.Config.IndexShards; 0: table.DefaultIndexShards).
+	IndexShards int
 	// Steps configures http steps and the cleanup.
 	Steps  StepsConfig
 	Logger *slog.Logger
@@ -57,7 +60,7 @@ func (c *AWSConfig) defaults() {
 }
 
 func (c AWSConfig) tables() table.Config {
-	return table.Config{EventsTable: c.Prefix + "-events", ViewsTable: c.Prefix + "-views", Retention: c.Steps.Retention}
+	return table.Config{EventsTable: c.Prefix + "-events", ViewsTable: c.Prefix + "-views", Retention: c.Steps.Retention, IndexShards: c.IndexShards}
 }
 
 func (c AWSConfig) checkpointsTable() string { return c.Prefix + "-checkpoints" }

@@ -64,6 +64,13 @@ func FunctionsConfigFromEnv(getenv func(string) string) (FunctionsConfig, error)
 		}
 		cfg.MaxReceiveCount = n
 	}
+	if v := getenv("INDEX_SHARDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > table.MaxIndexShards {
+			errs = append(errs, fmt.Errorf("INDEX_SHARDS %q is not a whole number from 1 to %d", v, table.MaxIndexShards))
+		}
+		cfg.Tables.IndexShards = n
+	}
 	if v := getenv("RETENTION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {

@@ -12,6 +12,8 @@ import (
 	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/intrinsics"
+
+	"github.com/workflowd/workflowd/table"
 )
 
 // references resolves !Ref, !GetAtt and !Sub to readable placeholders
@@ -226,16 +228,35 @@ func TestTemplate(t *testing.T) {
 		if ttl := views.TimeToLiveSpecification; ttl == nil || ttl.AttributeName == nil || *ttl.AttributeName != "expiresAt" || !ttl.Enabled {
 			t.Errorf("views table TTL: %+v", ttl)
 		}
-		var names []string
-		for _, g := range views.GlobalSecondaryIndexes {
-			names = append(names, g.IndexName)
-			if g.Projection.ProjectionType == nil || *g.Projection.ProjectionType != "KEYS_ONLY" {
-				t.Errorf("index %s: projection %v", g.IndexName, g.Projection.ProjectionType)
-			}
+		// The indexes, their keys and projections are what
+		// table.CreateTables makes.
+		describe := func(name string, keys []string, projection string, include []string) string {
+			slices.Sort(include)
+			return fmt.Sprintf("%s keys %v projects %s %v", name, keys, projection, include)
 		}
-		slices.Sort(names)
-		if want := []string{"byDue", "byKind", "byStatus", "byWorkflow", "byWorkflowStatus"}; !slices.Equal(names, want) {
-			t.Errorf("views indexes %v, want %v (what table.CreateTables makes)", names, want)
+		var got, want []string
+		for _, g := range views.GlobalSecondaryIndexes {
+			var keys []string
+			for _, k := range g.KeySchema {
+				keys = append(keys, k.AttributeName+" "+k.KeyType)
+			}
+			var projection string
+			if g.Projection.ProjectionType != nil {
+				projection = *g.Projection.ProjectionType
+			}
+			got = append(got, describe(g.IndexName, keys, projection, slices.Clone(g.Projection.NonKeyAttributes)))
+		}
+		for _, g := range table.ViewsIndexes() {
+			var keys []string
+			for _, k := range g.KeySchema {
+				keys = append(keys, *k.AttributeName+" "+string(k.KeyType))
+			}
+			want = append(want, describe(*g.IndexName, keys, string(g.Projection.ProjectionType), slices.Clone(g.Projection.NonKeyAttributes)))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("views indexes:\n got %q\nwant %q", got, want)
 		}
 	})
 

@@ -92,18 +92,45 @@ func listIndexKeys(attr, order string) []types.KeySchemaElement {
 	return []types.KeySchemaElement{key(attr, types.KeyTypeHash), key(order, types.KeyTypeRange)}
 }
 
-var keysOnly = &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly}
-
-func createViews(ctx context.Context, client *dynamodb.Client, name string) error {
-	keys := []types.KeySchemaElement{key(attrPK, types.KeyTypeHash), key(attrSK, types.KeyTypeRange)}
+// ViewsIndexes returns the GSIs CreateTables gives the views table; a
+// deployment's template must declare the same.
+func ViewsIndexes() []types.GlobalSecondaryIndex {
 	var gsis []types.GlobalSecondaryIndex
 	for _, ix := range listIndexes {
 		gsis = append(gsis, types.GlobalSecondaryIndex{
 			IndexName:  aws.String(ix.name),
 			KeySchema:  listIndexKeys(ix.attr, ix.order),
-			Projection: keysOnly,
+			Projection: ix.projection(),
 		})
 	}
+	return gsis
+}
+
+// projection is what ix copies from the item: its keys, and the
+// attributes it includes.
+func (ix gsi) projection() *types.Projection {
+	if len(ix.include) == 0 {
+		return &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly}
+	}
+	return &types.Projection{ProjectionType: types.ProjectionTypeInclude, NonKeyAttributes: ix.include}
+}
+
+// sameProjection reports whether an existing index projects what ix does.
+func (ix gsi) sameProjection(p *types.Projection) bool {
+	want := ix.projection()
+	if p == nil || p.ProjectionType != want.ProjectionType {
+		return false
+	}
+	got := slices.Clone(p.NonKeyAttributes)
+	slices.Sort(got)
+	w := slices.Clone(want.NonKeyAttributes)
+	slices.Sort(w)
+	return slices.Equal(got, w)
+}
+
+func createViews(ctx context.Context, client *dynamodb.Client, name string) error {
+	keys := []types.KeySchemaElement{key(attrPK, types.KeyTypeHash), key(attrSK, types.KeyTypeRange)}
+	gsis := ViewsIndexes()
 	desc, err := ensureTable(ctx, client, &dynamodb.CreateTableInput{
 		TableName:              aws.String(name),
 		BillingMode:            types.BillingModePayPerRequest,
@@ -118,13 +145,19 @@ func createViews(ctx context.Context, client *dynamodb.Client, name string) erro
 		return fmt.Errorf("the table exists with other keys")
 	}
 	// Complete an older table: one index at a time, as DynamoDB requires.
+	// (The indexes of earlier builds that no view is written to any more,
+	// byWorkflow and byWorkflowStatus, are left to the operator to delete.)
 	for _, ix := range listIndexes {
 		i := slices.IndexFunc(desc.GlobalSecondaryIndexes, func(g types.GlobalSecondaryIndexDescription) bool {
 			return aws.ToString(g.IndexName) == ix.name
 		})
 		if i >= 0 {
-			if !sameKeys(desc.GlobalSecondaryIndexes[i].KeySchema, listIndexKeys(ix.attr, ix.order)) {
+			g := desc.GlobalSecondaryIndexes[i]
+			if !sameKeys(g.KeySchema, listIndexKeys(ix.attr, ix.order)) {
 				return fmt.Errorf("index %s exists with other keys", ix.name)
+			}
+			if !ix.sameProjection(g.Projection) {
+				return fmt.Errorf("index %s exists with another projection", ix.name)
 			}
 			continue
 		}
@@ -134,7 +167,7 @@ func createViews(ctx context.Context, client *dynamodb.Client, name string) erro
 			GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
 				IndexName:  aws.String(ix.name),
 				KeySchema:  listIndexKeys(ix.attr, ix.order),
-				Projection: keysOnly,
+				Projection: ix.projection(),
 			}}},
 		})
 		if err != nil {

@@ -31,11 +31,21 @@ type Config struct {
 	// it some time after (0: kept for ever). The event log keeps the
 	// history.
 	Retention time.Duration
+	// IndexShards is how many partitions each listing key of the views
+	// table's GSIs is spread over (0: DefaultIndexShards; at most
+	// MaxIndexShards). Every writer and reader of the tables must use the
+	// same number. It may be raised later (listings then read the new
+	// shards too, and a view moves as it is next put) but never lowered:
+	// entries in the shards past the new number would not be read.
+	IndexShards int
 }
 
 func (c Config) validate() error {
 	if c.EventsTable == "" || c.ViewsTable == "" {
 		return fmt.Errorf("table: Config needs EventsTable and ViewsTable (got %q, %q)", c.EventsTable, c.ViewsTable)
+	}
+	if c.IndexShards < 0 || c.IndexShards > MaxIndexShards {
+		return fmt.Errorf("table: Config.IndexShards is %d, want 0 (the default, %d) to %d", c.IndexShards, DefaultIndexShards, MaxIndexShards)
 	}
 	return nil
 }

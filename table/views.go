@@ -31,19 +31,18 @@ const (
 	attrViewZ   = "viewz"   // B: the view as deflated JSON (views over compressAbove bytes)
 	attrRecent  = "recent"  // B: the view's RecentCommands, 16 bytes each, absent when none
 
-	attrListKind           = "listKind"           // S: kindWorkflow or kindExecution (GSI byKind)
-	attrListWorkflow       = "listWorkflow"       // S: an execution's workflowUUID (GSI byWorkflow)
-	attrListStatus         = "listStatus"         // S: an execution's status (GSI byStatus)
-	attrListWorkflowStatus = "listWorkflowStatus" // S: workflowUUID "#" status (GSI byWorkflowStatus)
-	attrListOrder          = "listOrder"          // B: the sort key of every listing GSI, see listOrder
-	attrDueShard           = "dueShard"           // S: dueShardAll when the execution is due some time (GSI byDue)
-	attrDueOrder           = "dueOrder"           // B: listOrder(Due, UUID), the sort key of byDue
+	attrListKind          = "listKind"          // S: "workflow#" shard (GSI byKind)
+	attrListStatus        = "listStatus"        // S: an execution's status "#" shard (GSI byStatus)
+	attrListWorkflowShard = "listWorkflowShard" // S: an execution's workflowUUID "#" shard (GSI byWorkflowShard)
+	attrListOrder         = "listOrder"         // B: the sort key of every listing GSI, see listOrder
+	attrDueShard          = "dueShard"          // S: "due#" shard when the execution is due some time (GSI byDue)
+	attrDueOrder          = "dueOrder"          // B: listOrder(Due, UUID), the sort key of byDue
 )
 
-// dueShardAll is the one partition of the byDue index. (Should one
-// partition's write rate, 1,000 a second, ever be too little for the due
-// times changing, the value would take a shard number.)
-const dueShardAll = "due"
+// dueLegacy is the one byDue partition of builds before 2 December 2026:
+// ListDue reads it with the shards, so that an execution whose view was
+// put by one of them is still found.
+const dueLegacy = "due"
 
 // Kinds of item in the views table (their sk).
 const (
@@ -52,17 +51,6 @@ const (
 	kindCommand     = "command"
 	kindIdempotency = "idempotency"
 )
-
-// The listing GSIs: name, partition key attribute. All share the sort key
-// listOrder and project KEYS_ONLY.
-var listIndexes = []struct{ name, attr, order string }{
-	{"byKind", attrListKind, attrListOrder},
-	{"byWorkflow", attrListWorkflow, attrListOrder},
-	{"byStatus", attrListStatus, attrListOrder},
-	{"byWorkflowStatus", attrListWorkflowStatus, attrListOrder},
-	// byDue is sparse: only executions with a due time are in it.
-	{"byDue", attrDueShard, attrDueOrder},
-}
 
 // listOrder is the 28-byte sort key of the listing GSIs: createdAt
 // (seconds since 1970 with the sign bit flipped, 8 bytes big-endian, then
@@ -179,7 +167,7 @@ func (s *Store) PutWorkflow(ctx context.Context, w model.Workflow, prevSeq int64
 	if err != nil {
 		return wrap(op, id.String(), w.Seq, err)
 	}
-	item[attrListKind] = attrS(kindWorkflow)
+	item[attrListKind] = attrS(shardKey(kindWorkflow, shardOf(id, s.cfg.shards())))
 	item[attrListOrder] = attrB(listOrder(w.CreatedAt, id))
 	return s.putView(ctx, op, id, w.Seq, prevSeq, item)
 }
@@ -207,15 +195,14 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 	if err != nil {
 		return wrap(op, id.String(), x.Version, err)
 	}
-	item[attrListKind] = attrS(kindExecution)
-	item[attrListWorkflow] = attrS(x.WorkflowUUID.String())
+	shard := shardOf(id, s.cfg.shards())
+	item[attrListWorkflowShard] = attrS(shardKey(x.WorkflowUUID.String(), shard))
 	if x.Status != "" { // an empty string cannot be a GSI key
-		item[attrListStatus] = attrS(x.Status)
-		item[attrListWorkflowStatus] = attrS(workflowStatus(x.WorkflowUUID, x.Status))
+		item[attrListStatus] = attrS(shardKey(x.Status, shard))
 	}
 	item[attrListOrder] = attrB(listOrder(x.CreatedAt, id))
 	if !x.Due.IsZero() {
-		item[attrDueShard] = attrS(dueShardAll)
+		item[attrDueShard] = attrS(shardKey(dueLegacy, shard))
 		item[attrDueOrder] = attrB(listOrder(x.Due, id))
 	}
 	if s.cfg.Retention > 0 && model.IsTerminal(x.Status) {
@@ -223,8 +210,6 @@ func (s *Store) PutExecution(ctx context.Context, x model.Execution, prevVersion
 	}
 	return s.putView(ctx, op, id, x.Version, prevVersion, item)
 }
-
-func workflowStatus(wf uuid.UUID, status string) string { return wf.String() + "#" + status }
 
 func (s *Store) putView(ctx context.Context, op string, id uuid.UUID, version, prev int64, item map[string]types.AttributeValue) error {
 	in := &dynamodb.PutItemInput{
@@ -402,18 +387,19 @@ func unNull(r json.RawMessage) json.RawMessage {
 }
 
 // ListWorkflows returns a page of workflow views, newest first (CreatedAt
-// descending, then WorkflowUUID descending), after q.After: a Query of the
-// byKind GSI and a strongly consistent BatchGetItem of the views it names.
-// The GSI is eventually consistent: a workflow put a moment ago may be
-// missing. It returns store.ErrInvalid when q.Limit is outside
-// 1..store.MaxListLimit.
+// descending, then WorkflowUUID descending), after q.After: a merge of the
+// byKind GSI's workflow shards and a strongly consistent BatchGetItem of
+// the views it names. The GSI is eventually consistent: a workflow put a
+// moment ago may be missing. It returns store.ErrInvalid when q.Limit is
+// outside 1..store.MaxListLimit.
 func (s *Store) ListWorkflows(ctx context.Context, q store.ListQuery) ([]model.Workflow, error) {
 	const op = "list workflows"
 	if err := s.enter(ctx, op, ""); err != nil {
 		return nil, err
 	}
-	id, order := listPosition(q.After)
-	items, err := s.list(ctx, op, listSpec{index: "byKind", attr: attrListKind, value: kindWorkflow, kind: kindWorkflow}, q.Limit, id, order)
+	l := listing{sources: s.sources(indexByKind, kindWorkflow, ""), kind: kindWorkflow}
+	l.after, l.order = listPosition(q.After)
+	items, err := s.list(ctx, op, l, q.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -428,12 +414,13 @@ func (s *Store) ListWorkflows(ctx context.Context, q store.ListQuery) ([]model.W
 
 // ListExecutions returns a page of execution views, newest first
 // (CreatedAt descending, then WorkflowExecutionUUID descending), after
-// q.After, filtered by q.WorkflowUUID and q.Status when set: a Query of the
-// GSI that matches the filter and a strongly consistent BatchGetItem of
-// the views it names. Views that no longer match the filter (the GSI lags
-// behind a status change) are left out and the page is filled from further
-// in the GSI. It returns store.ErrInvalid when q.Limit is outside
-// 1..store.MaxListLimit or q.Status is not UTF-8 or holds a NUL byte.
+// q.After, filtered by q.WorkflowUUID and q.Status when set: a merge of the
+// shards of the GSI that matches the filter (executionSources) and a
+// strongly consistent BatchGetItem of the views they name. Views that no
+// longer match the filter (the GSI lags behind a status change) are left
+// out and the page is filled from further in the GSI. It returns
+// store.ErrInvalid when q.Limit is outside 1..store.MaxListLimit or
+// q.Status is not UTF-8 or holds a NUL byte.
 func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]model.Execution, error) {
 	const op = "list executions"
 	if err := s.enter(ctx, op, ""); err != nil {
@@ -442,22 +429,19 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]m
 	if err := validateStatus(op, q.Status); err != nil {
 		return nil, err
 	}
-	spec := listSpec{index: "byKind", attr: attrListKind, value: kindExecution, kind: kindExecution}
-	switch {
-	case q.WorkflowUUID != uuid.Nil && q.Status != "":
-		spec.index, spec.attr, spec.value = "byWorkflowStatus", attrListWorkflowStatus, workflowStatus(q.WorkflowUUID, q.Status)
-	case q.WorkflowUUID != uuid.Nil:
-		spec.index, spec.attr, spec.value = "byWorkflow", attrListWorkflow, q.WorkflowUUID.String()
-	case q.Status != "":
-		spec.index, spec.attr, spec.value = "byStatus", attrListStatus, q.Status
-	}
-	id, order := listPosition(q.After)
-	items, err := s.list(ctx, op, spec, q.Limit, id, order)
+	l := listing{sources: s.executionSources(q.WorkflowUUID, q.Status), kind: kindExecution}
+	l.after, l.order = listPosition(q.After)
+	items, err := s.list(ctx, op, l, q.Limit)
 	if err != nil {
 		return nil, err
 	}
+	return decodeExecutions(op, items)
+}
+
+func decodeExecutions(op string, items []map[string]types.AttributeValue) ([]model.Execution, error) {
 	out := make([]model.Execution, len(items))
 	for i, item := range items {
+		var err error
 		if out[i], err = decodeExecution(item); err != nil {
 			return nil, wrap(op, "", 0, err)
 		}
@@ -474,115 +458,29 @@ func listPosition(p *store.Position) (*uuid.UUID, []byte) {
 }
 
 // ListDue returns the executions whose due time is at or before q.Before,
-// earliest first, after q.After: a Query of the sparse byDue GSI and a
-// strongly consistent BatchGetItem of the views it names. The GSI is
-// eventually consistent: an execution that became due a moment ago may be
-// missing (the next cleanup run finds it), and one whose due time moved
-// since is left out. It returns store.ErrInvalid when q.Limit is outside
-// 1..store.MaxListLimit.
+// earliest first, after q.After: a merge of the sparse byDue GSI's shards
+// (and its one partition of earlier builds) and a strongly consistent
+// BatchGetItem of the views it names. The GSI is eventually consistent: an
+// execution that became due a moment ago may be missing (the next cleanup
+// run finds it), and one whose due time moved since is left out. It
+// returns store.ErrInvalid when q.Limit is outside 1..store.MaxListLimit.
 func (s *Store) ListDue(ctx context.Context, q store.DueQuery) ([]model.Execution, error) {
 	const op = "list due"
 	if err := s.enter(ctx, op, ""); err != nil {
 		return nil, err
 	}
-	spec := listSpec{
-		index: "byDue", attr: attrDueShard, value: dueShardAll, kind: kindExecution,
-		order: attrDueOrder, forward: true, upTo: listOrder(q.Before, uuid.Max),
+	l := listing{
+		sources: append(s.sources(indexByDue, dueLegacy, ""), source{index: indexByDue, value: dueLegacy}),
+		kind:    kindExecution, forward: true, upTo: listOrder(q.Before, uuid.Max),
 	}
-	var id *uuid.UUID
-	var order []byte
 	if q.After != nil {
-		id, order = &q.After.ID, listOrder(q.After.DueAt, q.After.ID)
+		l.after, l.order = &q.After.ID, listOrder(q.After.DueAt, q.After.ID)
 	}
-	items, err := s.list(ctx, op, spec, q.Limit, id, order)
+	items, err := s.list(ctx, op, l, q.Limit)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]model.Execution, len(items))
-	for i, item := range items {
-		if out[i], err = decodeExecution(item); err != nil {
-			return nil, wrap(op, "", 0, err)
-		}
-	}
-	return out, nil
-}
-
-// listSpec names the GSI partition a listing reads.
-type listSpec struct {
-	index, attr, value string
-	kind               string // the sk of the listed items
-	order              string // the GSI's sort key (default attrListOrder)
-	forward            bool   // ascending (default: newest first, descending)
-	upTo               []byte // if set, only sort keys up to this one
-}
-
-// list reads the GSI partition from after (a position: the ID and the sort
-// key bytes there) and returns up to limit current views, in GSI order, that
-// still belong to the partition at the same place.
-func (s *Store) list(ctx context.Context, op string, spec listSpec, limit int, after *uuid.UUID, afterOrder []byte) ([]map[string]types.AttributeValue, error) {
-	if limit < 1 || limit > store.MaxListLimit {
-		return nil, invalid(op, "", 0, "limit %d, want 1..%d", limit, store.MaxListLimit)
-	}
-	if spec.order == "" {
-		spec.order = attrListOrder
-	}
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.cfg.ViewsTable),
-		IndexName:                 aws.String(spec.index),
-		KeyConditionExpression:    aws.String("#k = :k"),
-		ExpressionAttributeNames:  map[string]string{"#k": spec.attr},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":k": attrS(spec.value)},
-		ScanIndexForward:          aws.Bool(spec.forward),
-		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
-	}
-	if spec.upTo != nil {
-		in.KeyConditionExpression = aws.String("#k = :k AND #o <= :o")
-		in.ExpressionAttributeNames["#o"] = spec.order
-		in.ExpressionAttributeValues[":o"] = attrB(spec.upTo)
-	}
-	if after != nil {
-		// The position need not be an existing item: DynamoDB resumes
-		// after the key wherever it would sort.
-		in.ExclusiveStartKey = map[string]types.AttributeValue{
-			attrPK:     attrS(after.String()),
-			attrSK:     attrS(spec.kind),
-			spec.attr:  attrS(spec.value),
-			spec.order: attrB(afterOrder),
-		}
-	}
-	var out []map[string]types.AttributeValue
-	for len(out) < limit {
-		in.Limit = aws.Int32(int32(limit - len(out)))
-		page, err := s.db.Query(ctx, in)
-		if err != nil {
-			return nil, wrap(op, "", 0, err)
-		}
-		if page.ConsumedCapacity != nil {
-			s.addRead(op, *page.ConsumedCapacity)
-		}
-		views, err := s.batchGet(ctx, op, page.Items)
-		if err != nil {
-			return nil, wrap(op, "", 0, err)
-		}
-		for _, entry := range page.Items {
-			pk, _ := getS(entry, attrPK)
-			view, ok := views[pk]
-			if !ok {
-				continue // gone since the GSI was written (TTL, a race)
-			}
-			want, _ := getB(entry, spec.order)
-			got, _ := getB(view, spec.order)
-			if v, _ := getS(view, spec.attr); v != spec.value || !bytes.Equal(got, want) {
-				continue // moved since: the GSI lags behind the view
-			}
-			out = append(out, view)
-		}
-		if len(page.LastEvaluatedKey) == 0 {
-			break
-		}
-		in.ExclusiveStartKey = page.LastEvaluatedKey
-	}
-	return out, nil
+	return decodeExecutions(op, items)
 }
 
 // batchGet reads the views table items whose keys are in entries (GSI

@@ -22,6 +22,7 @@ import (
 
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/app/embedded"
+	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
 
@@ -49,6 +50,7 @@ type settings struct {
 	httpAllowHosts    []string
 	cleanupInterval   time.Duration
 	retention         time.Duration
+	indexShards       int
 }
 
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
@@ -76,7 +78,8 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&shutdown, "shutdown-timeout", env("WORKFLOWD_SHUTDOWN_TIMEOUT", "20s"), "how long a graceful shutdown may take (env WORKFLOWD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&s.backend, "backend", env("WORKFLOWD_BACKEND", "embedded"), "embedded (one process, local store) or aws (DynamoDB, SNS, SQS) (env WORKFLOWD_BACKEND)")
 	fs.StringVar(&s.awsPrefix, "aws-prefix", env("WORKFLOWD_AWS_PREFIX", "workflowd"), "name prefix of the AWS tables, topic and queues (env WORKFLOWD_AWS_PREFIX)")
-	var allowHosts, cleanup, retention string
+	var allowHosts, cleanup, retention, indexShards string
+	fs.StringVar(&indexShards, "index-shards", env("WORKFLOWD_INDEX_SHARDS", "64"), "aws backend: partitions per listing key of the views table's indexes; may be raised, never lowered (env WORKFLOWD_INDEX_SHARDS)")
 	fs.StringVar(&retention, "retention", env("WORKFLOWD_RETENTION", "720h"), "how long a finished execution's view is kept (its history stays); 0 for ever (env WORKFLOWD_RETENTION)")
 	fs.StringVar(&allowHosts, "http-allow-hosts", env("WORKFLOW_HTTP_ALLOW_HOSTS", ""), "comma-separated host:port pairs http steps may call; empty: none (env WORKFLOW_HTTP_ALLOW_HOSTS)")
 	fs.StringVar(&cleanup, "cleanup-interval", env("WORKFLOWD_CLEANUP_INTERVAL", "1m"), "how often the cleanup worker runs (env WORKFLOWD_CLEANUP_INTERVAL)")
@@ -114,6 +117,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.cleanupInterval, err = positiveDuration("cleanup-interval", cleanup); err != nil {
 		return s, err
 	}
+	if s.indexShards, err = positiveInt("index-shards", indexShards); err != nil || s.indexShards > table.MaxIndexShards {
+		return s, fmt.Errorf("index-shards: %q is not a whole number from 1 to %d", indexShards, table.MaxIndexShards)
+	}
 	if s.retention, err = time.ParseDuration(retention); err != nil || s.retention < 0 {
 		return s, fmt.Errorf("retention: %q is not a duration of 0 or more (like 720h)", retention)
 	}
@@ -141,7 +147,7 @@ type service interface {
 func openService(ctx context.Context, s settings, log *slog.Logger) (service, error) {
 	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval, Retention: s.retention}
 	awsCfg := app.AWSConfig{
-		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout,
+		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout, IndexShards: s.indexShards,
 		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log,
 	}
 	switch {

@@ -53,7 +53,7 @@ func DrainFeed(tb testing.TB, s store.Feed, after uint64) ([]store.FeedEntry, ui
 // once per subtest, as for Run; its store may already hold feed entries.
 func RunFeed(t *testing.T, newFeedStore func(t *testing.T) FeedStore) {
 	ts := &feedSuite{newFeedStore: newFeedStore}
-	runTests(t, []test{
+	runTests(t, nil, []test{
 		{"every_append_appears_once_in_commit_order", "", true, ts.everyAppendAppearsOnceInCommitOrder},
 		{"read_waits_up_to_wait", "", true, ts.readWaitsUpToWait},
 		{"read_returns_early_when_an_append_arrives", "", true, ts.readReturnsEarlyWhenAnAppendArrives},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,11 +44,16 @@ type Option func(*options)
 
 type options struct {
 	features Features
+	only     []string
 }
 
 // WithFeatures declares the backend's optional guarantees (none by
 // default).
 func WithFeatures(f Features) Option { return func(o *options) { o.features = f } }
+
+// Only runs the subtests whose names start with one of prefixes (for a
+// second run of part of the suite on another configuration of a backend).
+func Only(prefixes ...string) Option { return func(o *options) { o.only = prefixes } }
 
 // Run runs the conformance suite of store.Store. newStore is called once per
 // subtest and returns a store for it alone; it arranges the store's Close
@@ -62,7 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 	ts := &suite{newStore: newStore, f: o.features}
 	f := o.features
 	workflowViews, executionViews := viewTests{ts, workflowKind}, viewTests{ts, executionKind}
-	runTests(t, []test{
+	runTests(t, o.only, []test{
 		{"event_log/append_then_load_in_seq_order", "", true, ts.appendThenLoadInSeqOrder},
 		{"event_log/load_after_seq", "", true, ts.loadAfterSeq},
 		{"event_log/load_unknown_aggregate_is_empty", "", true, ts.loadUnknownAggregateIsEmpty},
@@ -99,6 +105,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"listing/listed_items_equal_the_views", "", true, ts.listedItemsEqualTheViews},
 		{"listing/status_change_moves_execution_between_filters", "", true, ts.statusChangeMovesExecutionBetweenFilters},
 		{"listing/limit_outside_1_to_max_is_invalid", "", true, ts.listLimitOutside1ToMaxIsInvalid},
+		{"listing/cursors_stay_valid_while_the_listing_fills", "", true, ts.cursorsStayValidWhileTheListingFills},
 
 		{"commands/put_creates_accepted", "", true, ts.putCreatesAccepted},
 		{"commands/put_is_noop_when_a_status_exists", "", true, ts.putIsNoopWhenAStatusExists},
@@ -142,8 +149,11 @@ type test struct {
 
 // runTests runs each test as a subtest of t, in order, skipping (with the
 // reason) those whose feature the backend does not declare.
-func runTests(t *testing.T, tests []test) {
+func runTests(t *testing.T, only []string, tests []test) {
 	for _, tt := range tests {
+		if len(only) > 0 && !slices.ContainsFunc(only, func(p string) bool { return strings.HasPrefix(tt.name, p) }) {
+			continue
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			skipUnless(t, tt.declared, tt.feature)
 			tt.fn(t)
@@ -861,6 +871,92 @@ func (ts *suite) executionsFilteredNewestFirstEveryItemOnce(t *testing.T) {
 				}
 				checkListing(t, "ListExecutions", items, executionPos, own, want)
 			})
+		}
+	}
+}
+
+// A cursor stays exact while new items arrive between pages (in every
+// shard of a backend that spreads a listing over several): each page holds
+// the items after the cursor, newest first, as they are when it is read;
+// items put newer than the cursor never show up later, items put older
+// than it do. Items of other tests may share the store: the check is on
+// the test's own items, which must be a prefix, in order, of the ones
+// after the cursor.
+func (ts *suite) cursorsStayValidWhileTheListingFills(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	wf := uuid.New()
+	statuses := []string{model.ExecutionRunning, model.ExecutionSucceeded}
+	own := map[uuid.UUID]model.Execution{}
+	put := func(at time.Time, status string) {
+		x := NewExecution(wf, status, at, 1)
+		MustPutExecution(t, s, x, 0)
+		own[x.WorkflowExecutionUUID] = x
+	}
+	for i := range 30 {
+		put(listBase.Add(-time.Duration(i/2)*time.Millisecond), statuses[i%2]) // pairs share a createdAt
+	}
+	tests := []struct {
+		name   string
+		wf     uuid.UUID
+		status string
+	}{
+		{"by_workflow", wf, ""},
+		{"by_workflow_and_status", wf, model.ExecutionRunning},
+		{"by_status", uuid.Nil, model.ExecutionSucceeded},
+		{"no_filter", uuid.Nil, ""},
+	}
+	const limit = 4
+	for round, tt := range tests {
+		var after *store.Position
+		for page := 0; ; page++ {
+			if page > 200 {
+				t.Fatalf("%s: the listing did not end", tt.name)
+			}
+			var want []store.Position
+			for _, x := range own {
+				p := executionPos(x)
+				if (tt.status == "" || x.Status == tt.status) && (after == nil || newer(after.CreatedAt, after.ID, p.CreatedAt, p.ID)) {
+					want = append(want, p)
+				}
+			}
+			wantIDs := sortNewestFirst(want)
+			got, err := s.ListExecutions(ctx, store.ExecutionQuery{ListQuery: store.ListQuery{Limit: limit, After: after}, WorkflowUUID: tt.wf, Status: tt.status})
+			if err != nil {
+				t.Fatalf("%s page %d: got error %v, want nil", tt.name, page, err)
+			}
+			var ownIDs []uuid.UUID
+			foreign := 0
+			for i, x := range got {
+				p := executionPos(x)
+				if i == 0 && after != nil && !newer(after.CreatedAt, after.ID, p.CreatedAt, p.ID) ||
+					i > 0 && !newer(got[i-1].CreatedAt, got[i-1].WorkflowExecutionUUID, p.CreatedAt, p.ID) {
+					t.Fatalf("%s page %d: item %d (%s, %s) is out of order", tt.name, page, i, p.CreatedAt.Format(time.RFC3339Nano), p.ID)
+				}
+				if tt.status != "" && x.Status != tt.status {
+					t.Fatalf("%s page %d: execution %s is %s, want %s", tt.name, page, p.ID, x.Status, tt.status)
+				}
+				if _, ok := own[p.ID]; ok {
+					ownIDs = append(ownIDs, p.ID)
+				} else {
+					foreign++
+				}
+			}
+			n := min(limit-foreign, len(wantIDs))
+			if !slices.Equal(ownIDs, wantIDs[:n]) {
+				t.Fatalf("%s page %d: got own items %v, want %v (the first %d after the cursor)", tt.name, page, ownIDs, wantIDs[:n], n)
+			}
+			if len(got) < limit {
+				break
+			}
+			p := executionPos(got[len(got)-1])
+			after = &p
+			// Items arrive between pages: one newer than everything, one
+			// just older than the cursor, one at the cursor's own time.
+			k := time.Duration(round*1000+page+1) * time.Microsecond
+			put(listBase.Add(time.Hour+k), statuses[page%2])
+			put(after.CreatedAt.Add(-k/10-time.Nanosecond), statuses[(page+1)%2])
+			put(after.CreatedAt, statuses[page%2])
 		}
 	}
 }
