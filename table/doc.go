@@ -60,32 +60,57 @@
 //
 // Views are put whole on condition attribute_not_exists(pk) when the
 // previous version is 0, version = :prev otherwise. Four GSIs list them,
-// each with sort key listOrder (B, 28 bytes: createdAt seconds with the
-// sign bit flipped, nanoseconds, UUID, big-endian) read backwards, so
-// newest first (createdAt, then UUID, descending), and each KEYS_ONLY:
+// each keyed by a write-sharded string: the key's prefix, "#", and the
+// view's shard, a function of its UUID alone (shardOf: its last 8 bytes
+// modulo Config.IndexShards, default 64), so a view keeps its shard for
+// life and an index partition takes 1/IndexShards of a key's writes. The
+// listing GSIs' sort key is listOrder (B, 28 bytes: createdAt seconds with
+// the sign bit flipped, nanoseconds, UUID, big-endian), read backwards, so
+// newest first (createdAt, then UUID, descending):
 //
-//	byKind            listKind = "workflow" | "execution"   all workflows, all executions
-//	byWorkflow        listWorkflow = workflowUUID           executions of a workflow
-//	byStatus          listStatus = status                   executions by status
-//	byWorkflowStatus  listWorkflowStatus = wf "#" status    both filters
+//	byKind           listKind = "workflow#" k                 all workflows        KEYS_ONLY
+//	byStatus         listStatus = status "#" k                executions by status KEYS_ONLY
+//	byWorkflowShard  listWorkflowShard = workflowUUID "#" k   a workflow's         INCLUDE listStatus
 //
-// A fifth, byDue (dueShard = "due", sort key dueOrder: listOrder of the
-// execution's due time, model.Execution.Due, and its UUID, read forwards), is
-// sparse: it holds the executions the cleanup must look at some time, and
-// ListDue reads it up to a time. The due time of an execution whose quick
-// steps follow each other stays the same (DueAt coarsens the times it
-// checks for stuck work), so most puts leave its entry alone.
+// All executions are the merge of every status's shards; a workflow's
+// executions with a status are its byWorkflowShard shards with a
+// FilterExpression on the listStatus it projects (DynamoDB reads and
+// charges the entries it drops, at 0.5 read units per 4 KB of entries,
+// but no view is read for them). A fourth GSI, byDue (dueShard = "due#" k,
+// sort key dueOrder: listOrder of the execution's due time,
+// model.Execution.Due, and its UUID, read forwards), is sparse: it holds
+// the executions the cleanup must look at some time, and ListDue reads it
+// up to a time, with the one partition ("due") that builds before 2
+// December 2026 wrote. The due time of an execution whose quick steps
+// follow each other stays the same (DueAt coarsens the times it checks
+// for stuck work), so most puts leave its entry alone.
 //
-// A listing Queries the GSI (ExclusiveStartKey built from the
-// store.Position, which need not be an item), then reads the views with a
-// strongly consistent BatchGetItem, drops those that moved since the GSI
-// entry (GSIs are eventually consistent: a status change may not have
-// reached them yet) and reads on until the page is full. A view put a
-// moment ago may be missing from a listing on AWS; DynamoDB Local updates
-// its GSIs at once. The byKind partitions and each byStatus partition take
-// every new execution (and every status change): on AWS a GSI partition
-// absorbs about 1,000 writes a second, which bounds the rate of new
-// executions and status changes until the keys are sharded.
+// A listing is a k-way merge of its partitions: each is Queried for its
+// share of the page and a little more (ExclusiveStartKey built from the
+// store.Position, which need not be an item, so one cursor resumes every
+// shard at the same place whatever was put since), and a partition whose
+// entries run out is read on before the merge goes past it. The merged
+// entries' views are read with a strongly consistent BatchGetItem; those
+// that moved since the GSI entry (GSIs are eventually consistent: a status
+// change may not have reached them yet) are dropped and the merge reads on
+// until the page is full. A view put a moment ago may be missing from a
+// listing on AWS; DynamoDB Local updates its GSIs at once. A page reads
+// one partition per shard (all executions: one per shard and status,
+// 6 × 64 Queries, at most 32 at once), each counted as at least 0.5
+// read units.
+//
+// An execution's index writes: 3 when it is created (status, workflow
+// and due entries), 4 when it ends (the status entry moved: a delete and a
+// put; the status its workflow entry projects; its due entry deleted),
+// none in between unless its due time changes (2: a delete and a put). The
+// busiest partition an execution touches takes 2 of them (its status
+// shard of RUNNING: the put and the delete; its workflow's shard: the
+// entry and the status update), so a partition's 1,000 write units a
+// second carry IndexShards × 500 new executions a second of one workflow.
+// The indexes of earlier builds (byWorkflow, byWorkflowStatus, and
+// byKind's "execution" and byStatus's unsharded partitions) are no longer
+// written; CreateTables leaves them on a table that has them, and views
+// put before are listed again once they are next put.
 //
 // Command statuses: PutCommand is a PutItem on condition
 // attribute_not_exists(pk) (a failed condition is nil); FinishCommand an
@@ -111,14 +136,18 @@
 //	Append refused (duplicate or conflict)        1 write
 //	Load: all, nothing new, one new item          1 read per 4 KB read (one Query)
 //	PutWorkflow, new                              2 writes (item + byKind)
-//	PutExecution, new (and due: PENDING)          6 writes (item + 5 GSIs)
+//	PutExecution, new (and due)                   4 writes (item + byStatus, byWorkflowShard, byDue)
 //	PutExecution, same status, createdAt, due     1 write (no GSI key changes)
-//	PutExecution, status changed, no longer due   6 writes (item + 2 GSIs × 2 + byDue)
+//	PutExecution, status changed, no longer due   5 writes (item + byStatus × 2 + byWorkflowShard + byDue)
 //	PutExecution/PutWorkflow refused (stale)      1 write
 //	GetWorkflow, GetExecution, GetCommand         1 read
-//	ListExecutions, page of n                     0.5 read per 4 KB of GSI keys + n reads
+//	ListExecutions, page of n                     0.5 read per Query (per 4 KB of GSI entries) + n reads
 //	PutCommand, FinishCommand (done or no-op)     1 write
 //	ClaimIdempotencyKey, first or duplicate       1 write
+//
+// (DynamoDB Local charges nothing for a Query that finds no entry; the
+// figures of docs/cost.md count 0.5 read units for every Query, as AWS
+// rounds a read up.)
 //
 // # Errors
 //
