@@ -73,6 +73,7 @@ type CommandWorker struct {
 
 	cacheOnce sync.Once
 	states    *lru[aggregate]
+	workflows freshReads // the workflows StartExecutions name
 }
 
 // Handle processes one command message body. receiveCount is the delivery's
@@ -239,7 +240,9 @@ func (w *CommandWorker) load(ctx context.Context, aggregateID string) (aggregate
 }
 
 // decide decides cmd on agg with the rule of its aggregate's kind; a
-// StartExecution also reads the workflow it names.
+// StartExecution also reads the workflow it names, in a read that began
+// after the command was issued (shared with the other starts it can
+// serve: freshReads).
 func (w *CommandWorker) decide(ctx context.Context, cmd model.Command, agg aggregate) ([]model.Event, error) {
 	now := w.now()
 	if model.AggregateKind(cmd.AggregateID()) == model.KindWorkflow {
@@ -247,7 +250,7 @@ func (w *CommandWorker) decide(ctx context.Context, cmd model.Command, agg aggre
 	}
 	var wf *model.Workflow
 	if start, ok := cmd.Payload.(model.StartExecution); ok {
-		w, err := w.load(ctx, model.WorkflowAggregateID(start.WorkflowUUID))
+		w, err := w.workflows.get(ctx, model.WorkflowAggregateID(start.WorkflowUUID), cmd.IssuedAt.Add(IssueClockSkew), w.now, w.load)
 		if err != nil {
 			return nil, err
 		}
