@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -43,9 +44,11 @@ var (
 //     the projector and one for the dispatcher, as AWS.Run starts them).
 //
 // The stream holds the records of -stream-executions executions of an http
-// step: ExecutionCreated, then ExecutionStarted with StepStarted, so the
-// projector writes two views and the dispatcher publishes two commands per
-// execution.
+// step: the append that creates and begins it (ExecutionCreated,
+// ExecutionStarted, StepStarted), then its step's outcome (StepCompleted,
+// ExecutionSucceeded), so the projector writes two views (the second
+// moves its index entries) and the dispatcher publishes one command
+// (RunStep) per execution.
 func BenchmarkStreamShard(b *testing.B) {
 	ctx := context.Background()
 	base := awstest.Config(b, "dynamodb")
@@ -151,12 +154,12 @@ func seedStream(b *testing.B, st *table.Store, n int) int {
 				errs <- err
 				return
 			}
-			begun, err := model.DecideExecution(x, model.BeginCommand(id, now), nil, now)
+			ended, err := model.DecideStepOutcome(x, model.RunStepCommand(id, 0, 1, now), model.StepOutcome{Output: json.RawMessage(`{"ok":true}`)}, now)
 			if err == nil {
 				err = st.Append(context.Background(), created)
 			}
 			if err == nil {
-				err = st.Append(context.Background(), begun)
+				err = st.Append(context.Background(), ended)
 			}
 			if err != nil {
 				errs <- err

@@ -127,9 +127,25 @@ func (p *Projector) projectWorkflow(ctx context.Context, id uuid.UUID, events []
 }
 
 func (p *Projector) projectExecution(ctx context.Context, id uuid.UUID, events []model.Event) error {
+	// A batch that begins with an execution's first event needs no read:
+	// there is no view yet, unless the batch is a replay, which the put's
+	// condition reports, and then the view is read.
+	err := p.putExecution(ctx, id, events, events[0].Seq == 1)
+	if errors.Is(err, errNotNew) {
+		return p.putExecution(ctx, id, events, false)
+	}
+	return err
+}
+
+// errNotNew: a view put as new was there already.
+var errNotNew = errors.New("the view exists")
+
+// putExecution folds events into the execution's view (the cached one,
+// none if assumeNew, else the stored one) and puts it.
+func (p *Projector) putExecution(ctx context.Context, id uuid.UUID, events []model.Event, assumeNew bool) error {
 	key := events[0].AggregateID
 	view, ok := p.cache().get(key)
-	if !ok {
+	if !ok && !assumeNew {
 		x, err := p.Views.GetExecution(ctx, id)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -149,6 +165,9 @@ func (p *Projector) projectExecution(ctx context.Context, id uuid.UUID, events [
 		// Someone else moved the view on (or it never was as cached):
 		// forget it; the retry reads the stored one.
 		p.cache().remove(key)
+		if !ok && assumeNew && errors.Is(err, store.ErrConflict) {
+			return errNotNew
+		}
 		return err
 	}
 	p.cache().put(key, projected{execution: next})
