@@ -68,6 +68,7 @@ bench:
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSStepCost' -benchtime 1000x ./app
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSEngineStepCost' -benchtime 1x ./app
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'StreamShard' -benchtime 1x ./app
+	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'PartitionHeat' -benchtime 1x ./app
 
 clean:
 	rm -rf bin $(DATA)

@@ -75,8 +75,17 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request) error {
 // show as deleted. An unknown workflow is let through: it may be one whose
 // creation is not projected yet; the worker then retries for a few seconds
 // before rejecting the command with "workflow not found".
+//
+// A workflow read as live is taken as live for liveRecheck without a read.
 func (s *Server) requireLiveWorkflow(r *http.Request, id uuid.UUID) error {
+	now := s.cfg.Now()
+	if s.live.fresh(id, now) {
+		return nil
+	}
 	wf, err := s.cfg.Views.GetWorkflow(r.Context(), id)
+	if err == nil && !wf.Deleted() {
+		s.live.remember(id, now)
+	}
 	switch {
 	case isNotFound(err):
 		return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/bus"
@@ -57,7 +58,8 @@ func (p *fakePublisher) published() []bus.Message {
 // store contract says: newest first (createdAt, then ID, descending),
 // resuming strictly after the position given.
 type fakeViews struct {
-	mu         sync.Mutex
+	workflowGets atomic.Int32
+	mu           sync.Mutex
 	workflows  map[uuid.UUID]model.Workflow
 	executions map[uuid.UUID]model.Execution
 }
@@ -86,6 +88,7 @@ func (v *fakeViews) remove(id uuid.UUID) {
 }
 
 func (v *fakeViews) GetWorkflow(ctx context.Context, id uuid.UUID) (model.Workflow, error) {
+	v.workflowGets.Add(1)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	w, ok := v.workflows[id]

@@ -79,6 +79,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	router *mux.Router
+	live   liveWorkflows // workflows read as live a moment ago (requireLiveWorkflow)
 }
 
 //go:embed openapi.json

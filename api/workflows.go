@@ -78,6 +78,7 @@ func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request) error {
 	if err := s.requireWorkflow(r, id); err != nil {
 		return err
 	}
+	s.live.forget(id)
 	return s.accept(w, r, struct{}{}, func(uuid.UUID) model.Payload {
 		return model.DeleteWorkflow{WorkflowUUID: id}
 	})
