@@ -60,8 +60,8 @@ func (p *fakePublisher) published() []bus.Message {
 type fakeViews struct {
 	workflowGets atomic.Int32
 	mu           sync.Mutex
-	workflows  map[uuid.UUID]model.Workflow
-	executions map[uuid.UUID]model.Execution
+	workflows    map[uuid.UUID]model.Workflow
+	executions   map[uuid.UUID]model.Execution
 }
 
 func newFakeViews() *fakeViews {
