@@ -2,10 +2,8 @@ package workers_test
 
 import (
 	"context"
-	"encoding/json"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/model"
@@ -30,20 +28,9 @@ func (c *countingViews) GetExecution(ctx context.Context, id uuid.UUID) (model.E
 func TestProjectorPutsANewExecutionWithoutReadingIt(t *testing.T) {
 	ctx := context.Background()
 	st := &countingViews{Store: mustStore(t)}
-	now := time.Now().UTC()
-	wf := model.Workflow{WorkflowUUID: uuid.New(), Name: "w", Version: 1, Seq: 1,
-		Steps: []model.StepDefinition{{Name: "charge", Type: model.StepHTTP, URL: "http://127.0.0.1:9/charge"}}}
-	id := uuid.New()
-	created, err := model.DecideExecution(model.Execution{}, model.NewCommand(uuid.New(),
-		model.StartExecution{WorkflowExecutionUUID: id, WorkflowUUID: wf.WorkflowUUID}, now), &wf, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := model.FoldExecution(model.Execution{}, created)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ended, err := model.DecideStepOutcome(x, model.RunStepCommand(id, 0, 1, now), model.StepOutcome{Output: json.RawMessage(`{}`)}, now)
+	appends := executionAppends(t, 1)
+	created, ended := appends[0], appends[1]
+	_, id, err := model.ParseAggregateID(created[0].AggregateID)
 	if err != nil {
 		t.Fatal(err)
 	}

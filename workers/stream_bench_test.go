@@ -68,7 +68,7 @@ func BenchmarkStreamBatch(b *testing.B) {
 // workflow, two each (the append that creates and begins it; its step's
 // outcome, which ends it),
 // in the order of the stream: each execution's after the one before.
-func executionAppends(b *testing.B, n int) [][]model.Event {
+func executionAppends(b testing.TB, n int) [][]model.Event {
 	b.Helper()
 	now := time.Now().UTC()
 	wf := model.Workflow{WorkflowUUID: uuid.New(), Name: "w", Version: 1, Seq: 1,
