@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -148,7 +149,7 @@ func (s *Store) list(ctx context.Context, op string, l listing, limit int) ([]ma
 				if len(c.buf) == 0 {
 					continue
 				}
-				if best < 0 || s.before(l, c.buf[0], curs[best].buf[0]) {
+				if best < 0 || l.before(c.buf[0], curs[best].buf[0]) {
 					best = i
 				}
 			}
@@ -198,7 +199,7 @@ func stillIn(view, entry map[string]types.AttributeValue, src source) bool {
 	}
 	if src.statusPrefix != "" {
 		st, _ := getS(view, attrListStatus)
-		return len(st) >= len(src.statusPrefix) && st[:len(src.statusPrefix)] == src.statusPrefix
+		return strings.HasPrefix(st, src.statusPrefix)
 	}
 	return true
 }
@@ -206,7 +207,7 @@ func stillIn(view, entry map[string]types.AttributeValue, src source) bool {
 // before reports whether entry a comes before b in the listing's order.
 // Sort keys are unique (they end with the UUID), so there are no ties
 // within a source; across sources an item is in only one.
-func (s *Store) before(l listing, a, b map[string]types.AttributeValue) bool {
+func (l listing) before(a, b map[string]types.AttributeValue) bool {
 	order := l.sources[0].index.order
 	ka, _ := getB(a, order)
 	kb, _ := getB(b, order)
