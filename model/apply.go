@@ -81,7 +81,22 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Attempts++
 		st.StartedAt = &at
 		st.DueAt = cloneTime(d.DueAt)
+		if d.Held {
+			st.AttemptStartedAt, st.claim = &at, e.Seq
+		}
 		n.CurrentStep = d.Step
+	case EventStepAttemptStarted:
+		var d StepAttemptStarted
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		st, err := n.step(e, d.Step)
+		if err != nil {
+			return s, err
+		}
+		st.Attempts = max(st.Attempts, d.Attempt)
+		st.DueAt = nil
+		st.AttemptStartedAt, st.claim = &at, e.Seq
 	case EventStepCompleted:
 		var d StepCompleted
 		if err := decodeData(e, &d); err != nil {
@@ -97,6 +112,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.DueAt = nil
 		st.Error = ""
 		st.Attempts = max(st.Attempts, d.Attempt)
+		st.claim = 0
 		n.CurrentStep = d.Step + 1
 	case EventStepAttemptFailed:
 		var d StepAttemptFailed
@@ -111,6 +127,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Error = d.Error
 		retryAt := d.RetryAt
 		st.DueAt = &retryAt
+		st.claim = 0
 	case EventExecutionFailed:
 		var d Failure
 		if err := decodeData(e, &d); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -85,8 +86,8 @@ func (s Workflow) requireLive() error {
 // DecideExecution returns the events an execution command produces from
 // state s, or a *Rejection. wf is the workflow a StartExecution names (nil
 // when it does not exist); other commands ignore it. Each command has its
-// rule below; RunStep is decided with its attempt's outcome instead
-// (CheckRunStep, DecideStepOutcome).
+// rule below; RunStep is decided as a claim on its attempt and then the
+// attempt's outcome instead (ClaimAttempt, DecideStepOutcome).
 func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Event, error) {
 	var drafts []draft
 	var err error
@@ -104,7 +105,7 @@ func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Eve
 	case CancelExecution:
 		drafts, err = s.cancel(p)
 	case RunStep:
-		return nil, errors.New("RunStep is decided with its attempt's outcome: use CheckRunStep and DecideStepOutcome")
+		return nil, errors.New("RunStep is decided as a claim and an outcome: use ClaimAttempt and DecideStepOutcome")
 	default:
 		return nil, reject("command %s is not an execution command", c.Type)
 	}
@@ -263,7 +264,7 @@ func (s Execution) checkCurrent(step int, typ string) error {
 // startStep returns the StepStarted of step i: a wait step's says when it
 // ends.
 func (s Execution) startStep(i int, now time.Time) StepStarted {
-	st := StepStarted{Step: i, Type: s.Steps[i].Type}
+	st := StepStarted{Step: i, Type: s.Steps[i].Type, Held: s.Steps[i].Type == StepHTTP}
 	if st.Type == StepWait && i < len(s.Definitions) {
 		due := now.UTC().Add(time.Duration(s.Definitions[i].Seconds) * time.Second)
 		st.DueAt = &due
@@ -329,49 +330,131 @@ type StepOutcome struct {
 	Err    string          // why the attempt failed ("" if it did not)
 	Final  bool            // retrying cannot help (a host not allowed)
 	Jitter float64         // in [0, 1), drawn once for the retry delay
+	Claim  int64           // the seq of the claim the attempt was made under (HeldAttempt.Claim)
 }
 
-// CheckRunStep reports whether attempt p.Attempt of http step p.Step is the
-// one to run now: the step is current and RUNNING, and the attempt is its
-// first with no outcome yet, or the one after the last failed attempt once
-// that one's backoff has passed (else a transient rejection saying how
-// long). Any other attempt is stale (a *Rejection): a duplicate, or one a
-// cancellation or timeout overtook.
-func CheckRunStep(s Execution, p RunStep, now time.Time) error {
+// AttemptGrace is how long past the end of an http attempt's timeout
+// another worker waits before it takes the attempt over (ClaimAttempt):
+// room for the clocks of two workers to differ, and for the holder's time
+// between its claim and its call.
+const AttemptGrace = 10 * time.Second
+
+// HeldAttempt is an http attempt in progress: the step, the attempt, the
+// seq of the event that claimed it (its holder's token, which the
+// outcome carries as StepOutcome.Claim), and when its holder's call must
+// end: its claim time plus the attempt's timeout.
+type HeldAttempt struct {
+	Step, Attempt int
+	Claim         int64
+	Until         time.Time
+}
+
+// Held returns the http attempt in progress, if there is one: the
+// current step is an http step RUNNING with no retry due, and an event
+// claimed its latest attempt (a StepStarted marked Held, or a
+// StepAttemptStarted). A worker holds it if its own append holds that
+// event; anyone else may take it over once it is TakeoverAt.
+func (s Execution) Held() (HeldAttempt, bool) {
+	if s.Status != ExecutionRunning || s.CurrentStep >= len(s.Steps) {
+		return HeldAttempt{}, false
+	}
+	i, st := s.CurrentStep, s.Steps[s.CurrentStep]
+	if st.Type != StepHTTP || st.Status != StepRunning || st.DueAt != nil || st.AttemptStartedAt == nil {
+		return HeldAttempt{}, false
+	}
+	return HeldAttempt{Step: i, Attempt: st.Attempts, Claim: st.claim, Until: st.AttemptStartedAt.Add(s.attemptTimeout(i))}, true
+}
+
+// TakeoverAt is when another worker may take the attempt over: its call
+// has ended by then, or its holder died.
+func (h HeldAttempt) TakeoverAt() time.Time { return h.Until.Add(AttemptGrace) }
+
+func (s Execution) attemptTimeout(i int) time.Duration {
+	if i < len(s.Definitions) {
+		return s.Definitions[i].AttemptTimeout()
+	}
+	return MaxHTTPTimeout * time.Second
+}
+
+// ClaimAttempt decides the claim on attempt p.Attempt of http step p.Step
+// that a RunStep asks for: one StepAttemptStarted event, whose conditional
+// append makes its worker the attempt's only holder (two claimants race
+// for one seq; the loser reads again and finds the attempt held). The
+// attempt must be due:
+//   - the retry after the last failed attempt, once its backoff has passed
+//     (else a transient rejection saying how long);
+//   - the attempt in progress, once its holder's time is up (TakeoverAt;
+//     else a transient rejection until then): the holder seems to have
+//     died, and the call is repeated (Resumed) with the same
+//     Idempotency-Key;
+//   - the attempt in progress that no event claimed (its StepStarted was
+//     appended by an earlier build, whose dispatcher issued the RunStep).
+//
+// Any other attempt is stale (a *Rejection): a duplicate, or one that an
+// outcome, a cancellation or a timeout overtook.
+func ClaimAttempt(s Execution, c Command, now time.Time) ([]Event, error) {
+	p, ok := c.Payload.(RunStep)
+	if !ok {
+		return nil, fmt.Errorf("ClaimAttempt: command %s is not %s", c.Type, CommandRunStep)
+	}
+	if err := s.checkCurrent(p.Step, StepHTTP); err != nil {
+		return nil, err
+	}
+	st := s.Steps[p.Step]
+	claim := StepAttemptStarted{Step: p.Step, Attempt: p.Attempt}
+	switch {
+	case st.Status != StepRunning:
+		return nil, reject("step %d is %s", p.Step, st.Status)
+	case p.Attempt > 1 && p.Attempt == st.Attempts+1 && st.DueAt != nil:
+		if now.Before(*st.DueAt) {
+			return nil, &Rejection{Reason: "the retry is not due yet", Transient: true, After: st.DueAt.Sub(now)}
+		}
+	case p.Attempt == st.Attempts && st.DueAt == nil && st.AttemptStartedAt == nil:
+		// claimed by nobody: an earlier build's StepStarted
+	case p.Attempt == st.Attempts && st.DueAt == nil:
+		h, _ := s.Held()
+		if at := h.TakeoverAt(); now.Before(at) {
+			return nil, &Rejection{Reason: fmt.Sprintf("attempt %d of step %d is in progress", p.Attempt, p.Step), Transient: true, After: at.Sub(now)}
+		}
+		claim.Resumed = true
+	default:
+		return nil, reject("attempt %d of step %d is not due (attempts so far: %d)", p.Attempt, p.Step, st.Attempts)
+	}
+	// A claim's UUID names the seq it takes: every claim of one attempt is
+	// a command of its own, and two racing for one seq are twins.
+	cc := NewCommand(SystemCommandUUID(p.WorkflowExecutionUUID, "claim/"+strconv.Itoa(p.Attempt), p.Step, int(s.Version)+1), p, now)
+	return eventsFor(p.AggregateID(), s.Version, cc, now, draft{EventStepAttemptStarted, claim})
+}
+
+// checkHeld reports a *Rejection unless attempt p.Attempt of step p.Step
+// is in progress and held by claim: an outcome counts only from its holder
+// (one that was overtaken, or whose attempt was taken over, is stale).
+func (s Execution) checkHeld(p RunStep, claim int64) error {
 	if err := s.checkCurrent(p.Step, StepHTTP); err != nil {
 		return err
 	}
-	st := s.Steps[p.Step]
+	h, ok := s.Held()
 	switch {
-	case st.Status != StepRunning:
-		return reject("step %d is %s", p.Step, st.Status)
-	case p.Attempt == 1 && st.Attempts == 1 && st.DueAt == nil:
-		return nil
-	case p.Attempt > 1 && p.Attempt == st.Attempts+1 && st.DueAt != nil:
-		if now.Before(*st.DueAt) {
-			return &Rejection{Reason: "the retry is not due yet", Transient: true, After: st.DueAt.Sub(now)}
-		}
-		return nil
+	case !ok || h.Attempt != p.Attempt:
+		return reject("attempt %d of step %d is not in progress (step %s, attempts so far: %d)", p.Attempt, p.Step, s.Steps[p.Step].Status, s.Steps[p.Step].Attempts)
+	case h.Claim != claim:
+		return reject("attempt %d of step %d was taken over by the claim at seq %d", p.Attempt, p.Step, h.Claim)
 	}
-	return reject("attempt %d of step %d is not due (attempts so far: %d)", p.Attempt, p.Step, st.Attempts)
+	return nil
 }
 
-// DecideStepOutcome returns the events of an http attempt's outcome, after
-// CheckRunStep allowed the attempt (it checks again: the state may have
-// moved on while the request ran, and then the outcome is ignored):
-// success completes the step; a failure with attempts left schedules the
-// next after the backoff; the last failure, or a final one, fails the
-// execution.
+// DecideStepOutcome returns the events of an http attempt's outcome,
+// made under the claim out.Claim (the state may have moved on while the
+// request ran, or another worker taken the attempt over: then the outcome
+// is ignored, a *Rejection): success completes the step; a failure with
+// attempts left schedules the next after the backoff; the last failure,
+// or a final one, fails the execution.
 func DecideStepOutcome(s Execution, c Command, out StepOutcome, now time.Time) ([]Event, error) {
 	p, ok := c.Payload.(RunStep)
 	if !ok {
 		return nil, fmt.Errorf("DecideStepOutcome: command %s is not %s", c.Type, CommandRunStep)
 	}
-	if err := CheckRunStep(s, p, now); err != nil {
-		var rej *Rejection
-		if errors.As(err, &rej) && rej.Transient {
-			return nil, reject("%s", rej.Reason) // an outcome is never retried
-		}
+	if err := s.checkHeld(p, out.Claim); err != nil {
 		return nil, err
 	}
 	if out.Err == "" {

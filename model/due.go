@@ -63,10 +63,22 @@ func (x Execution) DueAt(maxDelay time.Duration) (time.Time, bool) {
 		case st.DueAt != nil:
 			consider(st.DueAt.Add(CleanupGrace)) // the queue fires the timer
 		case st.Type == StepHTTP && st.Status == StepRunning:
-			consider(roundUp(x.UpdatedAt.Add(stuckAttempt)))
+			consider(roundUp(x.attemptLostAt()))
 		}
 	}
 	return due, !due.IsZero()
+}
+
+// attemptLostAt is when the http attempt in progress of the current step
+// seems lost, so that the cleanup issues it again: a grace after its
+// holder's time is up (a redelivery of the message its holder handled
+// takes it over sooner); for an attempt no event claimed (an earlier
+// build's), a grace after the longest attempt timeout.
+func (x Execution) attemptLostAt() time.Time {
+	if h, ok := x.Held(); ok {
+		return h.TakeoverAt().Add(CleanupGrace)
+	}
+	return x.UpdatedAt.Add(stuckAttempt)
 }
 
 func roundUp(t time.Time) time.Time {
@@ -104,7 +116,7 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 	case st.Type == StepWait && st.Status == StepWaiting && st.DueAt != nil && !now.Before(*st.DueAt):
 		return TimerCommand(id, i, now), true
 	case st.Type == StepHTTP && st.Status == StepRunning && st.DueAt == nil:
-		if now.Before(roundUp(x.UpdatedAt.Add(stuckAttempt))) {
+		if now.Before(roundUp(x.attemptLostAt())) {
 			return Command{}, false // the attempt may still be running
 		}
 		return RunStepCommand(id, i, st.Attempts, now), true // it seems lost: once more

@@ -20,6 +20,7 @@ const (
 	EventExecutionSucceeded     = "ExecutionSucceeded"
 	EventExecutionCancelled     = "ExecutionCancelled"
 	EventStepAttemptFailed      = "StepAttemptFailed"
+	EventStepAttemptStarted     = "StepAttemptStarted"
 	EventExecutionFailed        = "ExecutionFailed"
 	EventExecutionTimedOut      = "ExecutionTimedOut"
 )
@@ -29,6 +30,7 @@ var EventTypes = []string{
 	EventWorkflowCreated, EventWorkflowVersionCreated, EventWorkflowDeleted,
 	EventExecutionCreated, EventExecutionStarted, EventStepStarted, EventStepCompleted,
 	EventExecutionSucceeded, EventExecutionCancelled, EventStepAttemptFailed, EventExecutionFailed, EventExecutionTimedOut,
+	EventStepAttemptStarted,
 }
 
 // Event is one immutable fact in an aggregate's log: the envelope every
@@ -71,11 +73,26 @@ type ExecutionCreated struct {
 
 // StepStarted is the data of EventStepStarted. Type is the step's type
 // (the dispatcher acts on http and wait steps without the execution's
-// state); DueAt is when a wait step ends.
+// state); DueAt is when a wait step ends. Held marks an http step whose
+// first attempt the worker that appended the event makes at once: the
+// event is that worker's claim on the attempt (see ClaimAttempt). An http
+// StepStarted without it (appended by an earlier build) is run through a
+// RunStep the dispatcher issues.
 type StepStarted struct {
 	Step  int        `json:"step"`
 	Type  string     `json:"type,omitempty"`
 	DueAt *time.Time `json:"dueAt,omitempty"`
+	Held  bool       `json:"held,omitempty"`
+}
+
+// StepAttemptStarted is the data of EventStepAttemptStarted: the worker
+// that appended it makes attempt Attempt of http step Step (a retry, or an
+// attempt whose earlier holder seems to have died: Resumed, the call is
+// repeated with the same Idempotency-Key).
+type StepAttemptStarted struct {
+	Step    int  `json:"step"`
+	Attempt int  `json:"attempt"`
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // StepCompleted is the data of EventStepCompleted. Attempt is the http

@@ -53,6 +53,15 @@ type StepState struct {
 	// DueAt is when a waiting wait step ends, or when a failed http
 	// attempt is retried.
 	DueAt *time.Time `json:"dueAt,omitempty"`
+	// AttemptStartedAt is when the latest http attempt was claimed
+	// (ClaimAttempt). While it is in progress (the step RUNNING, no retry
+	// due), its holder calls until then plus the attempt's timeout, and
+	// AttemptGrace later another worker may take it over.
+	AttemptStartedAt *time.Time `json:"attemptStartedAt,omitempty"`
+	// claim is the seq of the event that claimed the attempt in progress
+	// (0: none): the holder's token, which its outcome must match. The
+	// workers fold it from the log; views do not keep it.
+	claim int64
 }
 
 // Execution is the state of a workflow execution aggregate and its view.
@@ -100,6 +109,7 @@ func (x Execution) Clone() Execution {
 		x.Steps[i].StartedAt = cloneTime(x.Steps[i].StartedAt)
 		x.Steps[i].FinishedAt = cloneTime(x.Steps[i].FinishedAt)
 		x.Steps[i].DueAt = cloneTime(x.Steps[i].DueAt)
+		x.Steps[i].AttemptStartedAt = cloneTime(x.Steps[i].AttemptStartedAt)
 	}
 	x.Input = cloneRaw(x.Input)
 	x.Output = cloneRaw(x.Output)

@@ -52,15 +52,36 @@ func (r *run) fold(events []model.Event) {
 func (r *run) outcome(step, attempt int, out model.StepOutcome) []model.Event {
 	r.t.Helper()
 	c := model.RunStepCommand(r.id, step, attempt, r.now)
-	if err := model.CheckRunStep(r.x, c.Payload.(model.RunStep), r.now); err != nil {
-		r.t.Fatalf("attempt %d of step %d: %v", attempt, step, err)
+	h, ok := r.x.Held()
+	if !ok || h.Step != step || h.Attempt != attempt {
+		// Not held by the append that started it: a RunStep claims it.
+		claim, err := model.ClaimAttempt(r.x, c, r.now)
+		if err != nil {
+			r.t.Fatalf("claim attempt %d of step %d: %v", attempt, step, err)
+		}
+		r.fold(claim)
+		if h, ok = r.x.Held(); !ok || h.Claim != claim[0].Seq {
+			r.t.Fatalf("after the claim at seq %d: held %+v %v", claim[0].Seq, h, ok)
+		}
 	}
+	out.Claim = h.Claim
 	events, err := model.DecideStepOutcome(r.x, c, out, r.now)
 	if err != nil {
 		r.t.Fatalf("outcome of attempt %d: %v", attempt, err)
 	}
 	r.fold(events)
 	return events
+}
+
+// claim returns the error of a claim on attempt attempt of step step at
+// now (and folds the claim when there is none).
+func (r *run) claim(step, attempt int, now time.Time) error {
+	r.t.Helper()
+	events, err := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, step, attempt, now), now)
+	if err == nil {
+		r.fold(events)
+	}
+	return err
 }
 
 func wantTransientAfter(t *testing.T, err error, after time.Duration) {
@@ -84,8 +105,8 @@ func TestHTTPStepRetriesWithBackoffThenCompletes(t *testing.T) {
 		t.Fatalf("after a failed attempt: %+v, want a retry due at +2s", st)
 	}
 	// Attempt 2 is not due before the backoff; attempt 1 is done with.
-	wantTransientAfter(t, model.CheckRunStep(r.x, model.RunStep{WorkflowExecutionUUID: r.id, Step: 0, Attempt: 2}, t0.Add(time.Second)), time.Second)
-	wantRejection(t, model.CheckRunStep(r.x, model.RunStep{WorkflowExecutionUUID: r.id, Step: 0, Attempt: 1}, t0.Add(time.Hour)), false, "not due")
+	wantTransientAfter(t, r.claim(0, 2, t0.Add(time.Second)), time.Second)
+	wantRejection(t, r.claim(0, 1, t0.Add(time.Hour)), false, "not due")
 	r.now = t0.Add(2 * time.Second)
 	r.outcome(0, 2, model.StepOutcome{Err: "status 503", Jitter: 0.5})
 	if st := r.x.Steps[0]; st.Attempts != 2 || !st.DueAt.Equal(r.now.Add(time.Duration(4*0.9*float64(time.Second)))) {
@@ -204,8 +225,9 @@ func TestDeadlinesTimeOutTheExecution(t *testing.T) {
 func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
 	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1} }))
 	due, ok := r.x.DueAt(maxDelay)
-	if !ok || due.Sub(t0) < 15*time.Minute {
-		t.Fatalf("DueAt of an attempt in progress: %v %v, want after the longest attempt", due, ok)
+	lost := t0.Add(model.DefaultHTTPTimeout*time.Second + model.AttemptGrace + model.CleanupGrace)
+	if !ok || due.Before(lost) || due.Sub(lost) >= 5*time.Minute {
+		t.Fatalf("DueAt of an attempt in progress: %v %v, want its holder's time and the graces, rounded up to 5 minutes (%v)", due, ok, lost)
 	}
 	if _, ok := r.x.DueCommand(t0.Add(time.Minute), maxDelay); ok {
 		t.Fatal("an attempt a minute old is issued again")
@@ -284,5 +306,93 @@ func TestOutputsThatWouldOverflowTheViewAreRefused(t *testing.T) {
 	r.outcome(2, 1, model.StepOutcome{Output: big})
 	if r.x.Status != model.ExecutionFailed || !strings.Contains(r.x.Error, "over the") || r.x.Steps[2].Attempts != 1 {
 		t.Fatalf("after an answer too big: %s %q attempts %d, want FAILED at once", r.x.Status, r.x.Error, r.x.Steps[2].Attempts)
+	}
+}
+
+// An http attempt has one holder at a time: the append that starts the
+// step holds its first attempt; a RunStep claims a retry; another worker
+// may take an attempt over only once its holder's time is up, and then
+// only the new holder's outcome counts. Every claim is a StepAttemptStarted
+// at the next seq, so two claimants race for one seq.
+func TestAnHTTPAttemptHasOneHolder(t *testing.T) {
+	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) {
+		s.TimeoutSeconds = 5
+		s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1}
+	}), model.StepDefinition{Name: "after", Type: model.StepManual})
+	first, ok := r.x.Held()
+	if !ok || first.Step != 0 || first.Attempt != 1 || first.Claim != r.x.Version || !first.Until.Equal(t0.Add(5*time.Second)) {
+		t.Fatalf("after the start: held %+v %v, want attempt 1 held by the starting append (seq %d) until +5s", first, ok, r.x.Version)
+	}
+	takeover := t0.Add(5*time.Second + model.AttemptGrace)
+	if !first.TakeoverAt().Equal(takeover) {
+		t.Fatalf("TakeoverAt %v, want %v", first.TakeoverAt(), takeover)
+	}
+	wantTransientAfter(t, r.claim(0, 1, takeover.Add(-time.Millisecond)), time.Millisecond)
+	wantRejection(t, r.claim(0, 2, takeover), false, "not due")
+
+	claim, err := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, 0, 1, takeover), takeover)
+	if err != nil {
+		t.Fatalf("take over at TakeoverAt: %v", err)
+	}
+	var data model.StepAttemptStarted
+	if len(claim) != 1 || claim[0].Type != model.EventStepAttemptStarted || claim[0].Seq != r.x.Version+1 {
+		t.Fatalf("claim: %+v, want one StepAttemptStarted at the next seq", claim)
+	}
+	if err := json.Unmarshal(claim[0].Data, &data); err != nil || data != (model.StepAttemptStarted{Step: 0, Attempt: 1, Resumed: true}) {
+		t.Fatalf("claim data %s (%v), want attempt 1 resumed", claim[0].Data, err)
+	}
+	twin, _ := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, 0, 1, takeover), takeover.Add(time.Second))
+	if twin[0].EventUUID != claim[0].EventUUID {
+		t.Fatal("two claims on one seq have different eventUUIDs: a backend could not tell them for twins")
+	}
+	r.now = takeover
+	r.fold(claim)
+	second, _ := r.x.Held()
+	if second.Claim != claim[0].Seq || second.Attempt != 1 || !second.Until.Equal(takeover.Add(5*time.Second)) {
+		t.Fatalf("after the takeover: held %+v", second)
+	}
+	// The first holder's late outcome is stale; the new holder's counts.
+	run1 := model.RunStepCommand(r.id, 0, 1, r.now)
+	_, err = model.DecideStepOutcome(r.x, run1, model.StepOutcome{Output: json.RawMessage(`1`), Claim: first.Claim}, r.now)
+	wantRejection(t, err, false, "taken over")
+	if _, err := model.ClaimAttempt(r.x, run1, r.now); err == nil {
+		t.Fatal("a second claim while the new holder's time runs: allowed")
+	}
+	failed, err := model.DecideStepOutcome(r.x, run1, model.StepOutcome{Err: "status 502", Claim: second.Claim}, r.now)
+	if err != nil {
+		t.Fatalf("the new holder's outcome: %v", err)
+	}
+	r.fold(failed)
+	if _, ok := r.x.Held(); ok {
+		t.Fatal("an attempt is held while its retry waits for its backoff")
+	}
+	// The retry is claimed by the RunStep the dispatcher delays.
+	r.now = r.now.Add(time.Second)
+	if err := r.claim(0, 2, r.now); err != nil {
+		t.Fatalf("claim the retry when due: %v", err)
+	}
+	if h, ok := r.x.Held(); !ok || h.Attempt != 2 || h.Claim != r.x.Version {
+		t.Fatalf("after the retry's claim: held %+v %v", h, ok)
+	}
+	if r.x.Steps[0].AttemptStartedAt == nil || !r.x.Steps[0].AttemptStartedAt.Equal(r.now) || r.x.Steps[0].DueAt != nil {
+		t.Fatalf("step after the retry's claim: %+v", r.x.Steps[0])
+	}
+	wantTransientAfter(t, r.claim(0, 2, r.now), 5*time.Second+model.AttemptGrace)
+}
+
+// An http step an earlier build started (no Held mark) is run through the
+// dispatcher's RunStep, whose claim needs no takeover.
+func TestAnUnheldHTTPStepIsClaimedByItsRunStep(t *testing.T) {
+	r := startRun(t, 0, httpStep(func(*model.StepDefinition) {}))
+	st := &r.x.Steps[0]
+	st.AttemptStartedAt = nil // as an earlier build folded it
+	if _, ok := r.x.Held(); ok {
+		t.Fatal("an unclaimed attempt is held")
+	}
+	if err := r.claim(0, 1, t0); err != nil {
+		t.Fatalf("claim an unclaimed first attempt: %v", err)
+	}
+	if h, ok := r.x.Held(); !ok || h.Attempt != 1 {
+		t.Fatalf("after the claim: %+v %v", h, ok)
 	}
 }

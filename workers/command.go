@@ -97,14 +97,51 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 	if run, ok := cmd.Payload.(model.RunStep); ok {
 		return w.runStep(ctx, cmd, run, receiveCount)
 	}
-	err := w.appendDecided(ctx, cmd, w.TrustCache, func(agg aggregate) ([]model.Event, error) {
+	agg, appended, err := w.appendDecided(ctx, cmd, w.TrustCache, func(agg aggregate) ([]model.Event, error) {
 		return w.decide(ctx, cmd, agg)
 	})
 	var rej *model.Rejection
 	if errors.As(err, &rej) {
 		return w.rejected(ctx, cmd, rej, receiveCount)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return w.follow(ctx, cmd, agg, appended, receiveCount)
+}
+
+// follow makes the http attempt the command's append holds (it started an
+// http step), and those its outcomes hold in turn: the worker that wins
+// the conditional append is the attempt's only caller, and no RunStep
+// message is sent for it. A command already in the history (a
+// redelivery) whose execution has an attempt in progress may come from a
+// worker that died holding it: it takes the attempt over once the
+// holder's time is up (runStep; until then it comes back later). Receive
+// counts cannot tell a redelivery after a crash from a twin: the
+// embedded bus does not sync them.
+func (w *CommandWorker) follow(ctx context.Context, cmd model.Command, agg aggregate, appended []model.Event, receiveCount int) error {
+	if model.AggregateKind(cmd.AggregateID()) != model.KindExecution {
+		return nil
+	}
+	if len(appended) > 0 {
+		if h, ok := agg.execution.Held(); ok && h.Claim >= appended[0].Seq {
+			return w.runAttempts(ctx, agg, h)
+		}
+		return nil
+	}
+	if _, ok := agg.execution.Held(); !ok {
+		return nil // nothing in progress as far as the state found says
+	}
+	agg, err := w.load(ctx, cmd.AggregateID())
+	if err != nil {
+		return err
+	}
+	h, ok := agg.execution.Held()
+	if !ok {
+		return nil
+	}
+	run := model.RunStepCommand(agg.execution.WorkflowExecutionUUID, h.Step, h.Attempt, w.now())
+	return w.runStep(ctx, run, run.Payload.(model.RunStep), receiveCount)
 }
 
 // appendDecided is the reload-decide-append loop every command goes
@@ -115,17 +152,22 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 // seq first, it reads the state again and decides again. A *model.Rejection
 // decided on a cached state is decided again on a state just read (the
 // cache may be behind); one decided on a state just read is returned.
-func (w *CommandWorker) appendDecided(ctx context.Context, cmd model.Command, trust bool, decide func(aggregate) ([]model.Event, error)) error {
+//
+// It returns the aggregate's state after the command and the events this
+// call appended: none when the command was in the history already, or a
+// racing delivery of it appended first (the state is then the one the
+// command was found in, or the one it lost on).
+func (w *CommandWorker) appendDecided(ctx context.Context, cmd model.Command, trust bool, decide func(aggregate) ([]model.Event, error)) (aggregate, []model.Event, error) {
 	aggregateID := cmd.AggregateID()
 	for range maxConflictRetries {
 		agg, read, err := w.state(ctx, aggregateID, trust)
 		if err != nil {
-			return err
+			return agg, nil, err
 		}
 		trust = false // from the second round on, always read
 		if agg.commands[cmd.CommandUUID] {
 			w.logger().Debug("duplicate command acknowledged", "command", cmd.CommandUUID, "type", cmd.Type)
-			return nil
+			return agg, nil, nil
 		}
 		events, err := decide(agg)
 		var rej *model.Rejection
@@ -133,34 +175,50 @@ func (w *CommandWorker) appendDecided(ctx context.Context, cmd model.Command, tr
 			continue
 		}
 		if err != nil {
-			return err
+			return agg, nil, err
 		}
-		if done, err := w.append(ctx, aggregateID, agg, events); done || err != nil {
-			return err
+		switch next, res, err := w.append(ctx, aggregateID, agg, events); {
+		case err != nil:
+			return agg, nil, err
+		case res == appended:
+			return next, events, nil
+		case res == twin:
+			return agg, nil, nil
 		}
 		// Another command won this seq: catch up and decide again.
 	}
-	return &RetryError{After: time.Second, Reason: "too many concurrent writers on " + aggregateID}
+	return aggregate{}, nil, &RetryError{After: time.Second, Reason: "too many concurrent writers on " + aggregateID}
 }
 
-// append appends the events a command decided on agg and reports whether
-// the command is done with: appended (the cache moves on), or a racing
-// delivery of the same command appended first. It returns false and no
-// error when another command took the seq (catch up and decide again).
-func (w *CommandWorker) append(ctx context.Context, aggregateID string, agg aggregate, events []model.Event) (bool, error) {
+// appendResult is what became of an append.
+type appendResult int
+
+const (
+	appended appendResult = iota // the events are in the log
+	twin                         // a racing delivery of the same command appended first
+	lost                         // another command took the seq: catch up and decide again
+)
+
+// append appends the events a command decided on agg and returns the
+// state after them (the cache moves on) if they were appended.
+func (w *CommandWorker) append(ctx context.Context, aggregateID string, agg aggregate, events []model.Event) (aggregate, appendResult, error) {
 	err := w.Log.Append(ctx, events)
 	switch {
 	case err == nil:
-		if next, err := agg.with(events); err == nil {
-			w.cache().put(aggregateID, next)
+		next, err := agg.with(events)
+		if err != nil {
+			w.cache().remove(aggregateID)
+			next, err = w.load(ctx, aggregateID)
+			return next, appended, err
 		}
-		return true, nil
+		w.cache().put(aggregateID, next)
+		return next, appended, nil
 	case errors.Is(err, store.ErrDuplicate):
-		return true, nil
+		return agg, twin, nil
 	case errors.Is(err, store.ErrConflict):
-		return false, nil
+		return agg, lost, nil
 	}
-	return false, fmt.Errorf("append %s: %w", aggregateID, err)
+	return agg, lost, fmt.Errorf("append %s: %w", aggregateID, err)
 }
 
 // aggregate is the folded state of one aggregate, and the commands its
@@ -330,57 +388,109 @@ func (w *CommandWorker) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// runStep runs one attempt of an http step: it reads the execution (never
-// trusting the cache, as a request is about to go out), checks that the
-// attempt is the one due, makes the request, and appends its outcome
-// through appendDecided, starting from the state it read: if the append
-// conflicts, the same outcome is decided again on the new state, without a
-// second request, and an execution cancelled in between ignores it. A
-// redelivery after a crash repeats the request with the same
-// Idempotency-Key.
+// runStep runs an attempt a RunStep names (a retry the dispatcher
+// delayed, an attempt the cleanup or a redelivery takes over, or the first
+// attempt of a step an earlier build started): it reads the execution
+// (never trusting the cache, as a request is about to go out) and claims
+// the attempt with a conditional append (model.ClaimAttempt). The claim
+// that wins the seq makes its worker the attempt's only caller; one that
+// loses reads again and finds the attempt held (a transient rejection:
+// the message comes back when the holder's time is up). Then runAttempts.
 func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run model.RunStep, receiveCount int) error {
-	agg, err := w.load(ctx, cmd.AggregateID())
-	if err != nil {
-		return err
+	aggregateID := cmd.AggregateID()
+	for range maxConflictRetries {
+		agg, err := w.load(ctx, aggregateID)
+		if err != nil {
+			return err
+		}
+		if agg.commands[cmd.CommandUUID] {
+			return nil // its outcome is in the log: a redelivery
+		}
+		_, held := agg.execution.Held()
+		claim, err := model.ClaimAttempt(agg.execution, cmd, w.now())
+		var rej *model.Rejection
+		if errors.As(err, &rej) {
+			return w.rejected(ctx, cmd, rej, receiveCount)
+		} else if err != nil {
+			return err
+		}
+		next, res, err := w.append(ctx, aggregateID, agg, claim)
+		if err != nil {
+			return err
+		}
+		if h, ok := next.execution.Held(); res == appended && ok && h.Claim == claim[0].Seq {
+			if held {
+				w.logger().Info("http attempt taken over: its holder's time is up", "execution", run.WorkflowExecutionUUID, "step", run.Step, "attempt", run.Attempt)
+			}
+			return w.runAttempts(ctx, next, h)
+		}
+		// Another claim or command took the seq: read again.
 	}
-	if agg.commands[cmd.CommandUUID] {
-		return nil // its outcome is in the log: a redelivery
-	}
-	var rej *model.Rejection
-	if err := model.CheckRunStep(agg.execution, run, w.now()); errors.As(err, &rej) {
-		return w.rejected(ctx, cmd, rej, receiveCount)
-	} else if err != nil {
-		return err
-	}
-	out := w.attempt(ctx, agg.execution, run)
-	// Decide first on the cached state (usually the one just read; a later
-	// one, or none after an eviction, is as good): a rejection is decided
-	// again on a state read anew.
-	err = w.appendDecided(ctx, cmd, true, func(agg aggregate) ([]model.Event, error) {
-		return model.DecideStepOutcome(agg.execution, cmd, out, w.now())
-	})
-	if errors.As(err, &rej) {
-		w.logger().Info("http step outcome ignored", "execution", run.WorkflowExecutionUUID, "step", run.Step, "attempt", run.Attempt, "reason", rej.Reason)
-		return nil
-	}
-	return err
+	return &RetryError{After: time.Second, Reason: "too many concurrent writers on " + aggregateID}
 }
 
-// attempt makes the request of an http step's attempt. The body holds the
+// runAttempts makes attempt h, which this worker holds, and appends its
+// outcome through appendDecided, starting from the state it holds: if the
+// append conflicts, the same outcome is decided again on the new state,
+// without a second request, and an execution cancelled in between (or an
+// attempt taken over) ignores it. If the outcome starts the next http
+// step, its append holds that step's first attempt: runAttempts makes it
+// too, and so on. If ctx ends during a call, no outcome is appended: the
+// message comes back, and the attempt is taken over with the same
+// Idempotency-Key once its time is up.
+func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.HeldAttempt) error {
+	for {
+		x := agg.execution
+		out := w.attempt(ctx, x, h)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("attempt %d of step %d of %s cut short: %w", h.Attempt, h.Step, x.WorkflowExecutionUUID, err)
+		}
+		run := model.RunStepCommand(x.WorkflowExecutionUUID, h.Step, h.Attempt, w.now())
+		next, appended, err := w.appendDecided(ctx, run, true, func(agg aggregate) ([]model.Event, error) {
+			return model.DecideStepOutcome(agg.execution, run, out, w.now())
+		})
+		var rej *model.Rejection
+		if errors.As(err, &rej) {
+			w.logger().Info("http step outcome ignored", "execution", x.WorkflowExecutionUUID, "step", h.Step, "attempt", h.Attempt, "reason", rej.Reason)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		nh, ok := next.execution.Held()
+		if !ok || len(appended) == 0 || nh.Claim < appended[0].Seq {
+			return nil
+		}
+		agg, h = next, nh
+	}
+}
+
+// attempt makes the request of the http attempt h of x. The body holds the
 // execution's input and the outputs of the steps before, by name; the
-// Idempotency-Key names the execution, the step and the attempt.
-func (w *CommandWorker) attempt(ctx context.Context, x model.Execution, run model.RunStep) model.StepOutcome {
-	if run.Step >= len(x.Definitions) {
+// Idempotency-Key names the execution, the step and the attempt; the
+// request must end by h.Until, the end of its holder's time.
+func (w *CommandWorker) attempt(ctx context.Context, x model.Execution, h model.HeldAttempt) model.StepOutcome {
+	out := w.call(ctx, x, h)
+	out.Claim = h.Claim
+	return out
+}
+
+func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.HeldAttempt) model.StepOutcome {
+	if h.Step >= len(x.Definitions) {
 		return model.StepOutcome{Err: "the step's definition is missing", Final: true}
 	}
-	def := x.Definitions[run.Step]
-	outputs := make(map[string]json.RawMessage, run.Step)
-	for _, st := range x.Steps[:run.Step] {
+	def := x.Definitions[h.Step]
+	timeout := min(def.AttemptTimeout(), h.Until.Sub(w.now()))
+	if timeout <= 0 {
+		return model.StepOutcome{Err: fmt.Sprintf("timed out: the attempt's %s had passed before its request was sent", def.AttemptTimeout()), Jitter: model.Jitter()}
+	}
+	outputs := make(map[string]json.RawMessage, h.Step)
+	for _, st := range x.Steps[:h.Step] {
 		outputs[st.Name] = st.Output
 	}
 	body, err := json.Marshal(stepRequest{
 		WorkflowExecutionUUID: x.WorkflowExecutionUUID, WorkflowUUID: x.WorkflowUUID,
-		Step: run.Step, StepName: def.Name, Attempt: run.Attempt, Input: x.Input, Outputs: outputs,
+		Step: h.Step, StepName: def.Name, Attempt: h.Attempt, Input: x.Input, Outputs: outputs,
 	})
 	if err != nil {
 		return model.StepOutcome{Err: "encode the request: " + err.Error(), Final: true}
@@ -391,10 +501,10 @@ func (w *CommandWorker) attempt(ctx context.Context, x model.Execution, run mode
 	}
 	start := time.Now()
 	output, err := caller.Call(ctx, HTTPRequest{
-		URL: def.URL, Method: def.HTTPMethod(), Headers: def.Headers, Timeout: def.AttemptTimeout(), Body: body,
-		IdempotencyKey: fmt.Sprintf("%s:%d:%d", x.WorkflowExecutionUUID, run.Step, run.Attempt),
+		URL: def.URL, Method: def.HTTPMethod(), Headers: def.Headers, Timeout: timeout, Body: body,
+		IdempotencyKey: fmt.Sprintf("%s:%d:%d", x.WorkflowExecutionUUID, h.Step, h.Attempt),
 	})
-	log := w.logger().With("execution", x.WorkflowExecutionUUID, "step", run.Step, "attempt", run.Attempt, "took", time.Since(start))
+	log := w.logger().With("execution", x.WorkflowExecutionUUID, "step", h.Step, "attempt", h.Attempt, "took", time.Since(start))
 	if err == nil {
 		log.Debug("http step attempt succeeded")
 		return model.StepOutcome{Output: output}

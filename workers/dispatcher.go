@@ -28,9 +28,11 @@ type Scheduler interface {
 // commands it publishes have UUIDs derived from the event, so reading an
 // event twice publishes a duplicate that the workers ignore.
 //
-// It begins created executions, runs the first attempt of an http step when
-// the step starts, and schedules, through the executions queue's delayed
-// delivery, the end of a wait step and the retry of a failed attempt. What
+// It begins created executions, and schedules, through the executions
+// queue's delayed delivery, the end of a wait step and the retry of a
+// failed http attempt. (The first attempt of an http step is made by the
+// worker whose append started the step; only for a StepStarted of an
+// earlier build, not marked Held, does the dispatcher issue it.) What
 // is due later than MaxDelay is left to the cleanup, which issues the
 // same commands (model.Execution.DueCommand).
 type Dispatcher struct {
@@ -131,6 +133,8 @@ func (d *Dispatcher) followUp(e model.Event) (followUp, bool, error) {
 			return followUp{}, false, err
 		}
 		switch {
+		case data.Type == model.StepHTTP && data.Held:
+			// The worker that appended it makes the attempt (CommandWorker.follow).
 		case data.Type == model.StepHTTP:
 			return followUp{cmd: model.RunStepCommand(id, data.Step, 1, e.OccurredAt), event: e}, true, nil
 		case data.Type == model.StepWait && data.DueAt != nil:

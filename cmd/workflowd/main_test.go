@@ -226,14 +226,21 @@ func TestKill9WithHTTPStepsAndWaitsInFlight(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		keys     = map[string]int{} // Idempotency-Key → calls
+		open     = map[string]int{} // Idempotency-Key → calls in flight
+		overlaps int                // calls made while one with the same key was in flight
 		inFlight atomic.Int64
 	)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inFlight.Add(1)
 		defer inFlight.Add(-1)
+		key := r.Header.Get("Idempotency-Key")
 		mu.Lock()
-		keys[r.Header.Get("Idempotency-Key")]++
+		keys[key]++
+		if open[key]++; open[key] > 1 {
+			overlaps++
+		}
 		mu.Unlock()
+		defer func() { mu.Lock(); open[key]--; mu.Unlock() }()
 		time.Sleep(300 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"ok":true}`)
@@ -313,6 +320,9 @@ func TestKill9WithHTTPStepsAndWaitsInFlight(t *testing.T) {
 	}
 	if repeated == 0 {
 		t.Fatalf("no call was repeated after the restart (%d keys): the attempts in flight at the kill were lost", len(keys))
+	}
+	if overlaps > 0 {
+		t.Fatalf("%d calls were made while a call with the same Idempotency-Key was in flight", overlaps)
 	}
 	t.Logf("%d attempts were repeated after the restart, each with its key", repeated)
 }
