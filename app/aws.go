@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/uuid"
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
@@ -39,8 +41,16 @@ type AWSConfig struct {
 	// (table.Config.IndexShards; 0: table.DefaultIndexShards).
 	IndexShards int
 	// Steps configures http steps and the cleanup.
-	Steps  StepsConfig
-	Logger *slog.Logger
+	Steps StepsConfig
+	// Instance names this process among the instances that run against
+	// one deployment (default: the host name and a random suffix); each
+	// must have its own.
+	Instance string
+	// LeasePeriod is how long an instance's leases (of stream shards, of
+	// the cleanup) last without a renewal: an instance that dies leaves
+	// its work to the others within two periods (default 10s).
+	LeasePeriod time.Duration
+	Logger      *slog.Logger
 	// SDK is the AWS SDK configuration the clients are made from (nil:
 	// loaded from the environment, config.LoadDefaultConfig). Tests and
 	// benchmarks pass one with middleware of their own.
@@ -56,6 +66,10 @@ func (c *AWSConfig) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = host + "-" + uuid.NewString()[:8]
 	}
 }
 
@@ -73,6 +87,7 @@ type AWS struct {
 	Bus       *snssqs.Bus
 	clients   clients
 	streamARN string
+	leases    *ddbstream.Leases
 }
 
 // clients are the SDK clients of a process, made from one load of the
@@ -149,6 +164,8 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 	a := &AWS{
 		cfg: cfg, Store: table.New(c.db, cfg.tables()), Bus: snssqs.New(c.sns, c.sqs, busCfg),
 		clients: c, streamARN: aws.ToString(desc.Table.LatestStreamArn),
+		leases: &ddbstream.Leases{Client: c.db, Table: cfg.checkpointsTable(), Instance: cfg.Instance, Period: cfg.LeasePeriod,
+			Logger: cfg.Logger.With("instance", cfg.Instance)},
 	}
 	deps, err := awsDeps(a.Store, a.Bus, cfg.Logger)
 	if err != nil {
@@ -173,7 +190,9 @@ func (a *AWS) Handler() http.Handler { return a.API }
 
 // Run consumes both queues and reads the events table's stream (one reader
 // for the projector, one for the dispatcher, each with its checkpoints)
-// until ctx is done, then lets in-flight work finish (Service.Run).
+// until ctx is done, then lets in-flight work finish (Service.Run). Of
+// several instances, each reads its share of the stream's shards and one
+// at a time runs the cleanup, under leases (ddbstream.Leases).
 func (a *AWS) Run(ctx context.Context) error {
 	queues, err := AllQueues(a.Bus.Queue)
 	if err != nil {
@@ -190,6 +209,9 @@ func (a *AWS) Run(ctx context.Context) error {
 		// up to ten keeps the handlers busy.
 		Consumer: workers.ConsumerOptions{Concurrency: a.cfg.Workers, Pollers: 1, Wait: 20 * time.Second, Visibility: visibility, Logger: a.log},
 		Feed:     a.readStream,
+		Singleton: func(ctx context.Context, name string, run func(context.Context)) {
+			a.leases.Hold(ctx, name, run)
+		},
 	})
 }
 
@@ -198,6 +220,8 @@ func (a *AWS) Run(ctx context.Context) error {
 func (a *AWS) readStream(ctx context.Context, consumer string, h workers.EventHandler) error {
 	r := &ddbstream.Reader{
 		Client: a.clients.streams, StreamARN: a.streamARN, Logger: a.log.With("consumer", consumer),
+		Leases: a.leases, Consumer: consumer,
+		// The checkpoints of a build without leases, read once per shard.
 		Checkpoints: &ddbstream.TableCheckpoints{Client: a.clients.db, Table: a.cfg.checkpointsTable(), Consumer: consumer},
 		Handle: func(ctx context.Context, ev events.DynamoDBEvent) events.DynamoDBEventResponse {
 			return workers.HandleDynamoDBEvent(ctx, h, table.StreamEvents, ev, a.log)

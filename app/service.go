@@ -167,6 +167,10 @@ type Loops struct {
 	// only once the consumers have stopped, so that what they appended last
 	// still reaches the views and the dispatcher.
 	Feed func(ctx context.Context, consumer string, h workers.EventHandler) error
+	// Singleton, if set, runs run (the cleanup) while this process holds
+	// the lease name, so that of several processes one at a time runs it,
+	// until ctx is done (nil: run it here).
+	Singleton func(ctx context.Context, name string, run func(context.Context))
 }
 
 // Run runs the consumers, the projector and the dispatcher on the feed,
@@ -180,7 +184,12 @@ func (s *Service) Run(ctx context.Context, l Loops) error {
 		consumers.Go(func() { workers.Consume(ctx, q, s.Worker, l.Consumer) })
 	}
 	if s.cleanup > 0 {
-		consumers.Go(func() { s.Cleanup.Every(ctx, s.cleanup) })
+		cleanup := func(ctx context.Context) { s.Cleanup.Every(ctx, s.cleanup) }
+		if l.Singleton != nil {
+			consumers.Go(func() { l.Singleton(ctx, "cleanup", cleanup) })
+		} else {
+			consumers.Go(func() { cleanup(ctx) })
+		}
 	}
 	feedCtx, stopFeeds := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFeeds()

@@ -51,6 +51,8 @@ type settings struct {
 	cleanupInterval   time.Duration
 	retention         time.Duration
 	indexShards       int
+	instance          string
+	leasePeriod       time.Duration
 }
 
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
@@ -78,7 +80,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&shutdown, "shutdown-timeout", env("WORKFLOWD_SHUTDOWN_TIMEOUT", "20s"), "how long a graceful shutdown may take (env WORKFLOWD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&s.backend, "backend", env("WORKFLOWD_BACKEND", "embedded"), "embedded (one process, local store) or aws (DynamoDB, SNS, SQS) (env WORKFLOWD_BACKEND)")
 	fs.StringVar(&s.awsPrefix, "aws-prefix", env("WORKFLOWD_AWS_PREFIX", "workflowd"), "name prefix of the AWS tables, topic and queues (env WORKFLOWD_AWS_PREFIX)")
-	var allowHosts, cleanup, retention, indexShards string
+	var allowHosts, cleanup, retention, indexShards, leasePeriod string
+	fs.StringVar(&s.instance, "instance", env("WORKFLOWD_INSTANCE", ""), "aws backend: this instance's name among those of one deployment; each needs its own (default: host name and a random suffix) (env WORKFLOWD_INSTANCE)")
+	fs.StringVar(&leasePeriod, "lease-period", env("WORKFLOWD_LEASE_PERIOD", "10s"), "aws backend: how long an instance's stream-shard and cleanup leases last unrenewed; a dead instance's work moves within two periods (env WORKFLOWD_LEASE_PERIOD)")
 	fs.StringVar(&indexShards, "index-shards", env("WORKFLOWD_INDEX_SHARDS", "64"), "aws backend: partitions per listing key of the views table's indexes; may be raised, never lowered (env WORKFLOWD_INDEX_SHARDS)")
 	fs.StringVar(&retention, "retention", env("WORKFLOWD_RETENTION", "720h"), "how long a finished execution's view is kept (its history stays); 0 for ever (env WORKFLOWD_RETENTION)")
 	fs.StringVar(&allowHosts, "http-allow-hosts", env("WORKFLOW_HTTP_ALLOW_HOSTS", ""), "comma-separated host:port pairs http steps may call; empty: none (env WORKFLOW_HTTP_ALLOW_HOSTS)")
@@ -120,6 +124,12 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.indexShards, err = positiveInt("index-shards", indexShards); err != nil || s.indexShards > table.MaxIndexShards {
 		return s, fmt.Errorf("index-shards: %q is not a whole number from 1 to %d", indexShards, table.MaxIndexShards)
 	}
+	if s.leasePeriod, err = positiveDuration("lease-period", leasePeriod); err != nil {
+		return s, err
+	}
+	if s.leasePeriod < time.Second {
+		return s, fmt.Errorf("lease-period must be at least 1s, not %q", leasePeriod)
+	}
 	if s.retention, err = time.ParseDuration(retention); err != nil || s.retention < 0 {
 		return s, fmt.Errorf("retention: %q is not a duration of 0 or more (like 720h)", retention)
 	}
@@ -148,6 +158,7 @@ func openService(ctx context.Context, s settings, log *slog.Logger) (service, er
 	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval, Retention: s.retention}
 	awsCfg := app.AWSConfig{
 		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout, IndexShards: s.indexShards,
+		Instance: s.instance, LeasePeriod: s.leasePeriod,
 		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log,
 	}
 	switch {

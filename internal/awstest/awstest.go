@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,4 +98,25 @@ func WithLatency(cfg aws.Config, d time.Duration) aws.Config {
 			}), middleware.After)
 	})
 	return cfg
+}
+
+// Killable returns cfg whose clients fail every call once kill is called:
+// a process that died (kill -9), as the services see it, for tests of
+// what the others do then. Nothing it had in flight completes after kill.
+func Killable(cfg aws.Config) (aws.Config, func()) {
+	var dead atomic.Bool
+	cfg.APIOptions = append(append([]func(*middleware.Stack) error(nil), cfg.APIOptions...), func(s *middleware.Stack) error {
+		return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("killable",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if dead.Load() {
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, errors.New("awstest: the process was killed")
+				}
+				out, md, err := next.HandleFinalize(ctx, in)
+				if dead.Load() {
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, errors.New("awstest: the process was killed")
+				}
+				return out, md, err
+			}), middleware.After)
+	})
+	return cfg, func() { dead.Store(true) }
 }

@@ -329,8 +329,10 @@ func (h *holder) start(parent context.Context, le lease, startAt time.Time, work
 }
 
 // renewAll renews every lease held; one lost, or lapsed on this
-// instance's clock, has its work stopped.
-func (h *holder) renewAll(ctx context.Context) {
+// instance's clock, has its work stopped. A lease whose work ended by
+// itself (a finished shard) is released; renewAll reports whether there
+// was one.
+func (h *holder) renewAll(ctx context.Context) (ended bool) {
 	h.mu.Lock()
 	names := make([]string, 0, len(h.held))
 	for name := range h.held {
@@ -344,6 +346,7 @@ func (h *holder) renewAll(ctx context.Context) {
 		select {
 		case <-hd.done: // the work ended by itself (a finished shard)
 			h.drop(ctx, name, hd, true)
+			ended = true
 			continue
 		default:
 		}
@@ -364,6 +367,7 @@ func (h *holder) renewAll(ctx context.Context) {
 			}
 		}
 	}
+	return ended
 }
 
 // drop stops the work of a lease and forgets it; release gives it up.

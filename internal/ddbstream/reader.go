@@ -40,6 +40,14 @@ type Reader struct {
 	DescribeInterval time.Duration
 	// BatchSize is the most records one GetRecords returns (default 1000).
 	BatchSize int32
+	// Leases, if set, shares the shards among the instances that read the
+	// stream as Consumer: this instance reads only the shards whose lease
+	// it holds, and keeps their checkpoints in the lease items, saved only
+	// by the holder and never backwards. Checkpoints is then only read,
+	// for a shard whose lease holds no checkpoint yet (one saved by a
+	// reader without leases).
+	Leases   *Leases
+	Consumer string
 }
 
 // Run reads every shard, parents before children, until ctx ends. It
@@ -47,6 +55,9 @@ type Reader struct {
 // described at all.
 func (r *Reader) Run(ctx context.Context) error {
 	r.defaults()
+	if r.Leases != nil {
+		return r.runLeased(ctx)
+	}
 	var (
 		mu       sync.Mutex
 		running  = map[string]bool{}
@@ -98,7 +109,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			running[id] = true
 			mu.Unlock()
 			wg.Go(func() {
-				done := r.readShard(ctx, id)
+				done := r.readShard(ctx, id, r.Checkpoints)
 				mu.Lock()
 				delete(running, id)
 				if done {
@@ -156,9 +167,9 @@ func (r *Reader) describe(ctx context.Context) ([]types.Shard, error) {
 
 // readShard reads one shard from its checkpoint to its end (or ctx's end)
 // and reports whether it reached the end of a closed shard.
-func (r *Reader) readShard(ctx context.Context, shardID string) bool {
+func (r *Reader) readShard(ctx context.Context, shardID string, cps Checkpoints) bool {
 	log := r.Logger.With("shard", shardID)
-	seq, _, err := r.Checkpoints.Load(ctx, shardID)
+	seq, _, err := cps.Load(ctx, shardID)
 	if err != nil {
 		log.Error("load checkpoint failed", "err", err)
 		return false
@@ -197,7 +208,10 @@ func (r *Reader) readShard(ctx context.Context, shardID string) bool {
 			last, ok := r.handle(ctx, log, out.Records)
 			if last != "" {
 				seq = last
-				if err := r.Checkpoints.Save(ctx, shardID, seq, false); err != nil {
+				if err := cps.Save(ctx, shardID, seq, false); errors.Is(err, ErrLeaseLost) {
+					log.Info("shard lease lost: its new holder reads on", "err", err)
+					return false
+				} else if err != nil {
 					log.Error("save checkpoint failed", "seq", seq, "err", err)
 				}
 			}
@@ -211,7 +225,10 @@ func (r *Reader) readShard(ctx context.Context, shardID string) bool {
 			failures = 0
 		}
 		if out.NextShardIterator == nil {
-			if err := r.Checkpoints.Save(ctx, shardID, seq, true); err != nil {
+			if err := cps.Save(ctx, shardID, seq, true); errors.Is(err, ErrLeaseLost) {
+				log.Info("shard lease lost: its new holder reads on", "err", err)
+				return false
+			} else if err != nil {
 				log.Error("save checkpoint failed", "seq", seq, "err", err)
 			}
 			log.Info("shard finished")
