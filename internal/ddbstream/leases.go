@@ -374,6 +374,7 @@ func (h *holder) renewAll(ctx context.Context) (ended bool) {
 func (h *holder) drop(ctx context.Context, name string, hd *held, release bool) {
 	hd.cancel()
 	<-hd.done
+	h.l.logger().Info("lease work stopped", "lease", name, "counter", hd.counter)
 	h.mu.Lock()
 	delete(h.held, name)
 	h.mu.Unlock()
