@@ -35,7 +35,8 @@ type AWSConfig struct {
 	// VisibilityTimeout and MaxReceiveCount of the queues Init creates.
 	VisibilityTimeout time.Duration
 	MaxReceiveCount   int
-	// Workers is the number of consuming goroutines per queue (default 16).
+	// Workers is the number of consuming goroutines per queue (default 64:
+	// an execution's consecutive http steps hold one for all of them).
 	Workers int
 	// IndexShards is the views table's shards per listing key
 	// (table.Config.IndexShards; 0: table.DefaultIndexShards).
@@ -62,7 +63,7 @@ func (c *AWSConfig) defaults() {
 		c.Prefix = "workflowd"
 	}
 	if c.Workers <= 0 {
-		c.Workers = 16
+		c.Workers = 64
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -31,7 +31,8 @@ type Config struct {
 	VisibilityTimeout time.Duration
 	// MaxReceiveCount before a message goes to its dead-letter queue (default 5).
 	MaxReceiveCount int
-	// Workers is the number of consuming goroutines per queue (default 16).
+	// Workers is the number of consuming goroutines per queue (default 64:
+	// an execution's consecutive http steps hold one for all of them).
 	Workers int
 	// Steps configures http steps and the cleanup.
 	Steps  app.StepsConfig
@@ -55,7 +56,7 @@ func Open(cfg Config) (*Runtime, error) {
 		cfg.MaxReceiveCount = 5
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 16
+		cfg.Workers = 64
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -2,7 +2,6 @@ package local_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/bustest"
 	"github.com/workflowd/workflowd/bus/local"
+	"github.com/workflowd/workflowd/internal/apitest"
 )
 
 func queueConfigs(cfg bustest.Config) []local.QueueConfig {
@@ -285,7 +285,7 @@ func TestPublishedMessagesSurvivePowerLoss(t *testing.T) {
 }
 
 func TestNackReasonReachesDeadLetterLogAndListing(t *testing.T) {
-	var logs syncBuffer
+	var logs apitest.SyncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b := MustOpen(t, local.Options{Queues: workflowsOnly(time.Minute, 2), Logger: logger})
 	q, err := b.Queue(bustest.Workflows)
@@ -341,23 +341,6 @@ func TestNackReasonReachesDeadLetterLogAndListing(t *testing.T) {
 	if d.ReceiveCount != 1 || d.ID != id {
 		t.Errorf("after redrive: got %s with ReceiveCount %d, want %s with 1", d.ID, d.ReceiveCount, id)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
 }
 
 func TestRestartRedeliversInFlightAtOnceAndKeepsDeferrals(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -25,24 +24,11 @@ import (
 	"github.com/workflowd/workflowd/internal/awstest"
 )
 
-// syncBuffer is a log a process writes and the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // awsInstance starts workflowd -backend aws as instance name, its log kept.
-func awsInstance(t *testing.T, name, prefix string, env ...string) (*server, *syncBuffer) {
+func awsInstance(t *testing.T, name, prefix string, env ...string) (*server, *apitest.SyncBuffer) {
 	t.Helper()
 	addr := freeAddr(t)
-	log := &syncBuffer{}
+	log := &apitest.SyncBuffer{}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "WORKFLOWD_TEST_SERVE=1", "WORKFLOWD_ADDR="+addr, "WORKFLOWD_BACKEND=aws",
 		"WORKFLOWD_AWS_PREFIX="+prefix, "WORKFLOWD_INSTANCE="+name, "WORKFLOWD_LOG_LEVEL=info",
@@ -120,7 +106,7 @@ func TestThreeAWSInstancesAndAKill9(t *testing.T) {
 	// The first creates the deployment; the others join it.
 	names := []string{"i0", "i1", "i2"}
 	servers := make([]*server, 3)
-	logs := make([]*syncBuffer, 3)
+	logs := make([]*apitest.SyncBuffer, 3)
 	servers[0], logs[0] = awsInstance(t, names[0], prefix, allow)
 	for i := 1; i < 3; i++ {
 		servers[i], logs[i] = awsInstance(t, names[i], prefix, allow)
@@ -302,7 +288,7 @@ var leaseLine = regexp.MustCompile(`^time=(\S+) level=INFO msg="lease (taken|wor
 // killed one held its leases until the kill, at most) and fails if two
 // held one at once, or if a lease the killed one held took more than two
 // lease periods to move.
-func checkLeases(t *testing.T, names []string, logs []*syncBuffer, victim int, killedAt time.Time, period time.Duration) {
+func checkLeases(t *testing.T, names []string, logs []*apitest.SyncBuffer, victim int, killedAt time.Time, period time.Duration) {
 	t.Helper()
 	type span struct {
 		who        string

@@ -23,7 +23,7 @@ func TestSettings(t *testing.T) {
 	}{
 		{name: "defaults", env: env(), check: func(t *testing.T, s settings) {
 			if s.addr != "127.0.0.1:8080" || s.dataDir != "./data" || s.backend != "embedded" || s.visibilityTimeout != 30*time.Second ||
-				s.maxReceiveCount != 5 || s.workers != 16 || s.memoryLimit != 100<<20 || s.awsPrefix != "workflowd" ||
+				s.maxReceiveCount != 5 || s.workers != 64 || s.memoryLimit != 100<<20 || s.awsPrefix != "workflowd" ||
 				len(s.httpAllowHosts) != 0 || s.cleanupInterval != time.Minute || s.retention != 720*time.Hour {
 				t.Errorf("defaults: %+v", s)
 			}

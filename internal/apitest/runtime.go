@@ -112,3 +112,27 @@ func (h *HookServer) Recorded() []HookCall {
 	defer h.mu.Unlock()
 	return append([]HookCall(nil), h.calls...)
 }
+
+// SyncBuffer is a log that a process or a logger writes while a test
+// reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+// Bytes returns a copy of what was written so far.
+func (s *SyncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b...)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string { return string(s.Bytes()) }
