@@ -72,7 +72,7 @@ bench:
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd -workload http
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSStepCost' -benchtime 1000x ./app
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSEngineStepCost' -benchtime 1x ./app
-	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'StreamShard' -benchtime 1x ./app
+	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'StreamShard' -benchtime 1x -count 2 ./app
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'PartitionHeat' -benchtime 1x ./app
 
 clean:
