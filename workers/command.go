@@ -129,17 +129,12 @@ func (w *CommandWorker) follow(ctx context.Context, cmd model.Command, agg aggre
 		}
 		return nil
 	}
-	if _, ok := agg.execution.Held(); !ok {
-		return nil // nothing in progress as far as the state found says
-	}
-	agg, err := w.load(ctx, cmd.AggregateID())
-	if err != nil {
-		return err
-	}
 	h, ok := agg.execution.Held()
 	if !ok {
-		return nil
+		return nil // nothing in progress as far as the state found says
 	}
+	// runStep reads the log again: on a state moved on, the claim is
+	// stale and nothing is done.
 	run := model.RunStepCommand(agg.execution.WorkflowExecutionUUID, h.Step, h.Attempt, w.now())
 	return w.runStep(ctx, run, run.Payload.(model.RunStep), receiveCount)
 }

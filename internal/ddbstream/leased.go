@@ -21,8 +21,8 @@ import (
 // the lease is lost.
 func (r *Reader) runLeased(ctx context.Context) error {
 	l := r.Leases
-	if r.Consumer == "" {
-		return errors.New("ddbstream: a leased reader needs a Consumer")
+	if r.Consumer == "" || l.Instance == "" || l.Table == "" {
+		return errors.New("ddbstream: a leased reader needs a Consumer, and Leases an Instance and a Table")
 	}
 	h := newHolder(l)
 	stop := context.WithoutCancel(ctx)
