@@ -49,10 +49,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 	ctx := r.Context()
 	now := s.cfg.Now().UTC()
 	route := r.Method + " " + r.URL.Path
+	// Every command gets a new UUID; a replay with a live Idempotency-Key
+	// takes the one its key's record holds. (A UUID derived from the key
+	// would name the same command again once the key expired, and the
+	// workers would drop the new request as a duplicate.)
 	commandUUID := uuid.New()
-	if key != "" {
-		commandUUID = model.IdempotentCommandUUID(route, key)
-	}
 
 	cmd := model.NewCommand(commandUUID, build(commandUUID), now)
 	if err := cmd.Payload.Validate(); err != nil {
@@ -85,6 +86,14 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 				return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused",
 					"this Idempotency-Key was used with a different request; use a new key for a new request")
 			}
+			// The first request's command, built again from the same body.
+			commandUUID = rec.CommandUUID
+			cmd = model.NewCommand(commandUUID, build(commandUUID), now)
+			if msg, err = bus.CommandMessage(cmd); err != nil {
+				return err
+			}
+			aggregateID = cmd.AggregateID()
+			resource = resourcePath(aggregateID)
 			// A replay. A finished command needs no second publish; an
 			// unfinished one is published again, in case the first request
 			// died before its publish (the workers ignore the duplicate).

@@ -236,7 +236,7 @@ func (c *fakeCommands) GetCommand(ctx context.Context, id uuid.UUID) (model.Comm
 func (c *fakeCommands) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.keys[rec.Key]; ok {
+	if old, ok := c.keys[rec.Key]; ok && rec.CreatedAt.Before(old.ExpiresAt) {
 		return old, &store.Error{Op: "claim idempotency key", Err: store.ErrDuplicate}
 	}
 	c.keys[rec.Key] = rec
@@ -250,6 +250,12 @@ func (c *fakeCommands) finish(id uuid.UUID, status, reason string) {
 	st := c.commands[id]
 	st.CommandUUID, st.Status, st.Error = id, status, reason
 	c.commands[id] = st
+}
+
+func (c *fakeCommands) keyRecord(key string) store.IdempotencyRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keys[key]
 }
 
 func (c *fakeCommands) counts() (commands, keys int) {

@@ -592,6 +592,23 @@ func TestHealthAndReadiness(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	const key = "order-7f3a"
+	t.Run("key_reused_after_its_expiry_is_a_new_command", func(t *testing.T) {
+		e := newEnv(t)
+		var first, second api.Accepted
+		e.do(t, http.MethodPost, "/v1/workflows", definition("orders", 2), "Idempotency-Key", key).decode(t, &first)
+		e.now = e.now.Add(25 * time.Hour) // the key's record expired (24 h)
+		r := e.do(t, http.MethodPost, "/v1/workflows", definition("invoices", 1), "Idempotency-Key", key)
+		r.wantStatus(t, http.StatusAccepted)
+		r.decode(t, &second)
+		if second.CommandUUID == first.CommandUUID || second.WorkflowUUID == first.WorkflowUUID {
+			t.Fatalf("after the key expired: command %s, workflow %s; want a new command and workflow, not the first's (%s, %s): the workers would drop it as a duplicate",
+				second.CommandUUID, second.WorkflowUUID, first.CommandUUID, first.WorkflowUUID)
+		}
+		msgs := e.pub.published()
+		if len(msgs) != 2 || decodeMessage(t, msgs[1]).CommandUUID != second.CommandUUID {
+			t.Fatalf("published %d messages, want the second request's command %s last", len(msgs), second.CommandUUID)
+		}
+	})
 	t.Run("same_key_same_body_gives_the_same_answer", func(t *testing.T) {
 		e := newEnv(t)
 		first := e.do(t, http.MethodPost, "/v1/workflows", definition("orders", 2), "Idempotency-Key", key)
@@ -606,8 +623,8 @@ func TestIdempotencyKey(t *testing.T) {
 		}
 		var a api.Accepted
 		first.decode(t, &a)
-		if want := model.IdempotentCommandUUID("POST /v1/workflows", key); a.CommandUUID != want {
-			t.Errorf("got commandUUID %s, want %s derived from the key", a.CommandUUID, want)
+		if want := e.cmds.keyRecord("POST /v1/workflows\x00" + key).CommandUUID; a.CommandUUID != want {
+			t.Errorf("got commandUUID %s, want %s, the one the key's record holds", a.CommandUUID, want)
 		}
 		if c, k := e.cmds.counts(); c != 1 || k != 1 {
 			t.Errorf("got %d commands and %d keys recorded, want 1 and 1", c, k)
@@ -730,8 +747,8 @@ func TestPublisherFailureIs503(t *testing.T) {
 	r.wantStatus(t, http.StatusAccepted)
 	var a api.Accepted
 	r.decode(t, &a)
-	if want := model.IdempotentCommandUUID("POST /v1/workflows", key); a.CommandUUID != want {
-		t.Errorf("got commandUUID %s, want %s", a.CommandUUID, want)
+	if want := e.cmds.keyRecord("POST /v1/workflows\x00" + key).CommandUUID; a.CommandUUID != want {
+		t.Errorf("got commandUUID %s, want %s, the failed request's", a.CommandUUID, want)
 	}
 	if msgs := e.pub.published(); len(msgs) != 1 || decodeMessage(t, msgs[0]).CommandUUID != a.CommandUUID {
 		t.Errorf("got %d messages, want the one command %s", len(msgs), a.CommandUUID)

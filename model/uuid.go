@@ -23,13 +23,6 @@ func DerivedUUID(parent uuid.UUID, purpose string) uuid.UUID {
 	return uuid.NewSHA1(parent, []byte(purpose))
 }
 
-// IdempotentCommandUUID returns the command UUID for a client request carrying
-// an Idempotency-Key: the same key on the same route always names the same
-// command, so two racing requests with one key can only cause one effect.
-func IdempotentCommandUUID(route, key string) uuid.UUID {
-	return uuid.NewSHA1(namespace, []byte("idempotency/"+route+"\x00"+key))
-}
-
 // SystemCommandUUID returns the UUID of a command the service issues to an
 // execution by itself: kind "begin", "run" (step, attempt), "timer" (step)
 // or "timeout". The dispatcher and the cleanup derive the same UUID for the
