@@ -49,7 +49,7 @@ func handleSQSRecord(ctx context.Context, h MessageHandler, rec events.SQSMessag
 	if err != nil || n < 1 {
 		n = 1
 	}
-	err = h.Handle(ctx, []byte(rec.Body), n)
+	err = handleMessage(ctx, h, []byte(rec.Body), n)
 	if err == nil {
 		return true
 	}
@@ -154,12 +154,12 @@ func handleAggregate(ctx context.Context, h EventHandler, recs []streamRecord) (
 	for _, r := range recs {
 		all = append(all, r.events...)
 	}
-	err := h.Handle(ctx, all)
+	err := handleEvents(ctx, h, all)
 	if err == nil || len(recs) == 1 {
 		return recs[0].index, err
 	}
 	for _, r := range recs {
-		if err := h.Handle(ctx, r.events); err != nil {
+		if err := handleEvents(ctx, h, r.events); err != nil {
 			return r.index, err
 		}
 	}

@@ -168,7 +168,7 @@ func keepInvisible(ctx context.Context, q bus.Queue, d bus.Delivery, visibility 
 }
 
 func handleDelivery(ctx context.Context, q bus.Queue, h MessageHandler, d bus.Delivery, log *slog.Logger) {
-	err := h.Handle(ctx, d.Body, d.ReceiveCount)
+	err := handleMessage(ctx, h, d.Body, d.ReceiveCount)
 	if err == nil {
 		if err := q.Delete(ctx, d.ReceiptHandle); err != nil && !errors.Is(err, bus.ErrReceiptInvalid) {
 			log.Warn("delete failed; the message will be redelivered", "message", d.ID, "err", err)
@@ -177,9 +177,12 @@ func handleDelivery(ctx context.Context, q bus.Queue, h MessageHandler, d bus.De
 	}
 	delay := redeliveryDelay(d.ReceiveCount)
 	var retry *RetryError
+	var panicked *PanicError
 	if errors.As(err, &retry) {
 		delay = retry.After
 		log.Debug("message retried", "message", d.ID, "receiveCount", d.ReceiveCount, "reason", retry.Reason)
+	} else if errors.As(err, &panicked) {
+		log.Error("message handler panicked; the message will be redelivered", "message", d.ID, "receiveCount", d.ReceiveCount, "err", err, "stack", string(panicked.Stack))
 	} else {
 		log.Warn("message failed; it will be redelivered", "message", d.ID, "receiveCount", d.ReceiveCount, "err", err)
 	}
@@ -255,7 +258,7 @@ func RunFeed(ctx context.Context, feed store.Feed, consumer string, h EventHandl
 		for _, e := range entries {
 			events = append(events, e.Events...)
 		}
-		if err := h.Handle(work, events); err != nil {
+		if err := handleEvents(work, h, events); err != nil {
 			if draining {
 				return err
 			}
