@@ -59,8 +59,15 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request) error {
 		return invalidField(&model.FieldError{Field: "workflowUUID", Problem: "must be a UUID in its 36-character form"})
 	}
 	req.Input = compactJSON(req.Input)
-	if err := s.requireLiveWorkflow(r, wf); err != nil {
+	defBytes, err := s.requireLiveWorkflow(r, wf)
+	if err != nil {
 		return err
+	}
+	// The worker refuses an execution over the limit in any case (and
+	// measures it exactly); this answers the common case at once.
+	if n := defBytes + len(req.Input); n > model.MaxExecutionData {
+		return problem(http.StatusRequestEntityTooLarge, "too-large", "Request too large",
+			fmt.Sprintf("the workflow's definition (%d bytes) and this input (%d bytes) take more than the %d bytes an execution may hold; make the input smaller, or pass a reference to it", defBytes, len(req.Input), model.MaxExecutionData))
 	}
 	return s.accept(w, r, req, func(commandUUID uuid.UUID) model.Payload {
 		return model.StartExecution{
@@ -77,25 +84,28 @@ func (s *Server) startExecution(w http.ResponseWriter, r *http.Request) error {
 // before rejecting the command with "workflow not found".
 //
 // A workflow read as live is taken as live for liveRecheck without a read.
-func (s *Server) requireLiveWorkflow(r *http.Request, id uuid.UUID) error {
+// It returns the encoded size of the workflow's definition (0 if unknown).
+func (s *Server) requireLiveWorkflow(r *http.Request, id uuid.UUID) (int, error) {
 	now := s.cfg.Now()
-	if s.live.fresh(id, now) {
-		return nil
+	if n, ok := s.live.fresh(id, now); ok {
+		return n, nil
 	}
 	wf, err := s.cfg.Views.GetWorkflow(r.Context(), id)
-	if err == nil && !wf.Deleted() {
-		s.live.remember(id, now)
-	}
 	switch {
 	case isNotFound(err):
-		return nil
+		return 0, nil
 	case err != nil:
-		return err
+		return 0, err
 	case wf.Deleted():
-		return problem(http.StatusConflict, "workflow-deleted", "Workflow deleted",
+		return 0, problem(http.StatusConflict, "workflow-deleted", "Workflow deleted",
 			"workflow "+id.String()+" is deleted; it takes no new executions")
 	}
-	return nil
+	steps, err := json.Marshal(wf.Steps)
+	if err != nil {
+		return 0, err
+	}
+	s.live.remember(id, now, len(steps))
+	return len(steps), nil
 }
 
 func (s *Server) increment(w http.ResponseWriter, r *http.Request) error {

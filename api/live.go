@@ -20,26 +20,34 @@ const liveRecheck = time.Second
 // maxLive bounds the workflows remembered; past it, all are forgotten.
 const maxLive = 4096
 
-// liveWorkflows remembers when each workflow was last read as live.
+// liveWorkflows remembers when each workflow was last read as live, and
+// the size of its definition then.
 type liveWorkflows struct {
 	mu   sync.Mutex
-	seen map[uuid.UUID]time.Time
+	seen map[uuid.UUID]liveWorkflow
 }
 
-func (l *liveWorkflows) fresh(id uuid.UUID, now time.Time) bool {
+type liveWorkflow struct {
+	at       time.Time
+	defBytes int // the encoded size of its steps
+}
+
+// fresh returns the workflow's definition size if it was read as live
+// less than liveRecheck ago.
+func (l *liveWorkflows) fresh(id uuid.UUID, now time.Time) (int, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	at, ok := l.seen[id]
-	return ok && now.Sub(at) >= 0 && now.Sub(at) < liveRecheck
+	w, ok := l.seen[id]
+	return w.defBytes, ok && now.Sub(w.at) >= 0 && now.Sub(w.at) < liveRecheck
 }
 
-func (l *liveWorkflows) remember(id uuid.UUID, at time.Time) {
+func (l *liveWorkflows) remember(id uuid.UUID, at time.Time, defBytes int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.seen == nil || len(l.seen) >= maxLive {
-		l.seen = make(map[uuid.UUID]time.Time)
+		l.seen = make(map[uuid.UUID]liveWorkflow)
 	}
-	l.seen[id] = at
+	l.seen[id] = liveWorkflow{at: at, defBytes: defBytes}
 }
 
 func (l *liveWorkflows) forget(id uuid.UUID) {

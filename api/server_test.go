@@ -954,3 +954,26 @@ func TestStepTypesRoundTripThroughTheAPI(t *testing.T) {
 		t.Fatalf("the wait step: %+v, want WAITING with its due time", st)
 	}
 }
+
+// A start whose input, with the workflow's definition, would take the
+// execution over model.MaxExecutionData is refused at once with 413 and
+// the sizes, and nothing is published (the worker would reject it).
+func TestStartOverTheExecutionDataLimitIs413(t *testing.T) {
+	e := newEnv(t)
+	d := model.Definition{Name: "wide"}
+	for i := range 60 {
+		d.Steps = append(d.Steps, model.StepDefinition{Name: fmt.Sprint("call-", i), Type: model.StepHTTP, URL: "http://127.0.0.1:9/" + strings.Repeat("p", 2000)})
+	}
+	wf := e.seedWorkflow(t, d, t0)
+	body := fmt.Sprintf(`{"workflowUUID":%q,"input":%q}`, wf.WorkflowUUID, strings.Repeat("i", 240<<10))
+	r := e.do(t, http.MethodPost, "/v1/workflow-executions", body)
+	r.wantStatus(t, http.StatusRequestEntityTooLarge)
+	if p := r.problem(t); !strings.HasSuffix(p.Type, ":too-large") || !strings.Contains(p.Detail, "an execution may hold") {
+		t.Fatalf("problem %+v, want too-large naming the limit", p)
+	}
+	if n := len(e.pub.published()); n != 0 {
+		t.Fatalf("%d messages published, want none", n)
+	}
+	// A small input is accepted.
+	e.do(t, http.MethodPost, "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"n":1}}`, wf.WorkflowUUID)).wantStatus(t, http.StatusAccepted)
+}

@@ -56,6 +56,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		n.WorkflowVersion = d.WorkflowVersion
 		n.TimeoutSeconds = d.TimeoutSeconds
 		n.Input = cloneRaw(d.Input)
+		n.createdBytes = len(e.Data)
 		n.Status = ExecutionPending
 		n.Definitions = d.Steps
 		n.Steps = make([]StepState, len(d.Steps))

@@ -131,14 +131,23 @@ func (s Execution) start(p StartExecution, wf *Workflow, now time.Time) ([]draft
 	if wf.Deleted() {
 		return nil, reject("workflow %s is deleted", p.WorkflowUUID)
 	}
-	return []draft{{EventExecutionCreated, ExecutionCreated{
+	// Encoded here, once: its size is the execution's first claim on
+	// MaxExecutionData (the definition is copied into the execution).
+	data, err := json.Marshal(ExecutionCreated{
 		WorkflowExecutionUUID: p.WorkflowExecutionUUID,
 		WorkflowUUID:          wf.WorkflowUUID,
 		WorkflowVersion:       wf.Version,
 		TimeoutSeconds:        wf.TimeoutSeconds,
 		Steps:                 wf.Steps,
 		Input:                 p.Input,
-	}}, {EventExecutionStarted, struct{}{}}, {EventStepStarted, created(wf.Steps).startStep(0, now)}}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", EventExecutionCreated, err)
+	}
+	if len(data) > MaxExecutionData {
+		return nil, reject("the workflow's definition and the input take %d bytes encoded (the input %d), over the %d an execution may hold", len(data), len(p.Input), MaxExecutionData)
+	}
+	return []draft{{EventExecutionCreated, json.RawMessage(data)}, {EventExecutionStarted, struct{}{}}, {EventStepStarted, created(wf.Steps).startStep(0, now)}}, nil
 }
 
 // created is the state ExecutionCreated gives steps, as far as startStep
@@ -307,19 +316,24 @@ func (s Execution) Deadline() (time.Time, string, bool) {
 	return at, reason, !at.IsZero()
 }
 
-// MaxExecutionData bounds an execution's input and step outputs together:
-// its view must fit a DynamoDB item (400 KB), and they are most of it.
+// MaxExecutionData bounds what an execution holds: its ExecutionCreated
+// data (the workflow's definition, copied, and the input) and its step
+// outputs together. Its view and its creating append must each fit a
+// DynamoDB item (400 KB) on both stores alike, and these are most of them.
 const MaxExecutionData = 320 << 10
 
-// roomFor reports an error if output would take the execution's input and
-// outputs over MaxExecutionData.
+// roomFor reports an error if output would take the execution's
+// definition, input and outputs over MaxExecutionData.
 func (s Execution) roomFor(output json.RawMessage) error {
-	n := len(s.Input) + len(output)
+	n := s.createdBytes + len(output)
+	if s.createdBytes == 0 {
+		n += len(s.Input) // a state not folded from its log
+	}
 	for _, st := range s.Steps {
 		n += len(st.Output)
 	}
 	if n > MaxExecutionData {
-		return fmt.Errorf("an output of %d bytes would take the execution's input and outputs to %d bytes, over the %d allowed", len(output), n, MaxExecutionData)
+		return fmt.Errorf("an output of %d bytes would take the execution's definition, input and outputs to %d bytes, over the %d allowed", len(output), n, MaxExecutionData)
 	}
 	return nil
 }

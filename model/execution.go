@@ -96,6 +96,9 @@ type Execution struct {
 	// them (the API does not show them), and nothing folding a view needs
 	// them.
 	Definitions []StepDefinition `json:"-"`
+	// createdBytes is the size of the ExecutionCreated data (definition and
+	// input), folded from the log: its share of MaxExecutionData.
+	createdBytes int
 }
 
 // Exists reports whether the execution has been created.

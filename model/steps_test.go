@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"errors"
 	"strings"
 	"testing"
@@ -307,6 +308,40 @@ func TestOutputsThatWouldOverflowTheViewAreRefused(t *testing.T) {
 	if r.x.Status != model.ExecutionFailed || !strings.Contains(r.x.Error, "over the") || r.x.Steps[2].Attempts != 1 {
 		t.Fatalf("after an answer too big: %s %q attempts %d, want FAILED at once", r.x.Status, r.x.Error, r.x.Steps[2].Attempts)
 	}
+}
+
+// The workflow's definition, copied into the execution, counts against
+// MaxExecutionData too: a start whose definition and input pass it is
+// rejected with the sizes (on both stores alike: nothing is written), and
+// an output is refused when the definition, the input and the outputs
+// together would pass it.
+func TestTheDefinitionCountsAgainstTheExecutionsData(t *testing.T) {
+	long := func(i int) model.StepDefinition {
+		return model.StepDefinition{Name: fmt.Sprint("call-", i), Type: model.StepHTTP, URL: "http://127.0.0.1:9999/" + strings.Repeat("p", 2000)}
+	}
+	var steps []model.StepDefinition
+	for i := range 60 {
+		steps = append(steps, long(i))
+	}
+	wf := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: steps, Seq: 1}
+	input := json.RawMessage(`"` + strings.Repeat("i", 240<<10) + `"`)
+	start := model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: uuid.New(), WorkflowUUID: wf.WorkflowUUID, Input: input}, t0)
+	_, err := model.DecideExecution(model.Execution{}, start, &wf, t0)
+	wantRejection(t, err, false, "the workflow's definition and the input take")
+
+	// 100 KiB of definition and 100 KiB of input leave room for 120 KiB
+	// of outputs, not for 150 (the input and outputs alone would fit).
+	r := &run{t: t, id: uuid.New(), now: t0}
+	manual := []model.StepDefinition{{Name: "m", Type: model.StepManual}}
+	for i := range 50 { // 50 × 2 KB of URL
+		manual = append(manual, long(i))
+	}
+	small := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: manual, Seq: 1}
+	r.decide(model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: r.id, WorkflowUUID: small.WorkflowUUID,
+		Input: json.RawMessage(`"` + strings.Repeat("i", 100<<10) + `"`)}, t0), &small)
+	out := json.RawMessage(`"` + strings.Repeat("o", 150<<10) + `"`)
+	_, err = model.DecideExecution(r.x, model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 0, Output: out}, t0), nil, t0)
+	wantRejection(t, err, false, "definition, input and outputs")
 }
 
 // An http attempt has one holder at a time: the append that starts the
