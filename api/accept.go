@@ -116,15 +116,26 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 			return fmt.Errorf("record command: %w", err)
 		}
 		if err := s.cfg.Publisher.Publish(ctx, msg); err != nil {
-			s.log.Error("publish failed", "command", commandUUID, "type", cmd.Type, "err", err)
-			if key == "" {
-				// Nobody can send this command again: close its status. (A
-				// keyed one stays ACCEPTED; the retry with the key publishes it.)
-				s.abandon(ctx, cmd)
-			}
+			s.log.Error("publish failed", "command", commandUUID, "type", cmd.Type, "err", err, "published", !bus.NotPublished(err))
 			w.Header().Set("Retry-After", "1")
+			switch {
+			case key != "":
+				// It stays ACCEPTED: the retry with the key publishes it
+				// (again, if it went through: the workers drop a duplicate).
+				return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
+					"the command may not have been queued; retry with the same Idempotency-Key and body")
+			case bus.NotPublished(err):
+				// Nothing was sent, and nobody can send this command
+				// again: close its status.
+				s.abandon(ctx, cmd)
+				return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
+					"the command was not queued (its status, "+"/v1/commands/"+commandUUID.String()+", reads REJECTED); retry it, with an Idempotency-Key to stay safe")
+			}
+			// The publish may have gone through: the status stays
+			// ACCEPTED, and the event log decides (APPLIED if the workers
+			// got it). REJECTED would be a lie if it did.
 			return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
-				"the command could not be queued; retry (with the same Idempotency-Key to stay safe)")
+				"the command may or may not have been queued: its status at /v1/commands/"+commandUUID.String()+" reads APPLIED or REJECTED if the workers got it, and stays ACCEPTED if not; send requests with an Idempotency-Key to retry them safely")
 		}
 	}
 

@@ -755,20 +755,38 @@ func TestPublisherFailureIs503(t *testing.T) {
 	}
 }
 
-func TestPublisherFailureWithoutKeyRejectsTheCommand(t *testing.T) {
-	e := newEnv(t)
-	e.pub.fail(errors.New("topic unreachable"))
-	r := e.do(t, http.MethodPost, "/v1/workflows", definition("orders", 1))
-	r.wantStatus(t, http.StatusServiceUnavailable)
-	e.cmds.mu.Lock()
-	defer e.cmds.mu.Unlock()
-	if len(e.cmds.commands) != 1 {
-		t.Fatalf("got %d command statuses, want 1", len(e.cmds.commands))
-	}
-	for _, st := range e.cmds.commands {
-		if st.Status != model.CommandRejected || st.Error == "" {
-			t.Errorf("a command that was never queued: got status %s %q, want REJECTED with a reason", st.Status, st.Error)
-		}
+// A publish that fails without a key: REJECTED only when nothing can have
+// been published; when the outcome is unknown (a timeout, a cancelled
+// request: the message may be queued), the status stays ACCEPTED and the
+// event log decides.
+func TestPublisherFailureWithoutKey(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		err    error
+		status string
+	}{
+		{"nothing_sent_is_rejected", fmt.Errorf("bus closed (%w)", bus.ErrNotPublished), model.CommandRejected},
+		{"outcome_unknown_stays_accepted", errors.New("topic unreachable: context deadline exceeded"), model.CommandAccepted},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.pub.fail(tt.err)
+			r := e.do(t, http.MethodPost, "/v1/workflows", definition("orders", 1))
+			r.wantStatus(t, http.StatusServiceUnavailable)
+			e.cmds.mu.Lock()
+			defer e.cmds.mu.Unlock()
+			if len(e.cmds.commands) != 1 {
+				t.Fatalf("got %d command statuses, want 1", len(e.cmds.commands))
+			}
+			for id, st := range e.cmds.commands {
+				if st.Status != tt.status || (tt.status == model.CommandRejected) != (st.Error != "") {
+					t.Errorf("got status %s %q, want %s", st.Status, st.Error, tt.status)
+				}
+				if p := r.problem(t); !strings.Contains(p.Detail, "/v1/commands/"+id.String()) {
+					t.Errorf("the problem does not name the command's status: %q", p.Detail)
+				}
+			}
+		})
 	}
 }
 

@@ -20,7 +20,21 @@ var (
 	ErrReceiptInvalid = errors.New("receipt handle is not current")
 	// ErrTooLarge: the message body exceeds MaxMessageSize.
 	ErrTooLarge = errors.New("message too large")
+	// ErrNotPublished marks a Publish error after which the message is
+	// certainly not enqueued: it was refused before anything was sent or
+	// written (a closed bus, a context already done). Any other Publish
+	// error (a timeout, a cancelled request, a storage or service error,
+	// even a refusal after the SDK retried an attempt that may have gone
+	// through) leaves it unknown: the message may be enqueued. See
+	// NotPublished.
+	ErrNotPublished = errors.New("not published")
 )
+
+// NotPublished reports whether a Publish error means the message was
+// certainly not enqueued: ErrNotPublished, ErrNoRoute or ErrTooLarge.
+func NotPublished(err error) bool {
+	return errors.Is(err, ErrNotPublished) || errors.Is(err, ErrNoRoute) || errors.Is(err, ErrTooLarge)
+}
 
 // MaxMessageSize is the largest body a message may carry (SQS's limit).
 const MaxMessageSize = 256 * 1024

@@ -198,14 +198,15 @@ func (b *Bus) queue(op, name string) (*Queue, error) {
 
 // Publish durably enqueues msg (with a fresh ID) on the queue named by its
 // "target" attribute, and returns once the write is synced to disk.
-// Errors: bus.ErrNoRoute (no queue of that name), bus.ErrTooLarge, ErrClosed,
-// the context's error, or a storage error.
+// Errors: bus.ErrNoRoute (no queue of that name), bus.ErrTooLarge, ErrClosed
+// or a context that ended before the write (these mark bus.ErrNotPublished:
+// nothing was written), or a storage error (the message may be written).
 func (b *Bus) Publish(ctx context.Context, msg bus.Message) error {
 	target, ok := msg.Attributes[bus.TargetAttribute]
 	q := b.queues[target]
 	if !ok || q == nil {
 		if b.closed.Load() {
-			return ErrClosed
+			return fmt.Errorf("%w (%w)", ErrClosed, bus.ErrNotPublished)
 		}
 		return fmt.Errorf("localbus: publish with %s %q: %w", bus.TargetAttribute, target, bus.ErrNoRoute)
 	}

@@ -554,3 +554,29 @@ func TestDrainedQueueIsEmpty(t *testing.T) {
 		t.Errorf("after draining: got %+v, want all zero", got)
 	}
 }
+
+// A publish refused before anything is written says so
+// (bus.NotPublished), so that the API may record its command REJECTED; a
+// published message is not.
+func TestPublishRefusedBeforeWritingIsNotPublished(t *testing.T) {
+	b, err := local.Open(local.Options{Dir: t.TempDir(), Queues: workflowsOnly(time.Hour, 5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bus.Message{Body: []byte("x"), Attributes: map[string]string{bus.TargetAttribute: bus.QueueWorkflows}}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Publish(done, msg); !bus.NotPublished(err) {
+		t.Errorf("publish with a context already done: %v, want NotPublished", err)
+	}
+	if err := b.Publish(context.Background(), bus.Message{Body: make([]byte, bus.MaxMessageSize+1), Attributes: msg.Attributes}); !bus.NotPublished(err) {
+		t.Errorf("publish of a message too large: %v, want NotPublished", err)
+	}
+	if err := b.Publish(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if err := b.Publish(context.Background(), msg); !bus.NotPublished(err) || !errors.Is(err, local.ErrClosed) {
+		t.Errorf("publish on a closed bus: %v, want ErrClosed and NotPublished", err)
+	}
+}

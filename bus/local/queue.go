@@ -53,7 +53,7 @@ func (q *Queue) Send(ctx context.Context, msg bus.Message, delay time.Duration) 
 
 func (q *Queue) send(ctx context.Context, op string, msg bus.Message, delay time.Duration) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("localbus: %s to %s: %w (%w)", op, q.name, err, bus.ErrNotPublished)
 	}
 	if len(msg.Body) > bus.MaxMessageSize {
 		return fmt.Errorf("localbus: %s to %s: body of %d bytes: %w", op, q.name, len(msg.Body), bus.ErrTooLarge)
@@ -61,12 +61,12 @@ func (q *Queue) send(ctx context.Context, op string, msg bus.Message, delay time
 	delay = max(delay, 0)
 	b := q.b
 	if !b.enter() {
-		return ErrClosed
+		return fmt.Errorf("%w (%w)", ErrClosed, bus.ErrNotPublished)
 	}
 	defer b.exit()
 	id, err := uuid.NewRandom()
 	if err != nil {
-		return fmt.Errorf("localbus: %s to %s: %w", op, q.name, err)
+		return fmt.Errorf("localbus: %s to %s: %w (%w)", op, q.name, err, bus.ErrNotPublished)
 	}
 	now := b.now().UnixNano()
 	r := record{SentAt: now, VisibleAt: now + int64(delay), Attributes: msg.Attributes, Body: msg.Body}

@@ -110,6 +110,9 @@ func (b *Bus) Publish(ctx context.Context, msg bus.Message) error {
 	if err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("snssqs: publish to %s: %w (%w)", target, err, bus.ErrNotPublished)
+	}
 	var attrs map[string]snstypes.MessageAttributeValue
 	if len(msg.Attributes) > 0 {
 		attrs = make(map[string]snstypes.MessageAttributeValue, len(msg.Attributes))
@@ -149,6 +152,8 @@ func (b *Bus) publishBatch(ctx context.Context, items []publishItem) ([]error, e
 		if errors.As(err, &nf) {
 			return nil, fmt.Errorf("snssqs: publish to topic %s: %w (%w)", b.cfg.TopicARN, bus.ErrNoRoute, err)
 		}
+		// Whatever the error, an attempt the SDK made before its last
+		// (which it retried) may have published the batch: unknown.
 		return nil, fmt.Errorf("snssqs: publish to topic %s: %w", b.cfg.TopicARN, err)
 	}
 	errs := make([]error, len(items))
