@@ -68,6 +68,11 @@ type Config struct {
 	Now func() time.Time
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// MaxHTTPTimeout is the longest attempt timeout an http step may have
+	// on this deployment (0: model.MaxHTTPTimeout seconds). On Lambda an
+	// attempt must end within the worker function's timeout; a workflow
+	// whose steps ask more is refused with 400.
+	MaxHTTPTimeout time.Duration
 	// Retention is how long the store keeps a finished execution's view (0:
 	// for ever): a command of an execution whose view expired still reads
 	// APPLIED.

@@ -995,3 +995,22 @@ func TestStartOverTheExecutionDataLimitIs413(t *testing.T) {
 	// A small input is accepted.
 	e.do(t, http.MethodPost, "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"n":1}}`, wf.WorkflowUUID)).wantStatus(t, http.StatusAccepted)
 }
+
+// On a deployment whose workers cannot run an attempt as long as a step
+// asks (Lambda: the worker function's timeout), the workflow is refused
+// with 400 naming the step's field.
+func TestHTTPTimeoutOverTheDeploymentsCapIs400(t *testing.T) {
+	e := newEnv(t, func(c *api.Config) { c.MaxHTTPTimeout = 110 * time.Second })
+	wf := func(seconds int) model.Definition {
+		return model.Definition{Name: "n", Steps: []model.StepDefinition{
+			{Name: "m", Type: model.StepManual},
+			{Name: "call", Type: model.StepHTTP, URL: "http://127.0.0.1:9/x", TimeoutSeconds: seconds},
+		}}
+	}
+	r := e.do(t, http.MethodPost, "/v1/workflows", wf(300))
+	r.wantStatus(t, http.StatusBadRequest)
+	if p := r.problem(t); !strings.Contains(p.Detail, "steps[1].timeoutSeconds") || !strings.Contains(p.Detail, "110 seconds") {
+		t.Fatalf("problem %+v, want the field and the cap", p)
+	}
+	e.do(t, http.MethodPost, "/v1/workflows", wf(110)).wantStatus(t, http.StatusAccepted)
+}

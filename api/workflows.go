@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -32,7 +33,18 @@ func (s *Server) decodeDefinition(w http.ResponseWriter, r *http.Request) (model
 	if err := decodeStrict(body, &d); err != nil {
 		return d, err
 	}
-	return d, d.Validate()
+	if err := d.Validate(); err != nil {
+		return d, err
+	}
+	if limit := s.cfg.MaxHTTPTimeout; limit > 0 {
+		for i, st := range d.Steps {
+			if st.Type == model.StepHTTP && st.AttemptTimeout() > limit {
+				return d, invalidField(&model.FieldError{Field: fmt.Sprintf("steps[%d].timeoutSeconds", i),
+					Problem: fmt.Sprintf("is %d, over the %d seconds an http attempt may take on this deployment (the worker's timeout less a margin)", int(st.AttemptTimeout().Seconds()), int(limit.Seconds()))})
+			}
+		}
+	}
+	return d, nil
 }
 
 func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request) error {

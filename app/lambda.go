@@ -29,11 +29,19 @@ type FunctionsConfig struct {
 	DeadLetterQueues map[string]string // WORKFLOWS_DLQ_URL, EXECUTIONS_DLQ_URL
 	MaxReceiveCount  int               // MAX_RECEIVE_COUNT (default 5)
 	HTTPAllowHosts   []string          // WORKFLOW_HTTP_ALLOW_HOSTS
-	Logger           *slog.Logger
+	// MaxHTTPTimeout is the worker function's timeout (WORKER_TIMEOUT, in
+	// seconds) less LambdaTimeoutMargin: the longest an http attempt may
+	// take (0: model.MaxHTTPTimeout).
+	MaxHTTPTimeout time.Duration
+	Logger         *slog.Logger
 	// SDK is the AWS SDK configuration (nil: loaded from the environment:
 	// the Lambda role's credentials, AWS_REGION).
 	SDK *aws.Config
 }
+
+// LambdaTimeoutMargin is what an http attempt leaves of the worker
+// function's timeout: time to append its outcome.
+const LambdaTimeoutMargin = 10 * time.Second
 
 // FunctionsConfigFromEnv reads a FunctionsConfig from the environment (getenv
 // is os.Getenv), and says which variables are missing or wrong.
@@ -78,6 +86,13 @@ func FunctionsConfigFromEnv(getenv func(string) string) (FunctionsConfig, error)
 		}
 		cfg.Tables.Retention = d
 	}
+	if v := getenv("WORKER_TIMEOUT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || time.Duration(n)*time.Second <= LambdaTimeoutMargin {
+			errs = append(errs, fmt.Errorf("WORKER_TIMEOUT %q is not a whole number of seconds over %s", v, LambdaTimeoutMargin))
+		}
+		cfg.MaxHTTPTimeout = time.Duration(n)*time.Second - LambdaTimeoutMargin
+	}
 	hosts, err := workers.ParseAllowHosts(getenv("WORKFLOW_HTTP_ALLOW_HOSTS"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("WORKFLOW_HTTP_ALLOW_HOSTS: %w", err))
@@ -119,7 +134,7 @@ func NewFunctions(ctx context.Context, cfg FunctionsConfig) (*Functions, error) 
 	// No TrustCache: consecutive commands of an aggregate land on
 	// different containers (docs/architecture-log.md, entry 18). Not in
 	// process: the API is a function of its own.
-	svc := New(deps, Options{MaxDelay: snssqs.MaxDelay, Steps: StepsConfig{HTTPAllowHosts: cfg.HTTPAllowHosts, Retention: cfg.Tables.Retention}})
+	svc := New(deps, Options{MaxDelay: snssqs.MaxDelay, Steps: StepsConfig{HTTPAllowHosts: cfg.HTTPAllowHosts, Retention: cfg.Tables.Retention, MaxHTTPTimeout: cfg.MaxHTTPTimeout}})
 	return &Functions{svc: svc, cfg: cfg, bus: b}, nil
 }
 

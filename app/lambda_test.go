@@ -103,7 +103,7 @@ func deployWith(t *testing.T, visibility time.Duration) deployment {
 		"TOPIC_ARN=" + busCfg.TopicARN,
 		"WORKFLOWS_QUEUE_URL=" + busCfg.Queues[bus.QueueWorkflows], "EXECUTIONS_QUEUE_URL=" + busCfg.Queues[bus.QueueExecutions],
 		"WORKFLOWS_DLQ_URL=" + busCfg.DeadLetterQueues[bus.QueueWorkflows], "EXECUTIONS_DLQ_URL=" + busCfg.DeadLetterQueues[bus.QueueExecutions],
-		"MAX_RECEIVE_COUNT=5", "RETENTION=720h", "LOG_LEVEL=warn",
+		"MAX_RECEIVE_COUNT=5", "RETENTION=720h", "LOG_LEVEL=warn", "WORKER_TIMEOUT=120",
 	}}
 }
 
@@ -573,4 +573,22 @@ func TestWorkerMakesARetriedMessageVisibleSooner(t *testing.T) {
 		t.Fatalf("the retried message did not come back within 10s (the queue's visibility timeout is 60s)")
 	}
 	t.Logf("back after %s", time.Since(start))
+}
+
+// WORKER_TIMEOUT, the worker function's timeout, caps http attempts at it
+// less LambdaTimeoutMargin; a value that leaves no room is refused.
+func TestWorkerTimeoutCapsHTTPAttempts(t *testing.T) {
+	env := map[string]string{"EVENTS_TABLE": "e", "VIEWS_TABLE": "v", "TOPIC_ARN": "arn", "WORKFLOWS_QUEUE_URL": "w", "EXECUTIONS_QUEUE_URL": "x"}
+	getenv := func(name string) string { return env[name] }
+	env["WORKER_TIMEOUT"] = "120"
+	cfg, err := app.FunctionsConfigFromEnv(getenv)
+	if err != nil || cfg.MaxHTTPTimeout != 120*time.Second-app.LambdaTimeoutMargin {
+		t.Fatalf("WORKER_TIMEOUT=120: cap %s (%v), want %s", cfg.MaxHTTPTimeout, err, 120*time.Second-app.LambdaTimeoutMargin)
+	}
+	for _, bad := range []string{"10", "two", "-1"} {
+		env["WORKER_TIMEOUT"] = bad
+		if _, err := app.FunctionsConfigFromEnv(getenv); err == nil || !strings.Contains(err.Error(), "WORKER_TIMEOUT") {
+			t.Errorf("WORKER_TIMEOUT=%s: %v, want an error naming it", bad, err)
+		}
+	}
 }

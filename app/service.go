@@ -80,6 +80,10 @@ type StepsConfig struct {
 	// HTTPAllowHosts are the host:port pairs http steps may call
 	// (WORKFLOW_HTTP_ALLOW_HOSTS); none means every http step fails.
 	HTTPAllowHosts []string
+	// MaxHTTPTimeout caps an http step's attempt timeout (0:
+	// model.MaxHTTPTimeout): on Lambda, the worker function's timeout less
+	// a margin (WORKER_TIMEOUT).
+	MaxHTTPTimeout time.Duration
 	// CleanupInterval is how often a long-running runtime runs the
 	// cleanup (default a minute; negative: never, for tests that run it
 	// themselves). On Lambda a schedule invokes it.
@@ -137,6 +141,7 @@ func New(d Deps, o Options) *Service {
 		Publisher: d.Publisher, Views: d.Store, Events: d.Store, Commands: d.Store,
 		Ready: []api.Pinger{d.Store}, DeadLetters: d.DeadLetters,
 		Waiter: waiter, Changes: changes, Logger: log, Retention: o.Steps.Retention,
+		MaxHTTPTimeout: o.Steps.MaxHTTPTimeout,
 	})
 	return s
 }

@@ -131,6 +131,10 @@ func TestTemplate(t *testing.T) {
 		if str(at(g, "Runtime")) != "provided.al2023" || str(at(g, "Handler")) != "bootstrap" || fmt.Sprint(at(g, "Architectures")) != "[arm64]" {
 			t.Fatalf("Globals.Function: %v", g)
 		}
+		// The API caps http attempts by the worker's timeout: they must agree.
+		if w, f := fmt.Sprint(at(g, "Environment", "Variables", "WORKER_TIMEOUT")), fmt.Sprint(prop("WorkerFunction", "Timeout")); w != f {
+			t.Errorf("WORKER_TIMEOUT %s, WorkerFunction's Timeout %s: want them equal", w, f)
+		}
 	})
 
 	functions := []string{"IamApiFunction", "JwtApiFunction", "WorkerFunction", "StreamFunction", "CleanupFunction"}
