@@ -212,13 +212,38 @@ func (s Execution) timeOut(now time.Time) ([]draft, error) {
 		return nil, err
 	}
 	deadline, reason, ok := s.Deadline()
+	if ok && !now.Before(deadline) {
+		return []draft{{EventExecutionTimedOut, TimedOut{Step: s.CurrentStep, Reason: reason}}}, nil
+	}
+	if at, reason, ok := s.HTTPDeadline(); ok && !now.Before(at) {
+		st := s.Steps[s.CurrentStep]
+		return []draft{{EventExecutionFailed, Failure{Step: s.CurrentStep, Attempt: st.Attempts, Error: reason}}}, nil
+	}
+	if at, _, hok := s.HTTPDeadline(); hok && (!ok || at.Before(deadline)) {
+		deadline, ok = at, true
+	}
 	if !ok {
 		return nil, reject("execution has no deadline")
 	}
-	if now.Before(deadline) {
-		return nil, &Rejection{Reason: "the deadline has not passed", Transient: true, After: deadline.Sub(now)}
+	return nil, &Rejection{Reason: "the deadline has not passed", Transient: true, After: deadline.Sub(now)}
+}
+
+// HTTPDeadline returns when the current step, if it is an http step that
+// has not ended, runs out of time for all its attempts (its start plus its
+// definition's Deadline), and the reason the execution then FAILS with.
+func (s Execution) HTTPDeadline() (time.Time, string, bool) {
+	if s.Status != ExecutionRunning || s.CurrentStep >= len(s.Steps) || s.CurrentStep >= len(s.Definitions) {
+		return time.Time{}, "", false
 	}
-	return []draft{{EventExecutionTimedOut, TimedOut{Step: s.CurrentStep, Reason: reason}}}, nil
+	st, def := s.Steps[s.CurrentStep], s.Definitions[s.CurrentStep]
+	if st.Type != StepHTTP || st.Status != StepRunning || st.StartedAt == nil {
+		return time.Time{}, "", false
+	}
+	reason := fmt.Sprintf("step %q did not succeed within its deadline of %d seconds (attempts made: %d)", st.Name, int(def.Deadline().Seconds()), st.Attempts)
+	if st.Error != "" {
+		reason += "; last error: " + st.Error
+	}
+	return st.StartedAt.Add(def.Deadline()), reason, true
 }
 
 // cancel is the rule of CancelExecution: an execution that has not ended
@@ -490,5 +515,9 @@ func DecideStepOutcome(s Execution, c Command, out StepOutcome, now time.Time) (
 		return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventExecutionFailed, Failure{Step: p.Step, Attempt: p.Attempt, Error: reason}})
 	}
 	retryAt := now.UTC().Add(def.RetryDelay(p.Attempt, out.Jitter))
+	if at, _, ok := s.HTTPDeadline(); ok && !retryAt.Before(at) {
+		reason := fmt.Sprintf("step %q failed after %d attempts: %s; the next would start after the step's deadline of %d seconds", s.Steps[p.Step].Name, p.Attempt, out.Err, int(def.Deadline().Seconds()))
+		return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventExecutionFailed, Failure{Step: p.Step, Attempt: p.Attempt, Error: reason}})
+	}
 	return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventStepAttemptFailed, StepAttemptFailed{Step: p.Step, Attempt: p.Attempt, Error: out.Err, RetryAt: retryAt}})
 }

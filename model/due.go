@@ -45,6 +45,9 @@ func (x Execution) DueAt(maxDelay time.Duration) (time.Time, bool) {
 	if at, _, ok := x.Deadline(); ok {
 		consider(at)
 	}
+	if at, _, ok := x.HTTPDeadline(); ok {
+		consider(at)
+	}
 	switch x.Status {
 	case ExecutionPending:
 		consider(roundUp(x.CreatedAt.Add(CleanupGrace)))
@@ -100,6 +103,11 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 		return Command{}, false
 	}
 	if at, _, ok := x.Deadline(); ok && !now.Before(at) {
+		return NewCommand(SystemCommandUUID(id, "timeout", 0, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
+	}
+	if at, _, ok := x.HTTPDeadline(); ok && !now.Before(at) {
+		// The same command: its rule fails an execution whose http step
+		// ran out of time.
 		return NewCommand(SystemCommandUUID(id, "timeout", 0, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
 	}
 	if x.Status == ExecutionPending {

@@ -104,6 +104,12 @@ func TestDefinitionValidate(t *testing.T) {
 		{name: "http_timeout_over_max", change: func(d *model.Definition) {
 			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.TimeoutSeconds = model.MaxHTTPTimeout + 1 })
 		}, wantField: "steps[0].timeoutSeconds"},
+		{name: "http_deadline_over_max", change: func(d *model.Definition) {
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.DeadlineSeconds = model.MaxHTTPDeadline + 1 })
+		}, wantField: "steps[0].deadlineSeconds"},
+		{name: "deadline_on_a_manual_step", change: func(d *model.Definition) {
+			d.Steps[0] = model.StepDefinition{Name: "m", Type: model.StepManual, DeadlineSeconds: 60}
+		}, wantField: "steps[0].deadlineSeconds"},
 		{name: "http_zero_attempts", change: func(d *model.Definition) {
 			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{} })
 		}, wantField: "steps[0].retry.maxAttempts"},

@@ -27,6 +27,8 @@ const (
 	DefaultMaxBackoffSeconds = 300
 	DefaultHTTPTimeout       = 10 // seconds, per attempt
 	MaxHTTPTimeout           = 900
+	DefaultHTTPDeadline      = 24 * 3600 // seconds, all attempts of a step
+	MaxHTTPDeadline          = 7 * 24 * 3600
 	MaxURLLen                = 2048
 	MaxHeaders               = 50
 	MaxHeaderLen             = 4096
@@ -58,7 +60,7 @@ func (s StepDefinition) validate(field string) error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"url", s.URL != ""}, {"method", s.Method != ""}, {"headers", s.Headers != nil}, {"retry", s.Retry != nil}} {
+		}{{"url", s.URL != ""}, {"method", s.Method != ""}, {"headers", s.Headers != nil}, {"retry", s.Retry != nil}, {"deadlineSeconds", s.DeadlineSeconds != 0}} {
 			if err := notFor(f.name, f.set); err != nil {
 				return err
 			}
@@ -88,6 +90,9 @@ func (s StepDefinition) validate(field string) error {
 func (s StepDefinition) validateHTTP(bad func(f, problem string, args ...any) error) error {
 	if s.TimeoutSeconds > MaxHTTPTimeout {
 		return bad(".timeoutSeconds", "of an http step bounds each attempt and must be between 0 and %d", MaxHTTPTimeout)
+	}
+	if s.DeadlineSeconds < 0 || s.DeadlineSeconds > MaxHTTPDeadline {
+		return bad(".deadlineSeconds", "bounds all attempts of an http step and must be between 1 and %d (0: %d)", MaxHTTPDeadline, DefaultHTTPDeadline)
 	}
 	switch {
 	case s.URL == "":
@@ -159,6 +164,15 @@ func (s StepDefinition) HTTPMethod() string {
 		return DefaultHTTPMethod
 	}
 	return s.Method
+}
+
+// Deadline returns how long all attempts of an http step may take, from
+// the step's start.
+func (s StepDefinition) Deadline() time.Duration {
+	if s.DeadlineSeconds > 0 {
+		return time.Duration(s.DeadlineSeconds) * time.Second
+	}
+	return DefaultHTTPDeadline * time.Second
 }
 
 // AttemptTimeout returns how long one attempt of an http step may take.

@@ -431,3 +431,45 @@ func TestAnUnheldHTTPStepIsClaimedByItsRunStep(t *testing.T) {
 		t.Fatalf("after the claim: %+v %v", h, ok)
 	}
 }
+
+// An http step's deadline bounds all its attempts: a retry that would
+// start past it fails the execution at once, and an attempt still running
+// (or lost) at the deadline fails it through the cleanup's TimeOutExecution,
+// with a reason that names the deadline; nothing is issued again after.
+func TestAnHTTPStepsDeadlineBoundsItsAttempts(t *testing.T) {
+	step := httpStep(func(s *model.StepDefinition) {
+		s.DeadlineSeconds = 30
+		s.Retry = &model.RetryPolicy{MaxAttempts: 5, BackoffSeconds: 20}
+	})
+	r := startRun(t, 0, step)
+	r.now = t0.Add(5 * time.Second)
+	r.outcome(0, 1, model.StepOutcome{Err: "status 503"}) // retry at +25 s: within
+	if r.x.Status != model.ExecutionRunning {
+		t.Fatalf("after attempt 1: %s, want RUNNING with a retry", r.x.Status)
+	}
+	r.now = t0.Add(26 * time.Second)
+	r.outcome(0, 2, model.StepOutcome{Err: "status 503"}) // next at +66 s: past it
+	if r.x.Status != model.ExecutionFailed || !strings.Contains(r.x.Error, "after the step's deadline of 30 seconds") {
+		t.Fatalf("after attempt 2: %s %q, want FAILED naming the deadline", r.x.Status, r.x.Error)
+	}
+
+	lost := startRun(t, 0, step)
+	if due, ok := lost.x.DueAt(maxDelay); !ok || due.After(t0.Add(30*time.Second)) {
+		t.Fatalf("DueAt %v %v, want at the deadline at the latest", due, ok)
+	}
+	if _, ok := lost.x.DueCommand(t0.Add(29*time.Second), maxDelay); ok {
+		t.Fatal("a command is due before the deadline")
+	}
+	c, ok := lost.x.DueCommand(t0.Add(30*time.Second), maxDelay)
+	if !ok || c.Type != model.CommandTimeOutExecution {
+		t.Fatalf("DueCommand at the deadline: %+v %v, want TimeOutExecution", c, ok)
+	}
+	lost.now = t0.Add(30 * time.Second)
+	lost.decide(c, nil)
+	if lost.x.Status != model.ExecutionFailed || !strings.Contains(lost.x.Error, "did not succeed within its deadline of 30 seconds") {
+		t.Fatalf("after the deadline: %s %q, want FAILED naming it", lost.x.Status, lost.x.Error)
+	}
+	if _, ok := lost.x.DueAt(maxDelay); ok {
+		t.Fatal("a failed execution is still due")
+	}
+}

@@ -45,6 +45,10 @@ type StepDefinition struct {
 	Method  string            `json:"method,omitempty"` // default POST
 	Headers map[string]string `json:"headers,omitempty"`
 	Retry   *RetryPolicy      `json:"retry,omitempty"`
+	// DeadlineSeconds bounds an http step's attempts together, from the
+	// step's start (default DefaultHTTPDeadline): past it the execution
+	// FAILS, with the reason, whatever attempts were left.
+	DeadlineSeconds int `json:"deadlineSeconds,omitempty"`
 }
 
 // Definition is what a client supplies to create a workflow or a new version
