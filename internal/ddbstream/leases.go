@@ -276,6 +276,9 @@ type held struct {
 	expires time.Time
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// lapse stops the work when the expiry passes without a renewal,
+	// whatever the renewal loop is doing (a slow DynamoDB call).
+	lapse *time.Timer
 }
 
 // holder runs work under leases: it starts the work when a lease is
@@ -308,6 +311,10 @@ func (h *holder) count() int {
 func (h *holder) start(parent context.Context, le lease, startAt time.Time, work func(ctx context.Context, counter int64)) {
 	ctx, cancel := context.WithCancel(parent)
 	hd := &held{counter: le.counter, expires: le.expires, cancel: cancel, done: make(chan struct{})}
+	hd.lapse = time.AfterFunc(le.expires.Sub(h.l.now()), func() {
+		h.l.logger().Warn("lease lapsed unrenewed: its work stops", "lease", le.name, "counter", le.counter)
+		cancel()
+	})
 	h.mu.Lock()
 	h.held[le.name] = hd
 	h.mu.Unlock()
@@ -356,6 +363,7 @@ func (h *holder) renewAll(ctx context.Context) (ended bool) {
 			h.mu.Lock()
 			hd.expires = exp
 			h.mu.Unlock()
+			hd.lapse.Reset(exp.Sub(h.l.now()))
 		case errors.Is(err, ErrLeaseLost):
 			h.l.logger().Info("lease lost to another instance", "lease", name, "counter", hd.counter)
 			h.drop(ctx, name, hd, false)
@@ -372,6 +380,7 @@ func (h *holder) renewAll(ctx context.Context) (ended bool) {
 
 // drop stops the work of a lease and forgets it; release gives it up.
 func (h *holder) drop(ctx context.Context, name string, hd *held, release bool) {
+	hd.lapse.Stop()
 	hd.cancel()
 	<-hd.done
 	h.l.logger().Info("lease work stopped", "lease", name, "counter", hd.counter)
