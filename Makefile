@@ -19,9 +19,10 @@ run:
 	$(GO) run ./cmd/workflowd -addr $(ADDR) -data $(DATA)
 
 ## run-aws: workflowd on DynamoDB Local and fauxqs (SNS/SQS), started for the
-## run and stopped after it; the tables, topic and queues are created at start
+## run and stopped after it; workflowd init creates the tables, topic and
+## queues first (serving never creates or changes them)
 run-aws:
-	bash .ci/localstack/with-stack.sh $(GO) run ./cmd/workflowd -backend aws -addr $(ADDR)
+	bash .ci/localstack/with-stack.sh sh -c '$(GO) run ./cmd/workflowd init && $(GO) run ./cmd/workflowd -backend aws -addr $(ADDR)' 
 
 ## build: a static binary in bin/ (no cgo)
 build:

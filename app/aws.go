@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -145,21 +147,38 @@ func initAWS(ctx context.Context, c clients, cfg AWSConfig) (snssqs.Config, erro
 	})
 }
 
-// OpenAWS builds the service on AWS services. It runs InitAWS first, which
-// changes nothing when the resources exist.
+// ErrNotInitialized is returned by OpenAWS when a resource of the
+// deployment is missing: InitAWS (workflowd init) creates it.
+var ErrNotInitialized = errors.New("the deployment is not set up: run workflowd init with the same -aws-prefix first")
+
+// OpenAWS builds the service on the AWS resources InitAWS made, which it
+// finds and reads but never creates or reconfigures: those are shared by
+// every instance of the deployment, and changing them is InitAWS's job.
+// A missing one is ErrNotInitialized. The queues' maxReceiveCount is
+// theirs, not cfg's.
 func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 	cfg.defaults()
 	c, err := newClients(ctx, cfg.SDK)
 	if err != nil {
 		return nil, err
 	}
-	busCfg, err := initAWS(ctx, c, cfg)
+	var desc *dynamodb.DescribeTableOutput
+	for _, name := range []string{cfg.checkpointsTable(), cfg.tables().ViewsTable, cfg.tables().EventsTable} {
+		desc, err = c.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+		var missing *ddbtypes.ResourceNotFoundException
+		if errors.As(err, &missing) {
+			return nil, fmt.Errorf("table %s: %w", name, ErrNotInitialized)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("describe table %s: %w", name, err)
+		}
+	}
+	busCfg, err := snssqs.Lookup(ctx, c.sns, c.sqs, cfg.Prefix, nil)
+	if errors.Is(err, snssqs.ErrNotSetUp) {
+		return nil, fmt.Errorf("%w (%w)", ErrNotInitialized, err)
+	}
 	if err != nil {
 		return nil, err
-	}
-	desc, err := c.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(cfg.tables().EventsTable)})
-	if err != nil {
-		return nil, fmt.Errorf("describe events table: %w", err)
 	}
 	busCfg.Logger = cfg.Logger
 	a := &AWS{

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/uuid"
 
 	"github.com/workflowd/workflowd/app"
@@ -36,10 +40,14 @@ func runAWSWith(t *testing.T, maxReceive int, steps app.StepsConfig) (*apitest.C
 	t.Helper()
 	awstestConfig(t)
 	log := apitest.Logger(t)
-	a, err := app.OpenAWS(context.Background(), app.AWSConfig{
+	cfg := app.AWSConfig{
 		Prefix: "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second,
 		MaxReceiveCount: maxReceive, Workers: 4, Steps: steps, Logger: log,
-	})
+	}
+	if _, err := app.InitAWS(context.Background(), cfg); err != nil {
+		t.Fatalf("init AWS resources: %v", err)
+	}
+	a, err := app.OpenAWS(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open AWS runtime: %v", err)
 	}
@@ -282,4 +290,40 @@ func awstestConfig(t *testing.T) {
 	t.Helper()
 	awstest.Config(t, "dynamodb")
 	awstest.Config(t, "sqs")
+}
+
+// Serving finds the deployment's resources and changes none of them (every
+// instance shares them; workflowd init sets them): a deployment not set up
+// is refused with ErrNotInitialized, and an instance started with other
+// queue settings leaves the queues as init made them.
+func TestServingDoesNotReconfigureTheDeployment(t *testing.T) {
+	awstestConfig(t)
+	ctx := context.Background()
+	prefix := "s" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	if _, err := app.OpenAWS(ctx, app.AWSConfig{Prefix: prefix}); !errors.Is(err, app.ErrNotInitialized) {
+		t.Fatalf("open a deployment not set up: %v, want ErrNotInitialized", err)
+	}
+	busCfg, err := app.InitAWS(ctx, app.AWSConfig{Prefix: prefix, VisibilityTimeout: 7 * time.Second, MaxReceiveCount: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.OpenAWS(ctx, app.AWSConfig{Prefix: prefix, VisibilityTimeout: 40 * time.Second, MaxReceiveCount: 9})
+	if err != nil {
+		t.Fatalf("open after init: %v", err)
+	}
+	if got := a.Bus.MaxReceiveCount(); got != 6 {
+		t.Errorf("the instance's maxReceiveCount is %d, want the queues' 6", got)
+	}
+	q := sqs.NewFromConfig(awstest.Config(t, "sqs"))
+	out, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(busCfg.Queues[bus.QueueExecutions]),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameVisibilityTimeout, sqstypes.QueueAttributeNameRedrivePolicy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := out.Attributes[string(sqstypes.QueueAttributeNameVisibilityTimeout)]; v != "7" {
+		t.Errorf("visibility timeout after an instance started with 40s: %s, want init's 7", v)
+	}
+	if r := out.Attributes[string(sqstypes.QueueAttributeNameRedrivePolicy)]; !strings.Contains(r, `"maxReceiveCount":6`) {
+		t.Errorf("redrive policy after an instance started with 9: %s, want init's 6", r)
+	}
 }

@@ -115,6 +115,9 @@ func runAWSForBench(b *testing.B, cfg app.AWSConfig) (*app.AWS, *apitest.Client)
 	b.Helper()
 	cfg.Prefix = "cost" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, err := app.InitAWS(context.Background(), cfg); err != nil {
+		b.Fatal(err)
+	}
 	a, err := app.OpenAWS(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -93,6 +93,9 @@ func BenchmarkStreamShard(b *testing.B) {
 
 	// The stream readers, writing the views and the topic of a second
 	// deployment (its views table starts empty, like the first's did).
+	if _, err := app.InitAWS(ctx, app.AWSConfig{Prefix: prefix + "b", SDK: &base}); err != nil {
+		b.Fatal(err)
+	}
 	second, err := app.OpenAWS(ctx, app.AWSConfig{Prefix: prefix + "b", SDK: &slow, Logger: log})
 	if err != nil {
 		b.Fatal(err)

@@ -373,15 +373,17 @@ type StepOutcome struct {
 }
 
 // AttemptGrace is how long past the end of an http attempt's timeout
-// another worker waits before it takes the attempt over (ClaimAttempt):
-// room for the clocks of two workers to differ, and for the holder's time
-// between its claim and its call.
+// another worker waits before it takes the attempt over (ClaimAttempt).
+// The holder's call may run into its first half (CallBy): a call that
+// starts late, after a slow append of its claim, still gets its whole
+// timeout; the second half is room for the clocks of two workers to
+// differ.
 const AttemptGrace = 10 * time.Second
 
 // HeldAttempt is an http attempt in progress: the step, the attempt, the
 // seq of the event that claimed it (its holder's token, which the
-// outcome carries as StepOutcome.Claim), and when its holder's call must
-// end: its claim time plus the attempt's timeout.
+// outcome carries as StepOutcome.Claim), and its claim time plus the
+// attempt's timeout.
 type HeldAttempt struct {
 	Step, Attempt int
 	Claim         int64
@@ -407,6 +409,10 @@ func (s Execution) Held() (HeldAttempt, bool) {
 // TakeoverAt is when another worker may take the attempt over: its call
 // has ended by then, or its holder died.
 func (h HeldAttempt) TakeoverAt() time.Time { return h.Until.Add(AttemptGrace) }
+
+// CallBy is when the holder's call must have ended: half the grace after
+// Until, half before TakeoverAt.
+func (h HeldAttempt) CallBy() time.Time { return h.Until.Add(AttemptGrace / 2) }
 
 func (s Execution) attemptTimeout(i int) time.Duration {
 	if i < len(s.Definitions) {

@@ -463,7 +463,8 @@ func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.
 // attempt makes the request of the http attempt h of x. The body holds the
 // execution's input and the outputs of the steps before, by name; the
 // Idempotency-Key names the execution, the step and the attempt; the
-// request must end by h.Until, the end of its holder's time.
+// request must end by h.CallBy(), well before another worker may take the
+// attempt over.
 func (w *CommandWorker) attempt(ctx context.Context, x model.Execution, h model.HeldAttempt) model.StepOutcome {
 	out := w.call(ctx, x, h)
 	out.Claim = h.Claim
@@ -475,7 +476,7 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 		return model.StepOutcome{Err: "the step's definition is missing", Final: true}
 	}
 	def := x.Definitions[h.Step]
-	timeout := min(def.AttemptTimeout(), h.Until.Sub(w.now()))
+	timeout := min(def.AttemptTimeout(), h.CallBy().Sub(w.now()))
 	if timeout <= 0 {
 		return model.StepOutcome{Err: fmt.Sprintf("timed out: the attempt's %s had passed before its request was sent", def.AttemptTimeout()), Jitter: model.Jitter()}
 	}

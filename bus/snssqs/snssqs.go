@@ -175,6 +175,9 @@ func (b *Bus) Queue(name string) (bus.Queue, error) {
 	return q, nil
 }
 
+// MaxReceiveCount is the queues' maxReceiveCount as this Bus knows it.
+func (b *Bus) MaxReceiveCount() int { return b.cfg.MaxReceiveCount }
+
 // Counts returns the running totals of SNS publishes and SQS requests this
 // Bus has made (its queues included), as AWS bills them: one per call, or one
 // per started 64 KiB of payload for a larger one. Calls that failed count

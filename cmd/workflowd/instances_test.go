@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/internal/apitest"
 	"github.com/workflowd/workflowd/internal/awstest"
 )
@@ -103,7 +104,11 @@ func TestThreeAWSInstancesAndAKill9(t *testing.T) {
 	allow := "WORKFLOW_HTTP_ALLOW_HOSTS=" + strings.TrimPrefix(hook.URL, "http://")
 	prefix := awstest.Name("multi")
 
-	// The first creates the deployment; the others join it.
+	// workflowd init creates the deployment (serving never does); the
+	// instances join it.
+	if _, err := app.InitAWS(context.Background(), app.AWSConfig{Prefix: prefix, VisibilityTimeout: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
 	names := []string{"i0", "i1", "i2"}
 	servers := make([]*server, 3)
 	logs := make([]*apitest.SyncBuffer, 3)
