@@ -185,23 +185,12 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) error {
 		}
 		eq.Status = v
 	}
-	limit := eq.Limit
-	eq.Limit++
-	items, err := s.cfg.Views.ListExecutions(r.Context(), eq)
-	if err != nil {
-		return err
-	}
-	page := Page[model.Execution]{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		last := page.Items[limit-1]
-		page.NextCursor = encodeCursor(store.Position{CreatedAt: last.CreatedAt, ID: last.WorkflowExecutionUUID})
-	}
-	if page.Items == nil {
-		page.Items = []model.Execution{}
-	}
-	writeJSON(w, http.StatusOK, "application/json", page)
-	return nil
+	return listPage(w, eq.Limit, eq.After, func(q store.ListQuery) ([]model.Execution, error) {
+		eq.ListQuery = q
+		return s.cfg.Views.ListExecutions(r.Context(), eq)
+	}, func(x model.Execution) store.Position {
+		return store.Position{CreatedAt: x.CreatedAt, ID: x.WorkflowExecutionUUID}
+	})
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {

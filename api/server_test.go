@@ -1014,3 +1014,45 @@ func TestHTTPTimeoutOverTheDeploymentsCapIs400(t *testing.T) {
 	}
 	e.do(t, http.MethodPost, "/v1/workflows", wf(110)).wantStatus(t, http.StatusAccepted)
 }
+
+// A listing page is bounded in bytes as well as in items: of twenty
+// executions of 300 KiB each, a page of limit 50 holds what fits in
+// MaxPageBytes and a nextCursor, and the pages together hold each once.
+func TestListingPagesAreBoundedInBytes(t *testing.T) {
+	e := newEnv(t)
+	wf := e.seedWorkflow(t, definition("big", 1), t0)
+	input := json.RawMessage(`"` + strings.Repeat("x", 300<<10) + `"`)
+	want := map[uuid.UUID]bool{}
+	for i := range 20 {
+		id := uuid.New()
+		e.runExecution(t, model.Execution{}, &wf, model.StartExecution{WorkflowExecutionUUID: id, WorkflowUUID: wf.WorkflowUUID, Input: input}, t0.Add(time.Duration(i)*time.Second))
+		want[id] = true
+	}
+	seen := map[uuid.UUID]bool{}
+	cursor, pages := "", 0
+	for {
+		r := e.do(t, http.MethodGet, "/v1/workflow-executions?limit=50"+cursor, nil)
+		r.wantStatus(t, http.StatusOK)
+		if len(r.body) > api.MaxPageBytes+64<<10 {
+			t.Fatalf("page %d is %d bytes, over MaxPageBytes (%d)", pages, len(r.body), api.MaxPageBytes)
+		}
+		var page api.Page[model.Execution]
+		if err := json.Unmarshal(r.body, &page); err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, x := range page.Items {
+			if seen[x.WorkflowExecutionUUID] {
+				t.Fatalf("execution %s on two pages", x.WorkflowExecutionUUID)
+			}
+			seen[x.WorkflowExecutionUUID] = true
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = "&cursor=" + page.NextCursor
+	}
+	if len(seen) != len(want) || pages < 2 {
+		t.Fatalf("saw %d of %d executions in %d pages, want all in 2 or more", len(seen), len(want), pages)
+	}
+}

@@ -135,21 +135,9 @@ func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	limit := lq.Limit
-	lq.Limit++ // one more tells whether there is a next page
-	items, err := s.cfg.Views.ListWorkflows(r.Context(), lq)
-	if err != nil {
-		return err
-	}
-	page := Page[model.Workflow]{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		last := page.Items[limit-1]
-		page.NextCursor = encodeCursor(store.Position{CreatedAt: last.CreatedAt, ID: last.WorkflowUUID})
-	}
-	if page.Items == nil {
-		page.Items = []model.Workflow{}
-	}
-	writeJSON(w, http.StatusOK, "application/json", page)
-	return nil
+	return listPage(w, lq.Limit, lq.After, func(q store.ListQuery) ([]model.Workflow, error) {
+		return s.cfg.Views.ListWorkflows(r.Context(), q)
+	}, func(wf model.Workflow) store.Position {
+		return store.Position{CreatedAt: wf.CreatedAt, ID: wf.WorkflowUUID}
+	})
 }
