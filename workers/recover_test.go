@@ -5,11 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/workflowd/workflowd/bus"
-	"github.com/workflowd/workflowd/bus/local"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/workers"
 )
@@ -43,33 +41,7 @@ func (f eventsFunc) Handle(ctx context.Context, es []model.Event) error { return
 // other messages are handled.
 func TestAPanickingHandlerFailsItsMessageOnly(t *testing.T) {
 	t.Run("consume", func(t *testing.T) {
-		b, err := local.Open(local.Options{Logger: quiet, Queues: []local.QueueConfig{
-			{Name: bus.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 2},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		q, _ := b.Queue(bus.QueueExecutions)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			workers.Consume(ctx, q, panicky{on: "crash"}, workers.ConsumerOptions{Concurrency: 2, Wait: 50 * time.Millisecond, Logger: quiet})
-			close(done)
-		}()
-		for _, body := range []string{"crash", "fine"} {
-			if err := b.Publish(ctx, bus.Message{Body: []byte(body), Attributes: map[string]string{bus.TargetAttribute: bus.QueueExecutions}}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var dead []bus.Delivery
-		for deadline := time.Now().Add(20 * time.Second); len(dead) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if dead, err = b.ListDeadLetters(ctx, bus.QueueExecutions, 10); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cancel()
-		<-done
+		dead, b := consumeUntilDead(t, panicky{on: "crash"}, "crash", "fine")
 		if len(dead) != 1 || string(dead[0].Body) != "crash" || dead[0].ReceiveCount != 2 {
 			t.Fatalf("dead letters: %+v, want the panicking message after 2 receives", dead)
 		}

@@ -271,36 +271,46 @@ func TestDispatcherBeginsCreatedExecutionsDeterministically(t *testing.T) {
 
 // A message no worker can handle ends in the dead-letter queue after
 // MaxReceiveCount receives, with its reason, and can be redriven.
-func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
-	st := mustStore(t)
+// consumeUntilDead publishes bodies to the executions queue of a new
+// in-process bus (maximum receive count 2), consumes them with h until a
+// message is dead-lettered (or 20 s pass), and returns the dead letters
+// and the bus, open until the test ends.
+func consumeUntilDead(t *testing.T, h workers.MessageHandler, bodies ...string) ([]bus.Delivery, *local.Bus) {
+	t.Helper()
 	b, err := local.Open(local.Options{Logger: quiet, Queues: []local.QueueConfig{
 		{Name: bus.QueueExecutions, VisibilityTimeout: time.Second, MaxReceiveCount: 2},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
 	q, _ := b.Queue(bus.QueueExecutions)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		workers.Consume(ctx, q, &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}, workers.ConsumerOptions{Concurrency: 2, Wait: 100 * time.Millisecond, Logger: quiet})
+		workers.Consume(ctx, q, h, workers.ConsumerOptions{Concurrency: 2, Wait: 50 * time.Millisecond, Logger: quiet})
 		close(done)
 	}()
-	poison := bus.Message{Body: []byte(`{"not":"a command"}`), Attributes: map[string]string{bus.TargetAttribute: bus.QueueExecutions}}
-	if err := b.Publish(ctx, poison); err != nil {
-		t.Fatal(err)
+	for _, body := range bodies {
+		if err := b.Publish(ctx, bus.Message{Body: []byte(body), Attributes: map[string]string{bus.TargetAttribute: bus.QueueExecutions}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
 	var dead []bus.Delivery
-	for len(dead) == 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+	for deadline := time.Now().Add(20 * time.Second); len(dead) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if dead, err = b.ListDeadLetters(ctx, bus.QueueExecutions, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cancel()
 	<-done
+	return dead, b
+}
+
+func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
+	st := mustStore(t)
+	poison := bus.Message{Body: []byte(`{"not":"a command"}`)}
+	dead, b := consumeUntilDead(t, &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}, string(poison.Body))
 	if len(dead) != 1 || string(dead[0].Body) != string(poison.Body) {
 		t.Fatalf("dead letters: %+v", dead)
 	}
