@@ -436,6 +436,9 @@ func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run mode
 func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.HeldAttempt) error {
 	for {
 		x := agg.execution
+		if err := w.timeFor(ctx, x, h); err != nil {
+			return err
+		}
 		out := w.attempt(ctx, x, h)
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("attempt %d of step %d of %s cut short: %w", h.Attempt, h.Step, x.WorkflowExecutionUUID, err)
@@ -458,6 +461,29 @@ func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.
 		}
 		agg, h = next, nh
 	}
+}
+
+// outcomeMargin is the time an attempt leaves before its handler's
+// deadline, to append its outcome.
+const outcomeMargin = 2 * time.Second
+
+// timeFor returns a *RetryError if ctx (a Lambda invocation's) ends before
+// attempt h could run its whole timeout and append its outcome: no call is
+// made, and the message comes back once the attempt may be taken over, by
+// a delivery with the time for it (a chain of http steps in one invocation
+// goes on in the next).
+func (w *CommandWorker) timeFor(ctx context.Context, x model.Execution, h model.HeldAttempt) error {
+	deadline, ok := ctx.Deadline()
+	if !ok || h.Step >= len(x.Definitions) {
+		return nil
+	}
+	now := w.now()
+	need := min(x.Definitions[h.Step].AttemptTimeout(), h.CallBy().Sub(now)) + outcomeMargin
+	if time.Until(deadline) >= need {
+		return nil
+	}
+	return &RetryError{After: max(h.TakeoverAt().Sub(now), time.Second),
+		Reason: fmt.Sprintf("%s left in this invocation, too little for attempt %d of step %d (%s and %s to append its outcome)", time.Until(deadline).Round(time.Millisecond), h.Attempt, h.Step, need-outcomeMargin, outcomeMargin)}
 }
 
 // attempt makes the request of the http attempt h of x. The body holds the

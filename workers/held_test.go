@@ -192,3 +192,45 @@ func TestAnHTTPAttemptHasOneCallerAtATime(t *testing.T) {
 		t.Fatalf("most calls of one attempt in flight at once: %d, want 1", ep.maxIn)
 	}
 }
+
+// A handler whose context ends too soon for an attempt (a Lambda
+// invocation near its deadline) makes no call: the message comes back
+// once the attempt may be taken over, and that delivery calls.
+func TestAnAttemptIsNotStartedWithoutTimeForIt(t *testing.T) {
+	st := mustStore(t)
+	ctx := context.Background()
+	ep := &keyedEndpoint{calls: map[string]int{}, inFlight: map[string]int{}}
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	w := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet, Now: clock,
+		HTTP: &workers.HTTPCaller{AllowHosts: []string{"hook.test:80"}, Transport: ep}}
+	wfID, id := uuid.New(), uuid.New()
+	def := model.Definition{Name: "wf", Steps: []model.StepDefinition{{Name: "slow", Type: model.StepHTTP, URL: "http://hook.test/slow", TimeoutSeconds: 30}}}
+	if err := w.Handle(ctx, body(t, model.CreateWorkflow{WorkflowUUID: wfID, Definition: def}), 1); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := json.Marshal(model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: id, WorkflowUUID: wfID}, clock().Add(-time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 5*time.Second) // less than the attempt's 30 s
+	defer cancel()
+	var retry *workers.RetryError
+	if err := w.Handle(short, msg, 1); !errors.As(err, &retry) || retry.After < 30*time.Second {
+		t.Fatalf("start with 5 s left: %v, want a RetryError until the attempt may be taken over", err)
+	}
+	key := id.String() + ":0:1"
+	if n := ep.count(key); n != 0 {
+		t.Fatalf("%d calls made without the time for them, want none", n)
+	}
+	mu.Lock()
+	now = now.Add(retry.After)
+	mu.Unlock()
+	if err := w.Handle(ctx, msg, 2); err != nil {
+		t.Fatalf("the delivery with time for it: %v", err)
+	}
+	if n := ep.count(key); n != 1 {
+		t.Fatalf("calls after the takeover: %d, want 1", n)
+	}
+}
