@@ -21,17 +21,17 @@ const pageChunk = 100
 // listPage reads a page of at most limit items after start from list,
 // within MaxPageBytes, and writes it. pos is an item's listing position.
 func listPage[T any](w http.ResponseWriter, limit int, start *store.Position, list func(store.ListQuery) ([]T, error), pos func(T) store.Position) error {
-	page := Page[json.RawMessage]{Items: []json.RawMessage{}}
+	var page rawPage
 	size := 0
 	after := start
 	var last T
 	for {
-		remaining := limit - len(page.Items)
+		remaining := limit - len(page.items)
 		n := min(remaining, pageChunk)
-		if len(page.Items) > 0 {
+		if len(page.items) > 0 {
 			// Read on as many as are likely to fit: one more read for a
 			// page of small items, a few for one of large ones.
-			avg := size / len(page.Items)
+			avg := size / len(page.items)
 			n = min(remaining, max(pageChunk, (MaxPageBytes-size)/max(avg, 1)))
 		}
 		items, err := list(store.ListQuery{Limit: n + 1, After: after}) // one more: is there a next?
@@ -46,23 +46,46 @@ func listPage[T any](w http.ResponseWriter, limit int, start *store.Position, li
 			if err != nil {
 				return err
 			}
-			if len(page.Items) > 0 && size+len(b) > MaxPageBytes {
-				page.NextCursor = encodeCursor(pos(last))
-				writeJSON(w, http.StatusOK, "application/json", page)
+			if len(page.items) > 0 && size+len(b) > MaxPageBytes {
+				page.write(w, encodeCursor(pos(last)))
 				return nil
 			}
-			page.Items, size, last = append(page.Items, b), size+len(b), it
+			page.items, size, last = append(page.items, b), size+len(b), it
 		}
 		switch {
 		case len(items) <= n: // the listing ends here
-			writeJSON(w, http.StatusOK, "application/json", page)
+			page.write(w, "")
 			return nil
-		case len(page.Items) == limit:
-			page.NextCursor = encodeCursor(pos(last))
-			writeJSON(w, http.StatusOK, "application/json", page)
+		case len(page.items) == limit:
+			page.write(w, encodeCursor(pos(last)))
 			return nil
 		}
 		p := pos(last)
 		after = &p
 	}
+}
+
+// rawPage is a Page of items encoded once, as they were measured.
+type rawPage struct{ items [][]byte }
+
+// write answers the page as a Page (JSON) with nextCursor ("": none).
+func (p rawPage) write(w http.ResponseWriter, nextCursor string) {
+	n := 32 + len(nextCursor)
+	for _, b := range p.items {
+		n += len(b) + 1
+	}
+	out := make([]byte, 0, n)
+	out = append(out, `{"items":[`...)
+	for i, b := range p.items {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, b...)
+	}
+	out = append(out, ']')
+	if nextCursor != "" {
+		c, _ := json.Marshal(nextCursor) // base64url: nothing to escape
+		out = append(append(out, `,"nextCursor":`...), c...)
+	}
+	writeBytes(w, http.StatusOK, "application/json", append(out, '}'))
 }

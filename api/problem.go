@@ -83,6 +83,11 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 		contentType = "application/problem+json"
 		b = []byte(`{"type":"urn:workflowd:problem:internal","title":"Internal error","status":500}`)
 	}
+	writeBytes(w, status, contentType, b)
+}
+
+// writeBytes writes b, a JSON document, as the answer.
+func writeBytes(w http.ResponseWriter, status int, contentType string, b []byte) {
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))

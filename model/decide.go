@@ -215,11 +215,12 @@ func (s Execution) timeOut(now time.Time) ([]draft, error) {
 	if ok && !now.Before(deadline) {
 		return []draft{{EventExecutionTimedOut, TimedOut{Step: s.CurrentStep, Reason: reason}}}, nil
 	}
-	if at, reason, ok := s.HTTPDeadline(); ok && !now.Before(at) {
+	at, failure, hok := s.HTTPDeadline()
+	if hok && !now.Before(at) {
 		st := s.Steps[s.CurrentStep]
-		return []draft{{EventExecutionFailed, Failure{Step: s.CurrentStep, Attempt: st.Attempts, Error: reason}}}, nil
+		return []draft{{EventExecutionFailed, Failure{Step: s.CurrentStep, Attempt: st.Attempts, Error: failure}}}, nil
 	}
-	if at, _, hok := s.HTTPDeadline(); hok && (!ok || at.Before(deadline)) {
+	if hok && (!ok || at.Before(deadline)) {
 		deadline, ok = at, true
 	}
 	if !ok {

@@ -124,7 +124,7 @@ func (w *CommandWorker) follow(ctx context.Context, cmd model.Command, agg aggre
 		return nil
 	}
 	if len(appended) > 0 {
-		if h, ok := agg.execution.Held(); ok && h.Claim >= appended[0].Seq {
+		if h, ok := claimedBy(agg, appended); ok {
 			return w.runAttempts(ctx, agg, h)
 		}
 		return nil
@@ -439,7 +439,8 @@ func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.
 		if err := w.timeFor(ctx, x, h); err != nil {
 			return err
 		}
-		out := w.attempt(ctx, x, h)
+		out := w.call(ctx, x, h)
+		out.Claim = h.Claim
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("attempt %d of step %d of %s cut short: %w", h.Attempt, h.Step, x.WorkflowExecutionUUID, err)
 		}
@@ -455,12 +456,20 @@ func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.
 		if err != nil {
 			return err
 		}
-		nh, ok := next.execution.Held()
-		if !ok || len(appended) == 0 || nh.Claim < appended[0].Seq {
+		nh, ok := claimedBy(next, appended)
+		if !ok {
 			return nil
 		}
 		agg, h = next, nh
 	}
+}
+
+// claimedBy returns the http attempt in progress in agg if the events
+// just appended claimed it (a StepStarted marked held among them): their
+// appender holds it.
+func claimedBy(agg aggregate, appended []model.Event) (model.HeldAttempt, bool) {
+	h, ok := agg.execution.Held()
+	return h, ok && len(appended) > 0 && h.Claim >= appended[0].Seq
 }
 
 // outcomeMargin is the time an attempt leaves before its handler's
@@ -486,17 +495,11 @@ func (w *CommandWorker) timeFor(ctx context.Context, x model.Execution, h model.
 		Reason: fmt.Sprintf("%s left in this invocation, too little for attempt %d of step %d (%s and %s to append its outcome)", time.Until(deadline).Round(time.Millisecond), h.Attempt, h.Step, need-outcomeMargin, outcomeMargin)}
 }
 
-// attempt makes the request of the http attempt h of x. The body holds the
+// call makes the request of the http attempt h of x. The body holds the
 // execution's input and the outputs of the steps before, by name; the
 // Idempotency-Key names the execution, the step and the attempt; the
 // request must end by h.CallBy(), well before another worker may take the
 // attempt over.
-func (w *CommandWorker) attempt(ctx context.Context, x model.Execution, h model.HeldAttempt) model.StepOutcome {
-	out := w.call(ctx, x, h)
-	out.Claim = h.Claim
-	return out
-}
-
 func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.HeldAttempt) model.StepOutcome {
 	if h.Step >= len(x.Definitions) {
 		return model.StepOutcome{Err: "the step's definition is missing", Final: true}
