@@ -49,11 +49,13 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 	ctx := r.Context()
 	now := s.cfg.Now().UTC()
 	route := r.Method + " " + r.URL.Path
-	// Every command gets a new UUID; a replay with a live Idempotency-Key
-	// takes the one its key's record holds. (A UUID derived from the key
-	// would name the same command again once the key expired, and the
-	// workers would drop the new request as a duplicate.)
-	commandUUID := uuid.New()
+	// Every command gets a new UUID, which carries the time it was
+	// accepted (model.NewCommandUUID: its status is keyed by it); a replay
+	// with a live Idempotency-Key takes the one its key's record holds. (A
+	// UUID derived from the key would name the same command again once
+	// the key expired, and the workers would drop the new request as a
+	// duplicate.)
+	commandUUID := model.NewCommandUUID(now)
 
 	cmd := model.NewCommand(commandUUID, build(commandUUID), now)
 	if err := cmd.Payload.Validate(); err != nil {

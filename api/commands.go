@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -38,6 +39,9 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkRetention(id); err != nil {
+		return err
+	}
 	st, err := s.waitCommand(r.Context(), id, wait)
 	if isNotFound(err) {
 		return notFound("command " + id.String() + " not found")
@@ -51,6 +55,21 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) error {
 		Links: Links{Self: "/v1/commands/" + id.String(), Resource: statusResource(st)},
 	})
 	return nil
+}
+
+// checkRetention answers 410 for a command accepted longer than the
+// command retention ago (the time its UUID carries): its status may be
+// deleted already, or soon (DynamoDB's TTL deletes within days, not at
+// once), and an answer must not depend on which.
+func (s *Server) checkRetention(id uuid.UUID) error {
+	at, ok := model.CommandTime(id)
+	if !ok || s.cfg.CommandRetention <= 0 || s.cfg.Now().Sub(at) <= s.cfg.CommandRetention {
+		return nil
+	}
+	return problem(http.StatusGone, "command-expired", "Command status expired",
+		fmt.Sprintf("command %s was accepted at %s; statuses are kept for %s after a command is accepted, "+
+			"so its status is gone (its effect, if any, stays: read the resource and its history)",
+			id, at.Format(time.RFC3339), s.cfg.CommandRetention))
 }
 
 // isClosed reports whether c is closed (without waiting).

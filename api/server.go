@@ -77,6 +77,11 @@ type Config struct {
 	// for ever): a command of an execution whose view expired still reads
 	// APPLIED.
 	Retention time.Duration
+	// CommandRetention is how long the store keeps a command's status
+	// after the command was accepted (0: for ever). A status read of a
+	// command older than that answers 410 command-expired, whether the
+	// store deleted its status yet or not.
+	CommandRetention time.Duration
 }
 
 // Server is the REST API as an http.Handler.

@@ -112,9 +112,7 @@ func (s *Server) expired(ctx context.Context, aggregateID string, id uuid.UUID) 
 		return false, time.Time{}, err
 	}
 	end := events[len(events)-1]
-	ended := end.Type == model.EventExecutionSucceeded || end.Type == model.EventExecutionFailed ||
-		end.Type == model.EventExecutionCancelled || end.Type == model.EventExecutionTimedOut
-	if !ended || s.cfg.Now().Before(end.OccurredAt.Add(s.cfg.Retention)) {
+	if !model.IsTerminalEvent(end.Type) || s.cfg.Now().Before(end.OccurredAt.Add(s.cfg.Retention)) {
 		return false, time.Time{}, nil
 	}
 	for _, e := range events {

@@ -77,7 +77,8 @@ func (c *AWSConfig) defaults() {
 }
 
 func (c AWSConfig) tables() table.Config {
-	return table.Config{EventsTable: c.Prefix + "-events", ViewsTable: c.Prefix + "-views", Retention: c.Steps.Retention, IndexShards: c.IndexShards}
+	return table.Config{EventsTable: c.Prefix + "-events", ViewsTable: c.Prefix + "-views", Retention: c.Steps.Retention,
+		CommandRetention: c.Steps.CommandRetention, IndexShards: c.IndexShards}
 }
 
 func (c AWSConfig) checkpointsTable() string { return c.Prefix + "-checkpoints" }

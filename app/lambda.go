@@ -16,6 +16,7 @@ import (
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
+	"github.com/workflowd/workflowd/store"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
@@ -33,7 +34,11 @@ type FunctionsConfig struct {
 	// seconds) less LambdaTimeoutMargin: the longest an http attempt may
 	// take (0: model.MaxHTTPTimeout).
 	MaxHTTPTimeout time.Duration
-	Logger         *slog.Logger
+	// CleanupInterval is the rate of the schedule that invokes the cleanup
+	// function (CLEANUP_INTERVAL, default a minute): the reconciliation
+	// checks a command one interval after it was accepted.
+	CleanupInterval time.Duration
+	Logger          *slog.Logger
 	// SDK is the AWS SDK configuration (nil: loaded from the environment:
 	// the Lambda role's credentials, AWS_REGION).
 	SDK *aws.Config
@@ -86,6 +91,21 @@ func FunctionsConfigFromEnv(getenv func(string) string) (FunctionsConfig, error)
 		}
 		cfg.Tables.Retention = d
 	}
+	if v := getenv("CLEANUP_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("CLEANUP_INTERVAL %q is not a positive duration", v))
+		}
+		cfg.CleanupInterval = d
+	}
+	cfg.Tables.CommandRetention = store.DefaultCommandRetention
+	if v := getenv("COMMAND_RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("COMMAND_RETENTION %q is not a duration of 0 or more", v))
+		}
+		cfg.Tables.CommandRetention = d
+	}
 	if v := getenv("WORKER_TIMEOUT"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || time.Duration(n)*time.Second <= LambdaTimeoutMargin {
@@ -134,7 +154,8 @@ func NewFunctions(ctx context.Context, cfg FunctionsConfig) (*Functions, error) 
 	// No TrustCache: consecutive commands of an aggregate land on
 	// different containers (docs/architecture-log.md, entry 18). Not in
 	// process: the API is a function of its own.
-	svc := New(deps, Options{MaxDelay: snssqs.MaxDelay, Steps: StepsConfig{HTTPAllowHosts: cfg.HTTPAllowHosts, Retention: cfg.Tables.Retention, MaxHTTPTimeout: cfg.MaxHTTPTimeout}})
+	svc := New(deps, Options{MaxDelay: snssqs.MaxDelay, Steps: StepsConfig{HTTPAllowHosts: cfg.HTTPAllowHosts, Retention: cfg.Tables.Retention,
+		CommandRetention: cfg.Tables.CommandRetention, MaxHTTPTimeout: cfg.MaxHTTPTimeout, CleanupInterval: cfg.CleanupInterval}})
 	return &Functions{svc: svc, cfg: cfg, bus: b}, nil
 }
 

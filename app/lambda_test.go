@@ -311,8 +311,19 @@ func (d deployment) harness(t *testing.T) *harness {
 }
 
 func (h *harness) pollQueue(ctx context.Context, url string) {
+	pollSQS(ctx, h.sqs, url, func(ev events.SQSEvent) events.SQSEventResponse {
+		var resp events.SQSEventResponse
+		h.worker.invoke(h.t, ev, &resp)
+		return resp
+	})
+}
+
+// pollSQS plays an SQS event source mapping: it receives batches from url,
+// hands each to invoke, and deletes the messages it did not report
+// failed, until ctx is done.
+func pollSQS(ctx context.Context, client *sqs.Client, url string, invoke func(events.SQSEvent) events.SQSEventResponse) {
 	for ctx.Err() == nil {
-		out, err := h.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
 			MessageAttributeNames:       []string{"All"},
@@ -327,15 +338,14 @@ func (h *harness) pollQueue(ctx context.Context, url string) {
 				Attributes: map[string]string{"ApproximateReceiveCount": m.Attributes["ApproximateReceiveCount"]},
 			})
 		}
-		var resp events.SQSEventResponse
-		h.worker.invoke(h.t, ev, &resp)
+		resp := invoke(ev)
 		failed := map[string]bool{}
 		for _, f := range resp.BatchItemFailures {
 			failed[f.ItemIdentifier] = true
 		}
 		for _, m := range out.Messages {
 			if !failed[aws.ToString(m.MessageId)] {
-				h.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle})
+				client.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle})
 			}
 		}
 	}

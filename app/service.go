@@ -91,6 +91,10 @@ type StepsConfig struct {
 	// Retention is how long a finished execution's view stays (0: for
 	// ever); its history stays in the event log.
 	Retention time.Duration
+	// CommandRetention is how long a command's status stays after the
+	// command was accepted (0: for ever; the runtimes default to
+	// store.DefaultCommandRetention).
+	CommandRetention time.Duration
 }
 
 func (c StepsConfig) cleanupInterval() time.Duration {
@@ -132,7 +136,16 @@ func New(d Deps, o Options) *Service {
 	}
 	s.Projector = &workers.Projector{Log: d.Store, Views: d.Store, Logger: log, MaxDelay: o.MaxDelay}
 	s.Dispatcher = &workers.Dispatcher{Publisher: d.Publisher, Scheduler: d.Scheduler, MaxDelay: o.MaxDelay, Logger: log}
-	s.Cleanup = &workers.Cleanup{Due: d.Store, Publisher: d.Publisher, Expire: d.Expire, MaxDelay: o.MaxDelay, Logger: log}
+	s.Cleanup = &workers.Cleanup{Due: d.Store, Publisher: d.Publisher, Expire: d.Expire, MaxDelay: o.MaxDelay, Logger: log,
+		Reconciler: &workers.Reconciler{
+			Log: d.Store, Views: d.Store, Accepted: d.Store, Handlers: workers.EventHandlers{s.Projector, s.Dispatcher},
+			Retention: o.Steps.Retention, Logger: log,
+			// A command is checked by the first run a cleanup interval
+			// after it was accepted and by the next (architecture log,
+			// entry 36).
+			MinAge: s.cleanup, Window: 2 * s.cleanup,
+		},
+	}
 	if waiter != nil {
 		s.Worker.OnFinished = waiter.Notify
 		s.Projector.OnFinished, s.Projector.OnExecution = waiter.Applied, changes.Notify
@@ -140,7 +153,7 @@ func New(d Deps, o Options) *Service {
 	s.API = api.NewServer(api.Config{
 		Publisher: d.Publisher, Views: d.Store, Events: d.Store, Commands: d.Store,
 		Ready: []api.Pinger{d.Store}, DeadLetters: d.DeadLetters,
-		Waiter: waiter, Changes: changes, Logger: log, Retention: o.Steps.Retention,
+		Waiter: waiter, Changes: changes, Logger: log, Retention: o.Steps.Retention, CommandRetention: o.Steps.CommandRetention,
 		MaxHTTPTimeout: o.Steps.MaxHTTPTimeout,
 	})
 	return s

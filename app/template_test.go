@@ -285,6 +285,27 @@ func TestTemplate(t *testing.T) {
 		if str(at(sched, "Type")) != "Schedule" || str(at(sched, "Properties", "Schedule")) != "rate(1 minute)" {
 			t.Errorf("cleanup schedule: %v", sched)
 		}
+		if v := str(prop("CleanupFunction", "Environment", "Variables", "CLEANUP_INTERVAL")); v != "1m" {
+			t.Errorf("cleanup's CLEANUP_INTERVAL: got %q, want 1m, its schedule", v)
+		}
+		// The reconciliation re-projects and re-dispatches: the cleanup
+		// reads the log and writes views like the stream function.
+		granted := map[string]bool{}
+		for _, p := range asList(prop("CleanupFunction", "Policies")) {
+			for _, s := range asList(at(p, "Statement")) {
+				for _, a := range asList(at(s, "Action")) {
+					for _, r := range asList(at(s, "Resource")) {
+						granted[str(a)+" "+str(r)] = true
+					}
+				}
+			}
+		}
+		for _, want := range []string{"dynamodb:Query getatt:EventsTable.Arn", "dynamodb:PutItem getatt:ViewsTable.Arn",
+			"dynamodb:GetItem getatt:ViewsTable.Arn", "sqs:SendMessage getatt:ExecutionsQueue.Arn", "sns:Publish ref:CommandsTopic"} {
+			if !granted[want] {
+				t.Errorf("cleanup function: %s not granted (grants %v)", want, granted)
+			}
+		}
 	})
 
 	t.Run("least_privilege", func(t *testing.T) {

@@ -30,6 +30,15 @@ const (
 // ExecutionStatuses lists every execution status, for validation.
 var ExecutionStatuses = []string{ExecutionPending, ExecutionRunning, ExecutionSucceeded, ExecutionFailed, ExecutionCancelled, ExecutionTimedOut}
 
+// IsTerminalEvent reports whether an event of type t ends an execution.
+func IsTerminalEvent(t string) bool {
+	switch t {
+	case EventExecutionSucceeded, EventExecutionFailed, EventExecutionCancelled, EventExecutionTimedOut:
+		return true
+	}
+	return false
+}
+
 // IsTerminal reports whether an execution in status s can change no more.
 func IsTerminal(s string) bool {
 	switch s {

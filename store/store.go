@@ -142,12 +142,27 @@ type Commands interface {
 	FinishCommand(ctx context.Context, c model.CommandStatus) error
 	// GetCommand returns ErrNotFound for an unknown command.
 	GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStatus, error)
+	// EachAccepted calls fn with pages of the statuses still ACCEPTED of
+	// the commands whose UUIDs carry a time in [from, to)
+	// (model.CommandTime), in no set order, one call at a time, and stops
+	// at the first error (fn's included), which it returns. Statuses whose
+	// UUIDs carry no time are not listed. A window longer than
+	// MaxAcceptedWindow is ErrInvalid. The reconciliation reads it.
+	EachAccepted(ctx context.Context, from, to time.Time, fn func([]model.CommandStatus) error) error
 
 	// ClaimIdempotencyKey stores rec if rec.Key is not claimed yet and returns
 	// (rec, nil). If it is claimed, it returns the stored record and
 	// ErrDuplicate.
 	ClaimIdempotencyKey(ctx context.Context, rec IdempotencyRecord) (IdempotencyRecord, error)
 }
+
+// DefaultCommandRetention is how long command statuses are kept after
+// their command was accepted unless configured otherwise.
+const DefaultCommandRetention = 7 * 24 * time.Hour
+
+// MaxAcceptedWindow is the longest window EachAccepted lists at once (on
+// DynamoDB a window reads every shard of each of its minutes).
+const MaxAcceptedWindow = 24 * time.Hour
 
 // IdempotencyRecord remembers what an Idempotency-Key was first used for.
 type IdempotencyRecord struct {

@@ -2,9 +2,11 @@ package table
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,8 +45,11 @@ func (s *Store) PutCommand(ctx context.Context, c model.CommandStatus) error {
 	if id == uuid.Nil {
 		return invalid(op, "", 0, "nil command uuid")
 	}
-	item := viewKey(kindCommand, id)
+	item := commandKey(id)
 	item[attrStatus] = attrS(model.CommandAccepted)
+	if exp, ok := s.commandExpiry(id, c.CreatedAt); ok {
+		item[attrExpiresAt] = attrN(exp)
+	}
 	setIf(item, attrType, c.Type)
 	setIf(item, attrAggregate, c.AggregateID)
 	setIf(item, attrError, c.Error)
@@ -123,9 +128,12 @@ func (s *Store) FinishCommand(ctx context.Context, c model.CommandStatus) error 
 	} else {
 		u.remove(attrUpdatedAt)
 	}
+	if exp, ok := s.commandExpiry(id, c.CreatedAt); ok {
+		u.setIfNotExists(attrExpiresAt, attrN(exp))
+	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.cfg.ViewsTable),
-		Key:                                 viewKey(kindCommand, id),
+		Key:                                 commandKey(id),
 		UpdateExpression:                    aws.String(u.expression()),
 		ConditionExpression:                 aws.String("attribute_not_exists(#pk) OR #status = :accepted"),
 		ExpressionAttributeNames:            u.names,
@@ -185,25 +193,214 @@ func (s *Store) GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStat
 	if err := s.enter(ctx, op, id.String()); err != nil {
 		return model.CommandStatus{}, err
 	}
-	item, err := s.getItem(ctx, op, viewKey(kindCommand, id))
+	item, err := s.getItem(ctx, op, commandKey(id))
 	if err != nil {
 		return model.CommandStatus{}, wrap(op, id.String(), 0, err)
 	}
 	if item == nil {
 		return model.CommandStatus{}, wrap(op, id.String(), 0, store.ErrNotFound)
 	}
+	c, err := decodeCommand(id, item)
+	if err != nil {
+		return model.CommandStatus{}, wrap(op, id.String(), 0, err)
+	}
+	return c, nil
+}
+
+func decodeCommand(id uuid.UUID, item map[string]types.AttributeValue) (model.CommandStatus, error) {
 	c := model.CommandStatus{CommandUUID: id}
 	c.Type, _ = getS(item, attrType)
 	c.Status, _ = getS(item, attrStatus)
 	c.Error, _ = getS(item, attrError)
 	c.AggregateID, _ = getS(item, attrAggregate)
+	var err error
 	if c.CreatedAt, err = getTime(item, attrCreatedAt); err != nil {
-		return model.CommandStatus{}, wrap(op, id.String(), 0, err)
+		return c, err
 	}
 	if c.UpdatedAt, err = getTime(item, attrUpdatedAt); err != nil {
-		return model.CommandStatus{}, wrap(op, id.String(), 0, err)
+		return c, err
 	}
 	return c, nil
+}
+
+// Command statuses are keyed by the time their UUID carries
+// (model.NewCommandUUID): pk "commands#<minute>#<shard>" (the minute as
+// yyyymmddhhmm in UTC, the shard two digits of the UUID's last byte modulo
+// commandShards), sk the UUID's text, which sorts by time. A status read
+// finds the key from the UUID alone; the reconciliation reads a window of
+// time, minute by minute and shard by shard (EachAccepted); the shards keep
+// any one partition under a 64th of the command rate. A UUID without a time
+// (a status written by a build before 3 December 2026) keeps the key of its
+// build: pk the UUID, sk "command".
+const (
+	commandPrefix = "commands#"
+	commandShards = 64
+	commandMinute = "200601021504"
+)
+
+func commandKey(id uuid.UUID) map[string]types.AttributeValue {
+	at, ok := model.CommandTime(id)
+	if !ok {
+		return viewKey(kindCommand, id)
+	}
+	return map[string]types.AttributeValue{attrPK: attrS(commandPartition(at, int(id[15])%commandShards)), attrSK: attrS(id.String())}
+}
+
+func commandPartition(minute time.Time, shard int) string {
+	return fmt.Sprintf("%s%s#%02d", commandPrefix, minute.UTC().Format(commandMinute), shard)
+}
+
+// commandExpiry is the TTL (epoch seconds) of a command's status: the
+// retention after the time its UUID carries, or else after createdAt.
+func (s *Store) commandExpiry(id uuid.UUID, createdAt time.Time) (int64, bool) {
+	if s.cfg.CommandRetention <= 0 {
+		return 0, false
+	}
+	at, ok := model.CommandTime(id)
+	if !ok {
+		if at = createdAt; at.IsZero() {
+			return 0, false
+		}
+	}
+	return ceilSeconds(at.Add(s.cfg.CommandRetention)), true
+}
+
+// EachAccepted calls fn with pages of the statuses still ACCEPTED of the
+// commands whose UUIDs carry a time in [from, to): a Query per minute and
+// shard (eventually consistent, a filter on status; a Query reads at least
+// half a unit, so a window of m minutes costs at least 32·m read units,
+// plus half a unit per 4 KB of statuses), several shards at once. It
+// stops at the first error, fn's included, and returns it.
+func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]model.CommandStatus) error) error {
+	const op = "list accepted"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return err
+	}
+	if !from.Before(to) {
+		return nil
+	}
+	if to.Sub(from) > store.MaxAcceptedWindow {
+		return invalid(op, "", 0, "window %v to %v is longer than %v", from, to, store.MaxAcceptedWindow)
+	}
+	last := to.Add(-time.Millisecond)
+	type part struct {
+		pk     string
+		lo, hi uuid.UUID
+	}
+	var parts []part
+	for m := from.UTC().Truncate(time.Minute); !m.After(last); m = m.Add(time.Minute) {
+		lo, _ := model.CommandUUIDBounds(maxTime(m, from))
+		_, hi := model.CommandUUIDBounds(minTime(m.Add(time.Minute-time.Millisecond), last))
+		for shard := range commandShards {
+			parts = append(parts, part{commandPartition(m, shard), lo, hi})
+		}
+	}
+	var mu sync.Mutex // fn is called by one goroutine at a time
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := atOnce(len(parts), queryLimit, func(i int) error {
+		p := parts[i]
+		in := &dynamodb.QueryInput{
+			TableName:                aws.String(s.cfg.ViewsTable),
+			KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
+			FilterExpression:         aws.String("#status = :accepted"),
+			ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK, "#status": attrStatus},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": attrS(p.pk), ":lo": attrS(p.lo.String()), ":hi": attrS(p.hi.String()),
+				":accepted": attrS(model.CommandAccepted),
+			},
+			ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+		}
+		for {
+			out, err := s.db.Query(ctx, in)
+			if err != nil {
+				cancel()
+				return wrap(op, p.pk, 0, err)
+			}
+			if out.ConsumedCapacity != nil {
+				s.addRead(op, *out.ConsumedCapacity)
+			}
+			page := make([]model.CommandStatus, 0, len(out.Items))
+			for _, item := range out.Items {
+				sk, _ := getS(item, attrSK)
+				id, err := uuid.Parse(sk)
+				if err != nil {
+					cancel()
+					return wrap(op, p.pk, 0, corrupt("command status key %q: %v", sk, err))
+				}
+				c, err := decodeCommand(id, item)
+				if err != nil {
+					cancel()
+					return wrap(op, id.String(), 0, err)
+				}
+				page = append(page, c)
+			}
+			if len(page) > 0 {
+				mu.Lock()
+				err := ctx.Err() // after fn's error, no more calls
+				if err == nil {
+					err = fn(page)
+				}
+				mu.Unlock()
+				if err != nil {
+					cancel()
+					return err
+				}
+			}
+			if len(out.LastEvaluatedKey) == 0 {
+				return nil
+			}
+			in.ExclusiveStartKey = out.LastEvaluatedKey
+		}
+	})
+	return firstError(errs)
+}
+
+func atOnce(n, limit int, f func(i int) error) []error {
+	errs := make([]error, n)
+	slots := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := range n {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			errs[i] = f(i)
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// firstError returns the first error that is not a cancellation caused by
+// an earlier one, else the first error.
+func firstError(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // ClaimIdempotencyKey stores rec if rec.Key is not claimed, or its claim

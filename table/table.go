@@ -31,6 +31,11 @@ type Config struct {
 	// it some time after (0: kept for ever). The event log keeps the
 	// history.
 	Retention time.Duration
+	// CommandRetention is how long a command's status (and so its
+	// answer at GET /v1/commands/{id}) is kept after the command was
+	// accepted: its writes set expiresAt, and DynamoDB's TTL deletes it
+	// some time after (0: kept for ever).
+	CommandRetention time.Duration
 	// IndexShards is how many partitions each listing key of the views
 	// table's GSIs is spread over (0: DefaultIndexShards; at most
 	// MaxIndexShards). Every writer and reader of the tables must use the

@@ -38,10 +38,16 @@ type Cleanup struct {
 	// projector's and the dispatcher's: work due later is the cleanup's to
 	// issue when due (0: all timers and retries are).
 	MaxDelay time.Duration
-	// Expire, if set, deletes up to limit finished executions past their
-	// retention at now and returns how many.
+	// Expire, if set, deletes up to limit records past their retention at
+	// now (finished executions, command statuses, idempotency records) and
+	// returns how many.
 	Expire func(ctx context.Context, now time.Time, limit int) (int, error)
-	Logger *slog.Logger
+	// Reconciler, if set, repairs the aggregates a lost change-feed record
+	// left behind: each run first checks the commands accepted a while
+	// ago (Reconciler.Run), and an execution found due is compared with
+	// its log before its due work is issued (Reconciler.Repair).
+	Reconciler *Reconciler
+	Logger     *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// PageSize is how many executions a read takes (default 500).
@@ -58,19 +64,27 @@ func (c *Cleanup) Run(ctx context.Context) (int, error) {
 		size = 500
 	}
 	published := 0
+	var reconcileErr error
+	if c.Reconciler != nil {
+		n, err := c.Reconciler.Run(ctx)
+		if n > 0 {
+			c.logger().Warn("cleanup reconciled aggregates whose views lagged their logs", "count", n)
+		}
+		reconcileErr = err // the due pass runs all the same
+	}
 	var after *store.DuePosition
 	for {
 		page, err := c.Due.ListDue(ctx, store.DueQuery{Before: now, After: after, Limit: size})
 		if err != nil {
-			return published, fmt.Errorf("cleanup: list due executions: %w", err)
+			return published, errors.Join(reconcileErr, fmt.Errorf("cleanup: list due executions: %w", err))
 		}
 		n, err := c.publish(ctx, page, now)
 		published += n
 		if err != nil {
-			return published, err
+			return published, errors.Join(reconcileErr, err)
 		}
 		if len(page) < size {
-			return published, c.expire(ctx, now, size)
+			return published, errors.Join(reconcileErr, c.expire(ctx, now, size))
 		}
 		last := page[len(page)-1]
 		after = &store.DuePosition{DueAt: last.Due, ID: last.WorkflowExecutionUUID}
@@ -81,13 +95,24 @@ func (c *Cleanup) Run(ctx context.Context) (int, error) {
 // (the bus batches them), and returns how many it published.
 func (c *Cleanup) publish(ctx context.Context, page []model.Execution, now time.Time) (int, error) {
 	var due []model.Command
+	var views []model.Execution
 	for _, x := range page {
 		if cmd, ok := x.DueCommand(now, c.MaxDelay); ok {
 			due = append(due, cmd)
+			views = append(views, x)
 		}
 	}
 	errs := atOnce(len(due), sendLimit, func(i int) error {
 		cmd := due[i]
+		if c.Reconciler != nil {
+			// The view may lag its log (the record of the work's outcome
+			// was lost): then the log's events, not the view's due work,
+			// say what comes next.
+			repaired, err := c.Reconciler.Repair(ctx, cmd.AggregateID(), views[i].Version)
+			if err != nil || repaired {
+				return err
+			}
+		}
 		msg, err := bus.CommandMessage(cmd)
 		if err == nil {
 			err = c.Publisher.Publish(ctx, msg)

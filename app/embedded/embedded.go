@@ -66,7 +66,7 @@ func Open(cfg Config) (*Runtime, error) {
 		storeDir, busDir = filepath.Join(cfg.DataDir, "store"), filepath.Join(cfg.DataDir, "bus")
 	}
 	st, err := pebble.Open(pebble.Options{
-		Dir: storeDir, Logger: cfg.Logger, Retention: cfg.Steps.Retention,
+		Dir: storeDir, Logger: cfg.Logger, Retention: cfg.Steps.Retention, CommandRetention: cfg.Steps.CommandRetention,
 		FeedConsumers: []string{app.ConsumerProjector, app.ConsumerDispatcher},
 	})
 	if err != nil {

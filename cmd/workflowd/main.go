@@ -50,6 +50,7 @@ type settings struct {
 	httpAllowHosts    []string
 	cleanupInterval   time.Duration
 	retention         time.Duration
+	commandRetention  time.Duration
 	indexShards       int
 	instance          string
 	leasePeriod       time.Duration
@@ -80,11 +81,12 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&shutdown, "shutdown-timeout", env("WORKFLOWD_SHUTDOWN_TIMEOUT", "20s"), "how long a graceful shutdown may take (env WORKFLOWD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&s.backend, "backend", env("WORKFLOWD_BACKEND", "embedded"), "embedded (one process, local store) or aws (DynamoDB, SNS, SQS) (env WORKFLOWD_BACKEND)")
 	fs.StringVar(&s.awsPrefix, "aws-prefix", env("WORKFLOWD_AWS_PREFIX", "workflowd"), "name prefix of the AWS tables, topic and queues (env WORKFLOWD_AWS_PREFIX)")
-	var allowHosts, cleanup, retention, indexShards, leasePeriod string
+	var allowHosts, cleanup, retention, commandRetention, indexShards, leasePeriod string
 	fs.StringVar(&s.instance, "instance", env("WORKFLOWD_INSTANCE", ""), "aws backend: this instance's name among those of one deployment; each needs its own (default: host name and a random suffix) (env WORKFLOWD_INSTANCE)")
 	fs.StringVar(&leasePeriod, "lease-period", env("WORKFLOWD_LEASE_PERIOD", "10s"), "aws backend: how long an instance's stream-shard and cleanup leases last unrenewed; a dead instance's work moves within two periods (env WORKFLOWD_LEASE_PERIOD)")
 	fs.StringVar(&indexShards, "index-shards", env("WORKFLOWD_INDEX_SHARDS", "64"), "aws backend: partitions per listing key of the views table's indexes; may be raised, never lowered (env WORKFLOWD_INDEX_SHARDS)")
 	fs.StringVar(&retention, "retention", env("WORKFLOWD_RETENTION", "720h"), "how long a finished execution's view is kept (its history stays); 0 for ever (env WORKFLOWD_RETENTION)")
+	fs.StringVar(&commandRetention, "command-retention", env("WORKFLOWD_COMMAND_RETENTION", "168h"), "how long a command's status is kept after it was accepted (later reads answer 410); 0 for ever (env WORKFLOWD_COMMAND_RETENTION)")
 	fs.StringVar(&allowHosts, "http-allow-hosts", env("WORKFLOW_HTTP_ALLOW_HOSTS", ""), "comma-separated host:port pairs http steps may call; empty: none (env WORKFLOW_HTTP_ALLOW_HOSTS)")
 	fs.StringVar(&cleanup, "cleanup-interval", env("WORKFLOWD_CLEANUP_INTERVAL", "1m"), "how often the cleanup worker runs (env WORKFLOWD_CLEANUP_INTERVAL)")
 	var memLimit string
@@ -133,6 +135,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.retention, err = time.ParseDuration(retention); err != nil || s.retention < 0 {
 		return s, fmt.Errorf("retention: %q is not a duration of 0 or more (like 720h)", retention)
 	}
+	if s.commandRetention, err = time.ParseDuration(commandRetention); err != nil || s.commandRetention < 0 {
+		return s, fmt.Errorf("command-retention: %q is not a duration of 0 or more (like 168h)", commandRetention)
+	}
 	if s.backend != "embedded" && s.backend != "aws" {
 		return s, fmt.Errorf("backend must be embedded or aws, not %q", s.backend)
 	}
@@ -155,7 +160,8 @@ type service interface {
 // openService builds the configured backend; for "workflowd init" it
 // creates the AWS resources, prints what it made, and returns nil.
 func openService(ctx context.Context, s settings, log *slog.Logger) (service, error) {
-	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval, Retention: s.retention}
+	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval, Retention: s.retention,
+		CommandRetention: s.commandRetention}
 	awsCfg := app.AWSConfig{
 		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout, IndexShards: s.indexShards,
 		Instance: s.instance, LeasePeriod: s.leasePeriod,

@@ -2,7 +2,9 @@ package pebble
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -148,10 +150,191 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 			return old, wrap(op, rec.Key, 0, store.ErrDuplicate)
 		}
 	}
-	if err := s.setJSON(op, rec.Key, key, rec); err != nil {
-		return store.IdempotencyRecord{}, err
+	b, err := encodeJSON(rec)
+	if err != nil {
+		return store.IdempotencyRecord{}, wrap(op, rec.Key, 0, fmt.Errorf("encode: %w", err))
+	}
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	if err := batch.Set(key, b, nil); err != nil {
+		return store.IdempotencyRecord{}, wrap(op, rec.Key, 0, err)
+	}
+	if !rec.ExpiresAt.IsZero() {
+		// Its entry in the expiry index, for PurgeExpired.
+		if err := batch.Set(idemExpiryKey(rec.ExpiresAt, rec.Key), nil, nil); err != nil {
+			return store.IdempotencyRecord{}, wrap(op, rec.Key, 0, err)
+		}
+	}
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return store.IdempotencyRecord{}, wrap(op, rec.Key, 0, err)
 	}
 	return rec, nil
+}
+
+// EachAccepted calls fn with pages of the statuses still ACCEPTED of the
+// commands whose UUIDs carry a time in [from, to): the statuses are keyed
+// by UUID, and version 7 UUIDs sort by their time, so it is one range of
+// keys (in which it skips the UUIDs of other versions).
+func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]model.CommandStatus) error) error {
+	const op = "list accepted"
+	if err := s.enter(ctx, op, ""); err != nil {
+		return err
+	}
+	defer s.exit()
+	if !from.Before(to) {
+		return nil
+	}
+	if to.Sub(from) > store.MaxAcceptedWindow {
+		return invalid(op, "", 0, "window %v to %v is longer than %v", from, to, store.MaxAcceptedWindow)
+	}
+	lo, _ := model.CommandUUIDBounds(from)
+	_, hi := model.CommandUUIDBounds(to.Add(-time.Millisecond))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: uuidKey(pCommand, lo), UpperBound: append(uuidKey(pCommand, hi), 0)})
+	if err != nil {
+		return wrap(op, "", 0, err)
+	}
+	defer it.Close()
+	const pageSize = 500
+	page := make([]model.CommandStatus, 0, pageSize)
+	flush := func() error {
+		if len(page) == 0 {
+			return nil
+		}
+		err := fn(page)
+		page = page[:0]
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		id, err := uuid.FromBytes(it.Key()[len(pCommand):])
+		if err != nil {
+			continue // not a status key
+		}
+		if _, ok := model.CommandTime(id); !ok {
+			continue
+		}
+		var c model.CommandStatus
+		if err := decodeJSON(it.Value(), &c); err != nil {
+			return wrap(op, id.String(), 0, err)
+		}
+		if c.Status != model.CommandAccepted {
+			continue
+		}
+		c.CommandUUID = id
+		if page = append(page, c); len(page) == pageSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return wrap(op, "", 0, err)
+	}
+	return flush()
+}
+
+// purgeCommands deletes up to limit command statuses accepted more than
+// the command retention before now, and returns how many.
+func (s *Store) purgeCommands(now time.Time, limit int) (int, error) {
+	if s.commandRetention <= 0 {
+		return 0, nil
+	}
+	lo, _ := model.CommandUUIDBounds(time.UnixMilli(0))
+	hi, _ := model.CommandUUIDBounds(now.Add(-s.commandRetention))
+	return s.deleteRange(uuidKey(pCommand, lo), uuidKey(pCommand, hi), limit, func(k []byte) bool {
+		id, err := uuid.FromBytes(k[len(pCommand):])
+		_, ok := model.CommandTime(id)
+		return err == nil && ok // keep the statuses of UUIDs without a time
+	})
+}
+
+// purgeIdempotency deletes up to limit idempotency records whose
+// ExpiresAt is at or before now, with their expiry-index entries, and
+// returns how many. An entry whose record was claimed again since (a later
+// ExpiresAt) goes alone.
+func (s *Store) purgeIdempotency(now time.Time, limit int) (int, error) {
+	upper := cat([]byte(pIdxIdem), func() []byte { k := dueKey(now); return k[:] }())
+	keys, err := s.keysIn([]byte(pIdxIdem), upper, limit, nil)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		if len(k) < len(pIdxIdem)+12 {
+			if err := s.db.Delete(k, pebble.NoSync); err != nil {
+				return n, err
+			}
+			continue
+		}
+		deleted, err := s.purgeIdem(k, string(k[len(pIdxIdem)+12:]), now)
+		if err != nil {
+			return n, err
+		}
+		if deleted {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Store) purgeIdem(entry []byte, key string, now time.Time) (bool, error) {
+	mu := s.lock('i', []byte(key))
+	defer mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(entry, nil); err != nil {
+		return false, err
+	}
+	v, ok, err := get(s.db, idemKey(key))
+	if err != nil {
+		return false, err
+	}
+	deleted := false
+	if ok {
+		var rec store.IdempotencyRecord
+		if err := decodeJSON(v, &rec); err != nil || expired(rec.ExpiresAt, now) {
+			if err := b.Delete(idemKey(key), nil); err != nil {
+				return false, err
+			}
+			deleted = true
+		}
+	}
+	return deleted, b.Commit(pebble.NoSync)
+}
+
+// deleteRange deletes up to limit keys in [lower, upper) that keep (nil:
+// all) selects, and returns how many.
+func (s *Store) deleteRange(lower, upper []byte, limit int, keep func([]byte) bool) (int, error) {
+	keys, err := s.keysIn(lower, upper, limit, keep)
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, k := range keys {
+		if err := b.Delete(k, nil); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), b.Commit(pebble.NoSync)
+}
+
+// keysIn returns up to limit keys in [lower, upper) that keep (nil: all)
+// selects.
+func (s *Store) keysIn(lower, upper []byte, limit int, keep func([]byte) bool) ([][]byte, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
+		if keep == nil || keep(it.Key()) {
+			keys = append(keys, slices.Clone(it.Key()))
+		}
+	}
+	return keys, errors.Join(it.Error(), it.Close())
 }
 
 // setJSON writes v as JSON at key with a NoSync write.

@@ -24,6 +24,7 @@ const (
 	pIdxExpire  = "ix/"
 	pCommand    = "cmd/"
 	pIdem       = "idem/"
+	pIdxIdem    = "ii/"
 )
 
 var keyFeedTrim = []byte("m/feedtrim")
@@ -66,6 +67,13 @@ func uuidKey(prefix string, id uuid.UUID) []byte {
 }
 
 func idemKey(key string) []byte { return append([]byte(pIdem), key...) }
+
+// idemExpiryKey is an idempotency record's key in the expiry index: its
+// ExpiresAt, then its key.
+func idemExpiryKey(expiresAt time.Time, key string) []byte {
+	k := dueKey(expiresAt)
+	return cat([]byte(pIdxIdem), k[:], []byte(key))
+}
 
 // timeSortKey encodes t so that byte order is time order, descending:
 // seconds since the epoch with the sign bit flipped, then nanoseconds, both

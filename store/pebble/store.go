@@ -36,6 +36,11 @@ type Options struct {
 	// finished; PurgeExpired deletes it after that (0: kept for ever). The
 	// event log keeps its history.
 	Retention time.Duration
+	// CommandRetention is how long a command's status is kept after the
+	// command was accepted (the time its UUID carries); PurgeExpired
+	// deletes it after that (0: kept for ever). Statuses whose UUIDs carry
+	// no time (an earlier build's) are kept.
+	CommandRetention time.Duration
 }
 
 const (
@@ -56,7 +61,8 @@ type Store struct {
 	trim   trimState
 	closed chan struct{} // closed by Close, wakes feed readers
 
-	retention time.Duration // Options.Retention
+	retention        time.Duration // Options.Retention
+	commandRetention time.Duration // Options.CommandRetention
 
 	// closeMu guards the db against Close: every call holds it for reading
 	// while it uses the db; Close takes it for writing.
@@ -127,7 +133,8 @@ func Open(opts Options) (*Store, error) {
 		seed:   maphash.MakeSeed(),
 		closed: make(chan struct{}),
 
-		retention: opts.Retention,
+		retention:        opts.Retention,
+		commandRetention: opts.CommandRetention,
 	}
 	if err := s.initFeed(opts.FeedConsumers); err != nil {
 		_ = db.Close()

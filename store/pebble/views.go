@@ -3,7 +3,6 @@ package pebble
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -362,33 +361,46 @@ func (s *Store) expiryKey(x model.Execution) []byte {
 	return cat([]byte(pIdxExpire), k[:], x.WorkflowExecutionUUID[:])
 }
 
-// PurgeExpired deletes the views of executions that finished more than
-// Options.Retention before now (their listing and index entries with them;
-// the event log keeps their history) and returns how many it deleted, at
-// most limit in one call. The cleanup worker calls it every run.
+// PurgeExpired deletes, at most limit of each kind in one call, the views
+// of executions that finished more than Options.Retention before now
+// (their listing and index entries with them; the event log keeps their
+// history), the command statuses older than Options.CommandRetention and
+// the idempotency records whose ExpiresAt has passed, and returns how
+// many it deleted. The cleanup worker calls it every run.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	const op = "purge expired"
 	if err := s.enter(ctx, op, ""); err != nil {
 		return 0, err
 	}
 	defer s.exit()
-	upper := cat([]byte(pIdxExpire), func() []byte { k := dueKey(now); return k[:] }())
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(pIdxExpire), UpperBound: upper})
+	n, err := s.purgeExecutions(now, limit)
 	if err != nil {
-		return 0, wrap(op, "", 0, err)
+		return n, wrap(op, "", 0, err)
 	}
-	var keys [][]byte
-	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
-		keys = append(keys, slices.Clone(it.Key()))
+	c, err := s.purgeCommands(now, limit)
+	if n += c; err != nil {
+		return n, wrap(op, "", 0, err)
 	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return 0, wrap(op, "", 0, err)
+	i, err := s.purgeIdempotency(now, limit)
+	if n += i; err != nil {
+		return n, wrap(op, "", 0, err)
+	}
+	return n, nil
+}
+
+// purgeExecutions deletes up to limit finished executions past their
+// retention and returns how many.
+func (s *Store) purgeExecutions(now time.Time, limit int) (int, error) {
+	upper := cat([]byte(pIdxExpire), func() []byte { k := dueKey(now); return k[:] }())
+	keys, err := s.keysIn([]byte(pIdxExpire), upper, limit, nil)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for _, k := range keys {
 		deleted, err := s.purge(k)
 		if err != nil {
-			return n, wrap(op, "", 0, err)
+			return n, err
 		}
 		if deleted {
 			n++

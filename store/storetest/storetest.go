@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -114,6 +115,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"commands/finish_creates_when_missing", "", true, ts.finishCreatesWhenMissing},
 		{"commands/get_missing_is_not_found", "", true, ts.getMissingCommandIsNotFound},
 		{"commands/race_put_and_finish_ends_final", "", true, ts.racePutAndFinishEndsFinal},
+		{"commands/uuid_without_a_time_round_trips", "", true, ts.uuidWithoutATimeRoundTrips},
+		{"commands/each_accepted_lists_the_window", "", true, ts.eachAcceptedListsTheWindow},
 
 		{"idempotency/first_claim_is_stored", "", true, ts.firstClaimIsStored},
 		{"idempotency/second_claim_returns_the_first_as_duplicate", "", true, ts.secondClaimReturnsTheFirstAsDuplicate},
@@ -1061,7 +1064,7 @@ func (ts *suite) listLimitOutside1ToMaxIsInvalid(t *testing.T) {
 // a fresh command.
 func newCommand() model.CommandStatus {
 	return model.CommandStatus{
-		CommandUUID: uuid.New(),
+		CommandUUID: model.NewCommandUUID(occurredAt),
 		Type:        model.CommandCreateWorkflow,
 		AggregateID: model.WorkflowAggregateID(uuid.New()),
 		CreatedAt:   occurredAt,
@@ -1194,6 +1197,112 @@ func (ts *suite) getMissingCommandIsNotFound(t *testing.T) {
 	s := ts.newStore(t)
 	_, err := s.GetCommand(ctx, uuid.New())
 	WantErr(t, "GetCommand(unknown)", err, store.ErrNotFound)
+}
+
+// The status of a command whose UUID carries no time (an earlier build's, version 4) is stored and finished like the others, and never listed by EachAccepted.
+func (ts *suite) uuidWithoutATimeRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	c := newCommand()
+	c.CommandUUID = uuid.New()
+	if err := s.PutCommand(ctx, c); err != nil {
+		t.Fatalf("PutCommand: got error %v, want nil", err)
+	}
+	wantCommandStatus(t, s, c.CommandUUID, model.CommandAccepted, "")
+	if err := s.FinishCommand(ctx, finishedCommand(c, model.CommandRejected, "no")); err != nil {
+		t.Fatalf("FinishCommand: got error %v, want nil", err)
+	}
+	wantCommandStatus(t, s, c.CommandUUID, model.CommandRejected, "no")
+	err := s.EachAccepted(ctx, occurredAt.Add(-time.Minute), occurredAt.Add(time.Minute), func(page []model.CommandStatus) error {
+		for _, got := range page {
+			if got.CommandUUID == c.CommandUUID {
+				t.Errorf("EachAccepted listed %s, a UUID without a time", c.CommandUUID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("EachAccepted: got error %v, want nil", err)
+	}
+}
+
+// EachAccepted lists exactly the statuses still ACCEPTED of the commands whose UUIDs carry a time in [from, to), across minutes, each once, and stops at fn's error.
+func (ts *suite) eachAcceptedListsTheWindow(t *testing.T) {
+	ctx := context.Background()
+	s := ts.newStore(t)
+	// A random minute of 2021, so that other tests' commands (which carry
+	// occurredAt or now) stay out of the window.
+	from := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rand.Int64N(365*24*60)) * time.Minute).Add(17 * time.Second)
+	to := from.Add(2*time.Minute + 500*time.Millisecond)
+	want := map[uuid.UUID]model.CommandStatus{}
+	ours := map[uuid.UUID]bool{}
+	put := func(at time.Time, status string) {
+		t.Helper()
+		c := newCommand()
+		c.CommandUUID, c.CreatedAt, c.UpdatedAt = model.NewCommandUUID(at), at, at
+		ours[c.CommandUUID] = true
+		if err := s.PutCommand(ctx, c); err != nil {
+			t.Fatalf("PutCommand: got error %v, want nil", err)
+		}
+		if status != model.CommandAccepted {
+			if err := s.FinishCommand(ctx, finishedCommand(c, status, "")); err != nil {
+				t.Fatalf("FinishCommand: got error %v, want nil", err)
+			}
+			return
+		}
+		if !at.Before(from) && at.Before(to) {
+			c.Status = model.CommandAccepted
+			want[c.CommandUUID] = c
+		}
+	}
+	put(from.Add(-time.Millisecond), model.CommandAccepted) // before
+	put(from, model.CommandAccepted)
+	for i := range 40 {
+		put(from.Add(time.Duration(i)*3*time.Second+time.Millisecond), model.CommandAccepted)
+	}
+	put(from.Add(time.Minute), model.CommandRejected)
+	put(from.Add(90*time.Second), model.CommandApplied)
+	put(to.Add(-time.Millisecond), model.CommandAccepted)
+	put(to, model.CommandAccepted) // after
+	got := map[uuid.UUID]model.CommandStatus{}
+	err := s.EachAccepted(ctx, from, to, func(page []model.CommandStatus) error {
+		for _, c := range page {
+			if !ours[c.CommandUUID] {
+				continue // another test's (the store may hold data)
+			}
+			if _, dup := got[c.CommandUUID]; dup {
+				t.Errorf("EachAccepted listed %s twice", c.CommandUUID)
+			}
+			got[c.CommandUUID] = c
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("EachAccepted: got error %v, want nil", err)
+	}
+	for id, c := range want {
+		g, ok := got[id]
+		if !ok {
+			at, _ := model.CommandTime(id)
+			t.Errorf("EachAccepted left out %s (at %v, window [%v, %v))", id, at, from, to)
+			continue
+		}
+		SameJSON(t, "EachAccepted's status", g, c)
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			at, _ := model.CommandTime(id)
+			t.Errorf("EachAccepted listed %s (at %v), not ACCEPTED in the window [%v, %v)", id, at, from, to)
+		}
+	}
+	err = s.EachAccepted(ctx, from, from.Add(store.MaxAcceptedWindow+time.Millisecond), func([]model.CommandStatus) error { return nil })
+	WantErr(t, "EachAccepted(a window over MaxAcceptedWindow)", err, store.ErrInvalid)
+	stop := errors.New("stop")
+	calls := 0
+	err = s.EachAccepted(ctx, from, to, func([]model.CommandStatus) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("EachAccepted with fn failing: got error %v after %d calls, want %v after 1", err, calls, stop)
+	}
 }
 
 // A PutCommand racing the FinishCommand of the same command never undoes the final status.

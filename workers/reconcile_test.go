@@ -1,0 +1,208 @@
+package workers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store/pebble"
+	"github.com/workflowd/workflowd/workers"
+)
+
+// waitThenManual is a workflow of a one-second wait step, then a manual one.
+func waitThenManual() model.Definition {
+	return model.Definition{Name: "wf", Steps: []model.StepDefinition{
+		{Name: "cool-off", Type: model.StepWait, Seconds: 1},
+		{Name: "approve", Type: model.StepManual},
+	}}
+}
+
+// reconcileRig is a store, a worker, a projector and a dispatcher whose
+// feed the test hands over by hand, dropping what it likes.
+type reconcileRig struct {
+	st    *pebble.Store
+	w     *workers.CommandWorker
+	p     *workers.Projector
+	pub   *recordingPublisher
+	sched *recordingScheduler
+	r     *workers.Reconciler
+	now   time.Time
+}
+
+func newReconcileRig(t *testing.T) *reconcileRig {
+	st := mustStore(t)
+	g := &reconcileRig{st: st, pub: &recordingPublisher{}, sched: &recordingScheduler{}, now: time.Now()}
+	g.w = &workers.CommandWorker{Log: st, Commands: st, Logger: quiet}
+	g.p = &workers.Projector{Log: st, Views: st, Logger: quiet}
+	d := &workers.Dispatcher{Publisher: g.pub, Scheduler: g.sched, MaxDelay: 15 * time.Minute, Logger: quiet, Now: func() time.Time { return g.now }}
+	g.r = &workers.Reconciler{Log: st, Views: st, Accepted: st, Handlers: workers.EventHandlers{g.p, d},
+		Logger: quiet, Now: func() time.Time { return g.now }}
+	return g
+}
+
+// apply has the worker apply cmd (a client command, whose ACCEPTED status
+// the API writes first, when client is set) and returns its aggregate's
+// events after seq after, which the test may project or drop.
+func (g *reconcileRig) apply(t *testing.T, cmd model.Command, client bool, after int64) []model.Event {
+	t.Helper()
+	ctx := context.Background()
+	if client {
+		if err := g.st.PutCommand(ctx, model.CommandStatus{CommandUUID: cmd.CommandUUID, Type: cmd.Type, AggregateID: cmd.AggregateID(), CreatedAt: cmd.IssuedAt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.w.HandleCommand(ctx, cmd, 1); err != nil {
+		t.Fatalf("apply %s: %v", cmd.Type, err)
+	}
+	events, err := g.st.Load(ctx, cmd.AggregateID(), after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+func (g *reconcileRig) execution(t *testing.T, id uuid.UUID) model.Execution {
+	t.Helper()
+	x, err := g.st.GetExecution(context.Background(), id)
+	if err != nil {
+		t.Fatalf("execution view: %v", err)
+	}
+	return x
+}
+
+func publishedTypes(t *testing.T, msgs []bus.Message) []string {
+	t.Helper()
+	var out []string
+	for _, m := range msgs {
+		cmd, err := model.DecodeCommand(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, cmd.Type)
+	}
+	return out
+}
+
+// The record of the append that created an execution never reaches the
+// projector and the dispatcher: a reconciliation run a minute after the
+// start command was accepted finds the command still without its effect,
+// projects the execution from the log and dispatches its timer; runs before
+// that minute and after the repair change nothing.
+func TestReconcilerRepairsAnExecutionWhoseCreationRecordWasLost(t *testing.T) {
+	g := newReconcileRig(t)
+	ctx := context.Background()
+	wfID := uuid.New()
+	created := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CreateWorkflow{WorkflowUUID: wfID, Definition: waitThenManual()}, g.now), true, 0)
+	if err := g.p.Handle(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	exID := uuid.New()
+	start := model.NewCommand(model.NewCommandUUID(g.now), model.StartExecution{WorkflowExecutionUUID: exID, WorkflowUUID: wfID}, g.now)
+	lost := g.apply(t, start, true, 0)
+	if len(lost) == 0 {
+		t.Fatal("the start appended nothing")
+	}
+	// (the stream record of lost is dropped: nothing projects or dispatches it)
+
+	accepted := g.now
+	g.now = accepted.Add(30 * time.Second)
+	if n, err := g.r.Run(ctx); err != nil || n != 0 {
+		t.Fatalf("run 30s after: repaired %d, err %v; want 0 (the command is younger than MinAge)", n, err)
+	}
+	if _, err := g.st.GetExecution(ctx, exID); err == nil {
+		t.Fatal("the execution has a view before any repair")
+	}
+	g.now = accepted.Add(70 * time.Second)
+	if n, err := g.r.Run(ctx); err != nil || n != 1 {
+		t.Fatalf("run 70s after: repaired %d, err %v; want 1", n, err)
+	}
+	x := g.execution(t, exID)
+	if x.Version != lost[len(lost)-1].Seq || x.Status != model.ExecutionRunning || x.CurrentStep != 0 {
+		t.Fatalf("view after the repair: version %d status %s step %d; want %d RUNNING 0", x.Version, x.Status, x.CurrentStep, lost[len(lost)-1].Seq)
+	}
+	if applied, _ := model.Recent(x.RecentCommands, start.CommandUUID); !applied {
+		t.Fatal("the repaired view does not show the start command (its status would read ACCEPTED)")
+	}
+	if len(g.sched.delays) != 1 || g.sched.delays[0] != time.Millisecond || len(g.pub.msgs) != 0 {
+		t.Fatalf("dispatched after the repair: delayed %v, published %v; want the wait step's timer, due already (delayed 1ms)", g.sched.delays, publishedTypes(t, g.pub.msgs))
+	}
+	g.now = accepted.Add(130 * time.Second)
+	if n, err := g.r.Run(ctx); err != nil || n != 0 {
+		t.Fatalf("run after the repair: repaired %d, err %v; want 0", n, err)
+	}
+	if len(g.sched.delays) != 1 || len(g.pub.msgs) != 0 {
+		t.Fatalf("dispatched after a run with nothing to repair: delayed %v, published %d; want the one timer still", g.sched.delays, len(g.pub.msgs))
+	}
+}
+
+// The record of a timer's outcome (the service's own work: no command
+// status) is lost. The view still shows the wait step, due a grace after
+// the timer: the cleanup, finding it due, compares it with the log and
+// projects the events it lacks instead of firing the timer again.
+func TestCleanupRepairsADueExecutionWhoseViewLagsItsLog(t *testing.T) {
+	g := newReconcileRig(t)
+	ctx := context.Background()
+	wfID := uuid.New()
+	created := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CreateWorkflow{WorkflowUUID: wfID, Definition: waitThenManual()}, g.now), true, 0)
+	if err := g.p.Handle(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	exID := uuid.New()
+	started := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.StartExecution{WorkflowExecutionUUID: exID, WorkflowUUID: wfID}, g.now), true, 0)
+	if err := g.p.Handle(ctx, started); err != nil {
+		t.Fatal(err)
+	}
+	before := g.execution(t, exID)
+	if before.Due.IsZero() {
+		t.Fatal("the view of a waiting execution is not due")
+	}
+	time.Sleep(1100 * time.Millisecond) // the timer's time (the worker reads the real clock)
+	fired := g.apply(t, model.TimerCommand(exID, 0, time.Now()), false, before.Version)
+	if len(fired) == 0 {
+		t.Fatal("the timer appended nothing")
+	}
+	// (fired's record is dropped)
+
+	cleanup := &workers.Cleanup{Due: g.st, Publisher: g.pub, Reconciler: g.r, Logger: quiet, Now: func() time.Time { return g.now }}
+	g.now = before.Due.Add(time.Second)
+	if _, err := cleanup.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	x := g.execution(t, exID)
+	if x.Version != fired[len(fired)-1].Seq || x.CurrentStep != 1 {
+		t.Fatalf("view after the cleanup: version %d step %d, want %d 1", x.Version, x.CurrentStep, fired[len(fired)-1].Seq)
+	}
+	if got := publishedTypes(t, g.pub.msgs); len(got) != 0 || len(g.sched.delays) != 0 {
+		t.Fatalf("the cleanup published %v (timers %v), want nothing (the log, not the stale view, says what comes next)", got, g.sched.delays)
+	}
+	if !x.Due.IsZero() {
+		t.Fatalf("the repaired view (waiting on a manual step) is still due at %v", x.Due)
+	}
+}
+
+// An execution whose view expired after the retention period is not
+// brought back by its accepted command's check.
+func TestReconcilerLeavesAnExpiredExecutionAlone(t *testing.T) {
+	g := newReconcileRig(t)
+	ctx := context.Background()
+	g.r.Retention = time.Millisecond
+	wfID := uuid.New()
+	def := model.Definition{Name: "wf", Steps: []model.StepDefinition{{Name: "s", Type: model.StepManual}}}
+	created := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CreateWorkflow{WorkflowUUID: wfID, Definition: def}, g.now), true, 0)
+	if err := g.p.Handle(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	exID := uuid.New()
+	g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.StartExecution{WorkflowExecutionUUID: exID, WorkflowUUID: wfID}, g.now), true, 0)
+	g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CancelExecution{WorkflowExecutionUUID: exID}, g.now), true, 0)
+	g.now = g.now.Add(90 * time.Second)
+	if n, err := g.r.Run(ctx); err != nil || n != 0 {
+		t.Fatalf("repaired %d, err %v; want 0", n, err)
+	}
+	if _, err := g.st.GetExecution(ctx, exID); err == nil {
+		t.Fatal("the reconciliation brought an expired execution's view back")
+	}
+}
