@@ -166,8 +166,16 @@ func page[T any](all []T, q store.ListQuery, pos func(T) store.Position) ([]T, e
 
 // fakeEvents is an event log in a map.
 type fakeEvents struct {
-	mu  sync.Mutex
-	log map[string][]model.Event
+	mu    sync.Mutex
+	log   map[string][]model.Event
+	loads int // calls of Load
+}
+
+// loaded returns how many times Load was called.
+func (e *fakeEvents) loaded() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.loads
 }
 
 func newFakeEvents() *fakeEvents { return &fakeEvents{log: map[string][]model.Event{}} }
@@ -183,6 +191,7 @@ func (e *fakeEvents) append(events ...model.Event) {
 func (e *fakeEvents) Load(ctx context.Context, aggregateID string, afterSeq int64) ([]model.Event, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.loads++
 	var out []model.Event
 	for _, ev := range e.log[aggregateID] {
 		if ev.Seq > afterSeq {

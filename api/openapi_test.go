@@ -186,6 +186,10 @@ type env struct {
 	cmds   *fakeCommands
 	now    time.Time
 	spec   *spec
+	// timedCommands: the commands seeded carry their time
+	// (model.NewCommandUUID), as this build's API gives them; else they
+	// are random, as earlier builds' were.
+	timedCommands bool
 }
 
 // envOption adjusts the Config of a test server.

@@ -66,9 +66,17 @@ func (e *env) seedExecution(tb testing.TB, wf model.Workflow, at time.Time, incr
 	return x
 }
 
+// commandUUID returns the UUID of a command seeded at at.
+func (e *env) commandUUID(at time.Time) uuid.UUID {
+	if e.timedCommands {
+		return model.NewCommandUUID(at)
+	}
+	return uuid.New()
+}
+
 func (e *env) runExecution(tb testing.TB, s model.Execution, wf *model.Workflow, p model.Payload, at time.Time) model.Execution {
 	tb.Helper()
-	cmd := model.NewCommand(uuid.New(), p, at)
+	cmd := model.NewCommand(e.commandUUID(at), p, at)
 	events, err := model.DecideExecution(s, cmd, wf, at)
 	if err != nil {
 		tb.Fatalf("decide %s: %v", cmd.Type, err)
@@ -898,6 +906,65 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 			}
 			if want := "/v1/workflow-executions/" + x.WorkflowExecutionUUID.String(); tt.id != noView && a.Links.Resource != want {
 				t.Errorf("links.resource: got %q, want %q", a.Links.Resource, want)
+			}
+		})
+	}
+}
+
+// A status read of a command this build accepted (its UUID carries its
+// time) takes the status and the view, never the event log, however long
+// the history: a command the view no longer remembers is either not
+// applied yet or was marked APPLIED by the projector when it left the list.
+func TestCommandStatusReadsNoLog(t *testing.T) {
+	e := newEnv(t, func(c *api.Config) { c.Retention = time.Hour })
+	e.timedCommands = true
+	ctx := t.Context()
+	const increments = model.RecentCommandsCap + 20
+	wf := e.seedWorkflow(t, definition("orders", increments+1), t0)
+	x := e.seedExecution(t, wf, t0, increments)
+	aggregateID := model.ExecutionAggregateID(x.WorkflowExecutionUUID)
+	log, _ := e.events.Load(ctx, aggregateID, 0)
+	var applied []uuid.UUID
+	for _, ev := range log {
+		if !slices.Contains(applied, ev.CommandUUID) {
+			applied = append(applied, ev.CommandUUID)
+		}
+	}
+	for _, id := range applied {
+		if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: id, Type: model.CommandIncrementExecution,
+			Status: model.CommandAccepted, AggregateID: aggregateID, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marked, unmarked, recent := applied[0], applied[1], applied[len(applied)-1]
+	e.cmds.finish(marked, model.CommandApplied, "")
+	notProjected := model.NewCommandUUID(t0)
+	if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: notProjected, Type: model.CommandStartExecution,
+		Status: model.CommandAccepted, AggregateID: model.ExecutionAggregateID(uuid.New()), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	e.now = t0.Add(10 * time.Minute)
+	for _, tt := range []struct {
+		name string
+		id   uuid.UUID
+		want string
+	}{
+		{"recent", recent, model.CommandApplied},
+		{"pushed_out_and_marked", marked, model.CommandApplied},
+		{"pushed_out_mark_not_made_yet_reads_late_not_wrong", unmarked, model.CommandAccepted},
+		{"no_view_yet_within_the_retention", notProjected, model.CommandAccepted},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.events.loaded()
+			var a api.CommandAnswer
+			r := e.do(t, http.MethodGet, "/v1/commands/"+tt.id.String(), nil)
+			r.wantStatus(t, http.StatusOK)
+			r.decode(t, &a)
+			if a.Status != tt.want {
+				t.Fatalf("status %s, want %s", a.Status, tt.want)
+			}
+			if n := e.events.loaded() - before; n != 0 {
+				t.Fatalf("the status read loaded the event log %d times, want none", n)
 			}
 		})
 	}

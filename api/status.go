@@ -13,22 +13,22 @@ import (
 
 // commandStatus returns a command's status as clients see it.
 //
-// The store records ACCEPTED (the API, before it publishes) and REJECTED
-// (a worker, with the reason). APPLIED is not written: a command is APPLIED
-// once the view of the aggregate it changes shows its events (docs/guarantees.md),
-// which is what this reads:
-//   - the view's RecentCommands tell at once for a command among the last
-//     few of its aggregate, or for any command while the list is not full;
-//   - for an older one, the event log gives the command's last seq, and the
-//     view shows it when its version has reached that seq. A command younger
-//     than recentGrace is not looked up there: it is almost always still on
-//     its way (the first poll right after the POST), and reading the log for
-//     it would cost a read per poll. Should it have been applied and pushed
-//     out of the list already (RecentCommandsCap later commands on the same
-//     aggregate within recentGrace), it reads ACCEPTED until then: late,
-//     never wrong, and a Waiter still wakes its long poll with APPLIED.
+// The store records ACCEPTED (the API, before it publishes), REJECTED (a
+// worker, with the reason), and APPLIED only for a command the projector
+// pushed out of its view's recent commands (model.Evicted). APPLIED is
+// otherwise not written: a command is APPLIED once the view of the
+// aggregate it changes shows its events (docs/guarantees.md), which the
+// view's RecentCommands tell. A status read so takes two reads, the
+// status and the view, whatever the length of the aggregate's history
+// (docs/architecture-log.md, entry 37). Two cases read the event log:
+//   - a status written by a build before 3 December 2026 (its UUID carries
+//     no time), whose command may have been pushed out of the list without
+//     a mark; it is not looked up until recentGrace old, since the first
+//     polls right after the POST find it on its way;
+//   - a command of an execution whose view is gone, expired after the
+//     retention period (expired).
 //
-// Skipping that write saves one DynamoDB write unit per command, a quarter
+// Skipping the write saves one DynamoDB write unit per command, a quarter
 // of a step's writes (docs/architecture-log.md, entry 18); a status read
 // costs a view read more instead.
 func (s *Server) commandStatus(ctx context.Context, id uuid.UUID) (model.CommandStatus, error) {
@@ -40,8 +40,9 @@ func (s *Server) commandStatus(ctx context.Context, id uuid.UUID) (model.Command
 	if !ok {
 		return st, nil // no aggregate to look at: it stays ACCEPTED
 	}
-	old := s.cfg.Now().Sub(st.CreatedAt) >= recentGrace
-	applied, at, err := s.applied(ctx, aggregateID, id, old)
+	_, marked := model.CommandTime(id) // this build marks what it pushes out
+	legacy := !marked && s.cfg.Now().Sub(st.CreatedAt) >= recentGrace
+	applied, at, err := s.applied(ctx, aggregateID, id, legacy)
 	if err != nil {
 		return st, fmt.Errorf("status of command %s: %w", id, err)
 	}
@@ -51,14 +52,16 @@ func (s *Server) commandStatus(ctx context.Context, id uuid.UUID) (model.Command
 	return st, nil
 }
 
-// recentGrace is how old a command must be before a status read looks for
-// it in the event log when the view's recent commands do not settle it.
+// recentGrace is how old a command of an earlier build must be before a
+// status read looks for it in the event log when the view's recent
+// commands do not settle it.
 const recentGrace = 5 * time.Second
 
 // applied reports whether the view of aggregateID shows the command's
 // events, and the view's updatedAt. It reads the event log only when the
-// view's recent commands do not tell and old is set.
-func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID, old bool) (bool, time.Time, error) {
+// view's recent commands do not tell and searchLog is set (a status of an
+// earlier build), or when the execution's view is missing.
+func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID, searchLog bool) (bool, time.Time, error) {
 	kind, key, err := model.ParseAggregateID(aggregateID)
 	if err != nil {
 		return false, time.Time{}, err
@@ -83,7 +86,7 @@ func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID, 
 		}
 		recent, version, at = x.RecentCommands, x.Version, x.UpdatedAt
 	}
-	if applied, known := model.Recent(recent, id); known || !old {
+	if applied, known := model.Recent(recent, id); known || !searchLog {
 		return applied, at, nil
 	}
 	events, err := s.cfg.Events.Load(ctx, aggregateID, 0)
@@ -106,6 +109,11 @@ func (s *Server) applied(ctx context.Context, aggregateID string, id uuid.UUID, 
 func (s *Server) expired(ctx context.Context, aggregateID string, id uuid.UUID) (bool, time.Time, error) {
 	if s.cfg.Retention <= 0 {
 		return false, time.Time{}, nil // views never expire
+	}
+	if t, ok := model.CommandTime(id); ok && s.cfg.Now().Sub(t) < s.cfg.Retention {
+		// The execution ended after its command was accepted, and its
+		// view is kept for the retention after the end: not projected yet.
+		return false, time.Time{}, nil
 	}
 	events, err := s.cfg.Events.Load(ctx, aggregateID, 0)
 	if err != nil || len(events) == 0 {

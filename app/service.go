@@ -134,11 +134,11 @@ func New(d Deps, o Options) *Service {
 		Log: d.Store, Commands: d.Store, Logger: log, TrustCache: o.TrustCache, MaxDelay: o.MaxDelay,
 		HTTP: &workers.HTTPCaller{AllowHosts: o.Steps.HTTPAllowHosts},
 	}
-	s.Projector = &workers.Projector{Log: d.Store, Views: d.Store, Logger: log, MaxDelay: o.MaxDelay}
+	s.Projector = &workers.Projector{Log: d.Store, Views: d.Store, Statuses: d.Store, Logger: log, MaxDelay: o.MaxDelay}
 	s.Dispatcher = &workers.Dispatcher{Publisher: d.Publisher, Scheduler: d.Scheduler, MaxDelay: o.MaxDelay, Logger: log}
 	s.Cleanup = &workers.Cleanup{Due: d.Store, Publisher: d.Publisher, Expire: d.Expire, MaxDelay: o.MaxDelay, Logger: log,
 		Reconciler: &workers.Reconciler{
-			Log: d.Store, Views: d.Store, Accepted: d.Store, Handlers: workers.EventHandlers{s.Projector, s.Dispatcher},
+			Log: d.Store, Views: d.Store, Accepted: d.Store, Statuses: d.Store, Handlers: workers.EventHandlers{s.Projector, s.Dispatcher},
 			Retention: o.Steps.Retention, Logger: log,
 			// A command is checked by the first run a cleanup interval
 			// after it was accepted and by the next (architecture log,

@@ -290,20 +290,29 @@ func TestTemplate(t *testing.T) {
 		}
 		// The reconciliation re-projects and re-dispatches: the cleanup
 		// reads the log and writes views like the stream function.
-		granted := map[string]bool{}
-		for _, p := range asList(prop("CleanupFunction", "Policies")) {
-			for _, s := range asList(at(p, "Statement")) {
-				for _, a := range asList(at(s, "Action")) {
-					for _, r := range asList(at(s, "Resource")) {
-						granted[str(a)+" "+str(r)] = true
+		// The projector marks APPLIED the commands its views forget
+		// (UpdateItem of a status), in the stream function and in the
+		// cleanup's reconciliation.
+		for fn, wants := range map[string][]string{
+			"CleanupFunction": {"dynamodb:Query getatt:EventsTable.Arn", "dynamodb:PutItem getatt:ViewsTable.Arn",
+				"dynamodb:GetItem getatt:ViewsTable.Arn", "dynamodb:UpdateItem getatt:ViewsTable.Arn",
+				"sqs:SendMessage getatt:ExecutionsQueue.Arn", "sns:Publish ref:CommandsTopic"},
+			"StreamFunction": {"dynamodb:UpdateItem getatt:ViewsTable.Arn", "dynamodb:PutItem getatt:ViewsTable.Arn"},
+		} {
+			granted := map[string]bool{}
+			for _, p := range asList(prop(fn, "Policies")) {
+				for _, s := range asList(at(p, "Statement")) {
+					for _, a := range asList(at(s, "Action")) {
+						for _, r := range asList(at(s, "Resource")) {
+							granted[str(a)+" "+str(r)] = true
+						}
 					}
 				}
 			}
-		}
-		for _, want := range []string{"dynamodb:Query getatt:EventsTable.Arn", "dynamodb:PutItem getatt:ViewsTable.Arn",
-			"dynamodb:GetItem getatt:ViewsTable.Arn", "sqs:SendMessage getatt:ExecutionsQueue.Arn", "sns:Publish ref:CommandsTopic"} {
-			if !granted[want] {
-				t.Errorf("cleanup function: %s not granted (grants %v)", want, granted)
+			for _, want := range wants {
+				if !granted[want] {
+					t.Errorf("%s: %s not granted (grants %v)", fn, want, granted)
+				}
 			}
 		}
 	})

@@ -649,7 +649,27 @@ func TestViewsRememberTheirRecentCommands(t *testing.T) {
 		t.Fatalf("RecentCommands: got %v, want the last %d commands %v", x.RecentCommands, model.RecentCommandsCap, want)
 	}
 	if applied, known := model.Recent(x.RecentCommands, cmds[0]); applied || known {
-		t.Fatalf("a command that left the full list: applied %v known %v, want neither (ask the log)", applied, known)
+		t.Fatalf("a command that left the full list: applied %v known %v, want neither (its status tells)", applied, known)
+	}
+	// A command the service issues (a timer, an http attempt) is not
+	// remembered: it has no status, and would push client commands out.
+	before := x.RecentCommands
+	sys := model.SystemCommandUUID(xid, "timer", 3, 0)
+	add(sys, model.Event{Type: model.EventStepCompleted, Data: data(model.StepCompleted{Step: model.RecentCommandsCap + 1})},
+		model.Event{Type: model.EventStepStarted, Data: data(model.StepStarted{Step: model.RecentCommandsCap + 2})})
+	if !reflect.DeepEqual(x.RecentCommands, before) {
+		t.Fatalf("after a system command: RecentCommands %v, want them unchanged %v", x.RecentCommands, before)
+	}
+	// Evicted names what a fold pushed out: of the list before it and of
+	// its own events, client commands only.
+	c1, c2 := uuid.New(), uuid.New()
+	folded := []model.Event{{CommandUUID: c1}, {CommandUUID: sys}, {CommandUUID: c2}}
+	after := append(append([]uuid.UUID(nil), before[3:]...), c2)
+	if got, want := model.Evicted(before, folded, after), append(append([]uuid.UUID(nil), before[:3]...), c1); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Evicted: got %v, want %v", got, want)
+	}
+	if got := model.Evicted(before, nil, before); got != nil {
+		t.Fatalf("Evicted of a fold that pushed nothing out: %v", got)
 	}
 	if b, _ := json.Marshal(x); strings.Contains(string(b), cmds[len(cmds)-1].String()) {
 		t.Fatalf("the view's JSON shows its recent commands: %s", b)

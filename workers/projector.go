@@ -34,6 +34,12 @@ type Projector struct {
 	// which the cleanup's index reads. 0 means a bus without delayed
 	// delivery: every timer and retry is then the cleanup's, at its time.
 	MaxDelay time.Duration
+	// Statuses, if set, receive APPLIED for the client commands a fold
+	// pushed out of a view's recent commands (model.Evicted), after the
+	// view is stored, so that a status read never needs the event log. A
+	// mark lost to a crash is made by the reconciliation
+	// (Reconciler.Statuses).
+	Statuses StatusWriter
 	// OnFinished, if set, is called for each command whose events the views
 	// show now (APPLIED), or showed already (a replay).
 	OnFinished func(commandUUID uuid.UUID)
@@ -43,6 +49,12 @@ type Projector struct {
 
 	cacheOnce sync.Once
 	views     *lru[projected]
+}
+
+// StatusWriter records a command's final status
+// (store.Commands.FinishCommand).
+type StatusWriter interface {
+	FinishCommand(ctx context.Context, c model.CommandStatus) error
 }
 
 // Handle projects a batch of events (in feed order; several aggregates may
@@ -123,7 +135,7 @@ func (p *Projector) projectWorkflow(ctx context.Context, id uuid.UUID, events []
 		return err
 	}
 	p.cache().put(key, projected{workflow: next})
-	return nil
+	return p.markEvicted(ctx, key, model.Evicted(view.workflow.RecentCommands, pending, next.RecentCommands), next.UpdatedAt)
 }
 
 func (p *Projector) projectExecution(ctx context.Context, id uuid.UUID, events []model.Event) error {
@@ -174,6 +186,25 @@ func (p *Projector) putExecution(ctx context.Context, id uuid.UUID, events []mod
 	if p.OnExecution != nil {
 		p.OnExecution(id)
 	}
+	return p.markEvicted(ctx, key, model.Evicted(view.execution.RecentCommands, pending, next.RecentCommands), next.UpdatedAt)
+}
+
+// markEvicted marks APPLIED the commands of aggregateID that a stored view
+// no longer remembers. It is rare: an aggregate with more than
+// model.RecentCommandsCap client commands, each marked once. A failure is
+// returned (the feed retries the batch, which finds the view stored and
+// marks nothing); the reconciliation marks what was missed.
+func (p *Projector) markEvicted(ctx context.Context, aggregateID string, ids []uuid.UUID, at time.Time) error {
+	if p.Statuses == nil {
+		return nil
+	}
+	for _, id := range ids {
+		err := p.Statuses.FinishCommand(ctx, model.CommandStatus{
+			CommandUUID: id, Status: model.CommandApplied, AggregateID: aggregateID, UpdatedAt: at})
+		if err != nil {
+			return fmt.Errorf("project %s: mark command %s applied: %w", aggregateID, id, err)
+		}
+	}
 	return nil
 }
 
@@ -215,7 +246,7 @@ func (p *Projector) pending(ctx context.Context, events []model.Event, have int6
 // announce tells OnFinished about the commands of the projected events:
 // they are APPLIED now, since the view shows them. No status is written: a
 // view remembers its recent commands (model.RecentCommandsCap), and a status
-// read derives APPLIED from the view and the event log.
+// read derives APPLIED from the view, or from the status markEvicted wrote.
 func (p *Projector) announce(events []model.Event) {
 	if p.OnFinished == nil {
 		return

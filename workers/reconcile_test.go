@@ -206,3 +206,69 @@ func TestReconcilerLeavesAnExpiredExecutionAlone(t *testing.T) {
 		t.Fatal("the reconciliation brought an expired execution's view back")
 	}
 }
+
+// A workflow updated more often than its view remembers commands: the
+// projector marks each command it pushes out of the view's list APPLIED,
+// and where that mark was lost (a projector without Statuses stands for
+// one that crashed between the view's put and the mark) the reconciliation
+// makes it from the log. Either way a status read needs no log.
+func TestCommandsPushedOutOfAViewAreMarkedApplied(t *testing.T) {
+	for _, lost := range []bool{false, true} {
+		t.Run(map[bool]string{false: "by_the_projector", true: "mark_lost_then_by_the_reconciliation"}[lost], func(t *testing.T) {
+			g := newReconcileRig(t)
+			ctx := context.Background()
+			if !lost {
+				g.p.Statuses = g.st
+			}
+			g.r.Statuses = g.st
+			wfID := uuid.New()
+			def := model.Definition{Name: "wf", Steps: []model.StepDefinition{{Name: "s", Type: model.StepManual}}}
+			var ids []uuid.UUID
+			after := int64(0)
+			for i := range model.RecentCommandsCap + 3 {
+				var body model.Payload = model.UpdateWorkflow{WorkflowUUID: wfID, Definition: def}
+				if i == 0 {
+					body = model.CreateWorkflow{WorkflowUUID: wfID, Definition: def}
+				}
+				cmd := model.NewCommand(model.NewCommandUUID(g.now), body, g.now)
+				events := g.apply(t, cmd, true, after)
+				if err := g.p.Handle(ctx, events); err != nil {
+					t.Fatal(err)
+				}
+				after = events[len(events)-1].Seq
+				ids = append(ids, cmd.CommandUUID)
+			}
+			status := func(id uuid.UUID) string {
+				st, err := g.st.GetCommand(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st.Status
+			}
+			pushedOut := ids[:3]
+			for _, id := range pushedOut {
+				want := model.CommandApplied
+				if lost {
+					want = model.CommandAccepted
+				}
+				if got := status(id); got != want {
+					t.Fatalf("a command pushed out of the view's list: status %s, want %s", got, want)
+				}
+			}
+			for _, id := range ids[3:] {
+				if got := status(id); got != model.CommandAccepted {
+					t.Fatalf("a command the view remembers: stored status %s, want ACCEPTED (APPLIED is read from the view)", got)
+				}
+			}
+			g.now = g.now.Add(90 * time.Second)
+			if n, err := g.r.Run(ctx); err != nil || n != 0 {
+				t.Fatalf("reconciliation: repaired %d, err %v; want 0 (the view is current)", n, err)
+			}
+			for _, id := range pushedOut {
+				if got := status(id); got != model.CommandApplied {
+					t.Fatalf("after the reconciliation: a pushed-out command reads %s, want APPLIED", got)
+				}
+			}
+		})
+	}
+}
