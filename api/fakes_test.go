@@ -281,11 +281,17 @@ func (panickyViews) GetWorkflow(ctx context.Context, id uuid.UUID) (model.Workfl
 }
 
 // failingViews fails every read with an internal error.
-type failingViews struct{ *fakeViews }
+type failingViews struct {
+	*fakeViews
+	err error // errBackend if nil
+}
 
 var errBackend = errors.New("backend is down: secret connection string user:pass@host")
 
-func (failingViews) GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error) {
+func (f failingViews) GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error) {
+	if f.err != nil {
+		return model.Execution{}, f.err
+	}
 	return model.Execution{}, errBackend
 }
 

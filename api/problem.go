@@ -52,8 +52,9 @@ func notFound(detail string) *Problem {
 }
 
 // writeError turns any error into a problem+json answer. Problems go out as
-// they are; store sentinels map to their statuses; anything else is a 500
-// whose text is logged, never shown.
+// they are; store sentinels map to their statuses (ErrUnavailable to 503
+// with Retry-After); anything else is a 500 whose text is logged, never
+// shown.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var p *Problem
 	var fe *model.FieldError
@@ -66,6 +67,13 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		p = problem(499, "client-closed", "Client closed request", "")
+	case errors.Is(err, store.ErrUnavailable):
+		// The store did not answer in time or refused under load: a
+		// retry is the cure, not a bug report.
+		log.Warn("request failed: the store is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		p = problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
+			"the store did not answer in time; retry (a POST, PUT or DELETE with the same Idempotency-Key and body)")
 	default:
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = problem(http.StatusInternalServerError, "internal", "Internal error", "the server failed to handle the request; it has been logged")

@@ -15,6 +15,7 @@ import (
 	"github.com/workflowd/workflowd/api"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
 )
 
 // definition returns a valid definition with n manual steps.
@@ -819,11 +820,25 @@ func TestInternalErrorsAre500WithoutDetails(t *testing.T) {
 		}
 	})
 	t.Run("backend_error", func(t *testing.T) {
-		e := newEnv(t, func(c *api.Config) { c.Views = failingViews{newFakeViews()} })
+		e := newEnv(t, func(c *api.Config) { c.Views = failingViews{fakeViews: newFakeViews()} })
 		r := e.do(t, http.MethodGet, "/v1/workflow-executions/"+uuid.NewString(), nil)
 		r.wantStatus(t, http.StatusInternalServerError)
 		if strings.Contains(string(r.body), "secret") {
 			t.Errorf("the problem shows the internal error: %s", r.body)
+		}
+	})
+	// A store that did not answer in time is 503 with Retry-After: the
+	// client's retry is the cure.
+	t.Run("store_unavailable", func(t *testing.T) {
+		cause := &store.Error{Op: "get execution", Err: fmt.Errorf("%w (%w)", errBackend, store.ErrUnavailable)}
+		e := newEnv(t, func(c *api.Config) { c.Views = failingViews{fakeViews: newFakeViews(), err: cause} })
+		r := e.do(t, http.MethodGet, "/v1/workflow-executions/"+uuid.NewString(), nil)
+		r.wantStatus(t, http.StatusServiceUnavailable)
+		if r.header.Get("Retry-After") == "" {
+			t.Errorf("a 503 without Retry-After")
+		}
+		if p := r.problem(t); p.Type != "urn:workflowd:problem:unavailable" || strings.Contains(string(r.body), "secret") {
+			t.Errorf("problem %s", r.body)
 		}
 	})
 }

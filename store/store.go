@@ -23,6 +23,11 @@ var (
 	// ErrInvalid: the call's arguments break the contract (empty batch,
 	// mixed aggregates, non-consecutive seqs).
 	ErrInvalid = errors.New("invalid argument")
+	// ErrUnavailable: the backend did not answer in time, or refused under
+	// load (throttling, a timeout, a server error after the SDK's
+	// retries). The outcome of a write is unknown: it may have taken
+	// effect. Try again later. A backend wraps it beside the cause.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Error gives a sentinel error its context.
@@ -144,10 +149,12 @@ type Commands interface {
 	GetCommand(ctx context.Context, id uuid.UUID) (model.CommandStatus, error)
 	// EachAccepted calls fn with pages of the statuses still ACCEPTED of
 	// the commands whose UUIDs carry a time in [from, to)
-	// (model.CommandTime), in no set order, one call at a time, and stops
-	// at the first error (fn's included), which it returns. Statuses whose
-	// UUIDs carry no time are not listed. A window longer than
-	// MaxAcceptedWindow is ErrInvalid. The reconciliation reads it.
+	// (model.CommandTime), in no set order, one call at a time. fn's error
+	// stops the listing and is returned; a backend that reads the window
+	// in parts may go on past a part it could not read, and returns the
+	// errors of those parts joined. Statuses whose UUIDs carry no time are
+	// not listed. A window longer than MaxAcceptedWindow is ErrInvalid.
+	// The reconciliation reads it.
 	EachAccepted(ctx context.Context, from, to time.Time, fn func([]model.CommandStatus) error) error
 
 	// ClaimIdempotencyKey stores rec if rec.Key is not claimed yet and returns

@@ -269,8 +269,10 @@ func (s *Store) commandExpiry(id uuid.UUID, createdAt time.Time) (int64, bool) {
 // commands whose UUIDs carry a time in [from, to): a Query per minute and
 // shard (eventually consistent, a filter on status; a Query reads at least
 // half a unit, so a window of m minutes costs at least 32·m read units,
-// plus half a unit per 4 KB of statuses), several shards at once. It
-// stops at the first error, fn's included, and returns it.
+// plus half a unit per 4 KB of statuses), several shards at once. A Query
+// that fails does not stop the others: the errors of the partitions it
+// could not read are returned, joined. fn's error stops the listing and is
+// returned alone.
 func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]model.CommandStatus) error) error {
 	const op = "list accepted"
 	if err := s.enter(ctx, op, ""); err != nil {
@@ -296,6 +298,7 @@ func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]
 		}
 	}
 	var mu sync.Mutex // fn is called by one goroutine at a time
+	var fnErr error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := atOnce(len(parts), queryLimit, func(i int) error {
@@ -314,7 +317,6 @@ func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]
 		for {
 			out, err := s.db.Query(ctx, in)
 			if err != nil {
-				cancel()
 				return wrap(op, p.pk, 0, err)
 			}
 			if out.ConsumedCapacity != nil {
@@ -325,12 +327,10 @@ func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]
 				sk, _ := getS(item, attrSK)
 				id, err := uuid.Parse(sk)
 				if err != nil {
-					cancel()
 					return wrap(op, p.pk, 0, corrupt("command status key %q: %v", sk, err))
 				}
 				c, err := decodeCommand(id, item)
 				if err != nil {
-					cancel()
 					return wrap(op, id.String(), 0, err)
 				}
 				page = append(page, c)
@@ -339,11 +339,13 @@ func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]
 				mu.Lock()
 				err := ctx.Err() // after fn's error, no more calls
 				if err == nil {
-					err = fn(page)
+					if err = fn(page); err != nil {
+						fnErr = err
+						cancel()
+					}
 				}
 				mu.Unlock()
 				if err != nil {
-					cancel()
 					return err
 				}
 			}
@@ -353,7 +355,10 @@ func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]
 			in.ExclusiveStartKey = out.LastEvaluatedKey
 		}
 	})
-	return firstError(errs)
+	if fnErr != nil {
+		return fnErr
+	}
+	return errors.Join(errs...)
 }
 
 func atOnce(n, limit int, f func(i int) error) []error {
@@ -369,24 +374,6 @@ func atOnce(n, limit int, f func(i int) error) []error {
 	}
 	wg.Wait()
 	return errs
-}
-
-// firstError returns the first error that is not a cancellation caused by
-// an earlier one, else the first error.
-func firstError(errs []error) error {
-	var first error
-	for _, err := range errs {
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, context.Canceled) {
-			return err
-		}
-		if first == nil {
-			first = err
-		}
-	}
-	return first
 }
 
 func maxTime(a, b time.Time) time.Time {

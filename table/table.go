@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/workflowd/workflowd/store"
 )
@@ -206,7 +209,35 @@ func conditionFailed(err error) (map[string]types.AttributeValue, bool) {
 
 // wrap gives err its context as a *store.Error.
 func wrap(op, id string, seq int64, err error) error {
+	if unavailable(err) {
+		err = fmt.Errorf("%w (%w)", err, store.ErrUnavailable)
+	}
 	return &store.Error{Op: op, AggregateID: id, Seq: seq, Err: err}
+}
+
+// unavailable reports whether err says DynamoDB could not answer rather
+// than that the request was wrong: throttling or a server error (after
+// the SDK's retries, or one it does not retry), a timeout.
+func unavailable(err error) bool {
+	var maxAttempts *retry.MaxAttemptsError
+	var api smithy.APIError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &maxAttempts):
+		return true
+	case errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &api):
+		switch api.ErrorCode() {
+		case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+			"InternalServerError", "ServiceUnavailable", "LimitExceededException":
+			return true
+		}
+		return api.ErrorFault() == smithy.FaultServer
+	case errors.As(err, &netErr):
+		return true // the connection failed: the request may or may not have arrived
+	}
+	return false
 }
 
 // invalid returns an ErrInvalid for op saying what is wrong.

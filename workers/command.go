@@ -125,7 +125,7 @@ func (w *CommandWorker) follow(ctx context.Context, cmd model.Command, agg aggre
 	}
 	if len(appended) > 0 {
 		if h, ok := claimedBy(agg, appended); ok {
-			return w.runAttempts(ctx, agg, h)
+			return w.runAttempts(ctx, agg, h, receiveCount)
 		}
 		return nil
 	}
@@ -149,9 +149,11 @@ func (w *CommandWorker) follow(ctx context.Context, cmd model.Command, agg aggre
 // cache may be behind); one decided on a state just read is returned.
 //
 // It returns the aggregate's state after the command and the events this
-// call appended: none when the command was in the history already, or a
-// racing delivery of it appended first (the state is then the one the
-// command was found in, or the one it lost on).
+// call appended: none when the command was in the history already (the
+// state is the one the command was found in), or when its events were
+// found there on appending them (a racing delivery appended first, or the
+// store took this very append but its answer was lost and the SDK sent it
+// again): the state is then read again, so that it holds them.
 func (w *CommandWorker) appendDecided(ctx context.Context, cmd model.Command, trust bool, decide func(aggregate) ([]model.Event, error)) (aggregate, []model.Event, error) {
 	aggregateID := cmd.AggregateID()
 	for range maxConflictRetries {
@@ -178,7 +180,8 @@ func (w *CommandWorker) appendDecided(ctx context.Context, cmd model.Command, tr
 		case res == appended:
 			return next, events, nil
 		case res == twin:
-			return agg, nil, nil
+			fresh, err := w.load(ctx, aggregateID)
+			return fresh, nil, err
 		}
 		// Another command won this seq: catch up and decide again.
 	}
@@ -417,7 +420,7 @@ func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run mode
 			if held {
 				w.logger().Info("http attempt taken over: its holder's time is up", "execution", run.WorkflowExecutionUUID, "step", run.Step, "attempt", run.Attempt)
 			}
-			return w.runAttempts(ctx, next, h)
+			return w.runAttempts(ctx, next, h, receiveCount)
 		}
 		// Another claim or command took the seq: read again.
 	}
@@ -433,7 +436,7 @@ func (w *CommandWorker) runStep(ctx context.Context, cmd model.Command, run mode
 // too, and so on. If ctx ends during a call, no outcome is appended: the
 // message comes back, and the attempt is taken over with the same
 // Idempotency-Key once its time is up.
-func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.HeldAttempt) error {
+func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.HeldAttempt, receiveCount int) error {
 	for {
 		x := agg.execution
 		if err := w.timeFor(ctx, x, h); err != nil {
@@ -455,6 +458,13 @@ func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.
 		}
 		if err != nil {
 			return err
+		}
+		if len(appended) == 0 {
+			// The outcome is in the log, appended by a twin or by this
+			// very call (a write whose answer was lost, sent again by the
+			// SDK): the next attempt it holds, if any, may have no live
+			// holder, so it is taken over once its time is up.
+			return w.follow(ctx, run, next, nil, receiveCount)
 		}
 		nh, ok := claimedBy(next, appended)
 		if !ok {

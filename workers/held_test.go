@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/store"
 	"github.com/workflowd/workflowd/workers"
 )
 
@@ -188,9 +190,55 @@ func TestAnHTTPAttemptHasOneCallerAtATime(t *testing.T) {
 			t.Fatalf("StepAttemptStarted resumed events: %d, want 1", resumed)
 		}
 	})
+	// The append that starts the execution (and holds its first attempt)
+	// is taken by the store, but its answer is lost and the SDK sends it
+	// again: the worker sees ErrDuplicate, as for a twin. It must not
+	// acknowledge the message as if a live twin held the attempt: nobody
+	// may, so the message comes back, and takes the attempt over once
+	// its time is up.
+	t.Run("answer_of_the_holding_append_lost", func(t *testing.T) {
+		id := uuid.New()
+		msg := start(id)
+		lossy := &lostAnswerLog{EventLog: st, aggregate: model.ExecutionAggregateID(id)}
+		w := &workers.CommandWorker{Log: lossy, Commands: st, Logger: quiet, Now: now, TrustCache: true,
+			HTTP: &workers.HTTPCaller{AllowHosts: []string{"hook.test:80"}, Transport: ep}}
+		var retry *workers.RetryError
+		if err := w.Handle(ctx, msg, 1); !errors.As(err, &retry) {
+			t.Fatalf("a start whose append's answer was lost: %v, want a RetryError (the attempt it holds may have no caller)", err)
+		}
+		if x := history(id); x.Status != model.ExecutionRunning || ep.count(id.String()+":0:1") != 0 {
+			t.Fatalf("after the lost answer: %s, %d calls; want RUNNING and no call yet", x.Status, ep.count(id.String()+":0:1"))
+		}
+		clock.Lock()
+		clock.now = clock.now.Add(time.Second + model.AttemptGrace)
+		clock.Unlock()
+		if err := w.Handle(ctx, msg, 2); err != nil {
+			t.Fatalf("redelivery after the takeover time: %v", err)
+		}
+		if x := history(id); x.Status != model.ExecutionSucceeded {
+			t.Fatalf("execution %s, want SUCCEEDED after the takeover", x.Status)
+		}
+	})
 	if ep.maxIn != 1 {
 		t.Fatalf("most calls of one attempt in flight at once: %d, want 1", ep.maxIn)
 	}
+}
+
+// lostAnswerLog is an event log whose first append to aggregate is taken
+// but answered ErrDuplicate: what the worker sees when the SDK sent a
+// conditional put again after its first answer was lost.
+type lostAnswerLog struct {
+	workers.EventLog
+	aggregate string
+	once      sync.Once
+}
+
+func (l *lostAnswerLog) Append(ctx context.Context, events []model.Event) error {
+	err := l.EventLog.Append(ctx, events)
+	if err == nil && events[0].AggregateID == l.aggregate {
+		l.once.Do(func() { err = fmt.Errorf("append %s: %w", l.aggregate, store.ErrDuplicate) })
+	}
+	return err
 }
 
 // A handler whose context ends too soon for an attempt (a Lambda

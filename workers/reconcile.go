@@ -80,12 +80,16 @@ func (r *Reconciler) Run(ctx context.Context) (int, error) {
 	to := now.Add(-r.minAge())
 	from := to.Add(-r.window())
 	repaired := 0
+	var failed []error // a check that failed does not stop the others
 	err := r.Accepted.EachAccepted(ctx, from, to, func(page []model.CommandStatus) error {
 		n, err := r.checkPage(ctx, page)
 		repaired += n
-		return err
+		if err != nil {
+			failed = append(failed, err)
+		}
+		return ctx.Err()
 	})
-	if err != nil {
+	if err = errors.Join(append(failed, err)...); err != nil {
 		return repaired, fmt.Errorf("reconcile: %w", err)
 	}
 	return repaired, nil
@@ -225,7 +229,7 @@ func (r *Reconciler) Repair(ctx context.Context, aggregateID string, version int
 	if err := r.Handlers.Handle(ctx, events); err != nil {
 		return false, fmt.Errorf("reconcile %s: %w", aggregateID, err)
 	}
-	r.logger().Warn("reconciled an aggregate whose view lagged its event log (a change-feed record was lost)",
+	r.logger().Warn("reconciled an aggregate whose view lagged its event log past the reconciliation's minimum age (a change-feed record lost, or late)",
 		"aggregate", aggregateID, "view_version", version, "log_seq", last.Seq, "events", len(events))
 	return true, nil
 }

@@ -8,14 +8,22 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"maps"
+	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -119,4 +127,104 @@ func Killable(cfg aws.Config) (aws.Config, func()) {
 			}), middleware.After)
 	})
 	return cfg, func() { dead.Store(true) }
+}
+
+// Faults counts the faults WithFaults injected, by kind.
+type Faults struct {
+	// Throttled: a call refused before it was sent, as DynamoDB, SNS and
+	// SQS throttle (the SDK's retryer retries it).
+	Throttled atomic.Int64
+	// Reset: a call that took effect whose answer was lost on the way
+	// back, as a reset connection loses it (the SDK's retryer sends the
+	// request again, so the service sees it twice).
+	Reset atomic.Int64
+	// TimedOut: a call that took effect whose caller stopped waiting for
+	// the answer, as an SDK timeout after the accept does (not retried:
+	// the caller sees an unknown outcome).
+	TimedOut atomic.Int64
+	// Calls: every attempt the middleware saw.
+	Calls atomic.Int64
+	// Off, while set, injects nothing (a test sets it up, or checks the
+	// outcome, with the faults off).
+	Off atomic.Bool
+
+	mu   sync.Mutex
+	byOp map[string]int // faults by service and operation
+}
+
+func (f *Faults) add(ctx context.Context, kind *atomic.Int64) {
+	kind.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byOp == nil {
+		f.byOp = map[string]int{}
+	}
+	f.byOp[middleware.GetServiceID(ctx)+"."+middleware.GetOperationName(ctx)]++
+}
+
+// ByOperation returns the faults injected into each service's operations
+// ("DynamoDB.PutItem": 12, …).
+func (f *Faults) ByOperation() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.byOp)
+}
+
+// String prints the counts.
+func (f *Faults) String() string {
+	return fmt.Sprintf("%d calls: %d throttled, %d answers lost and retried, %d timed out after the call",
+		f.Calls.Load(), f.Throttled.Load(), f.Reset.Load(), f.TimedOut.Load())
+}
+
+// WithFaults returns cfg whose clients fail a share rate (0 to 1) of
+// every call's attempts, split evenly between the three kinds of Faults,
+// for load tests that check nothing is lost or applied twice when AWS
+// misbehaves. Which attempts fail is drawn from seed. It sits after the
+// SDK's retryer, so each attempt is a draw; operations named in spare
+// (for example "GetRecords") are left alone.
+func WithFaults(cfg aws.Config, rate float64, seed uint64, spare ...string) (aws.Config, *Faults) {
+	f := &Faults{}
+	var mu sync.Mutex
+	rng := mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	draw := func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return rng.Float64()
+	}
+	cfg.APIOptions = append(append([]func(*middleware.Stack) error(nil), cfg.APIOptions...), func(s *middleware.Stack) error {
+		return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("injectedFaults",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if f.Off.Load() || slices.Contains(spare, middleware.GetOperationName(ctx)) {
+					return next.HandleFinalize(ctx, in)
+				}
+				f.Calls.Add(1)
+				d := draw()
+				switch {
+				case d < rate/3:
+					f.add(ctx, &f.Throttled)
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, &smithy.GenericAPIError{
+						Code: "ThrottlingException", Message: "awstest: injected throttling", Fault: smithy.FaultServer}
+				case d < 2*rate/3:
+					out, md, err := next.HandleFinalize(ctx, in)
+					if err != nil {
+						return out, md, err
+					}
+					f.add(ctx, &f.Reset)
+					return middleware.FinalizeOutput{}, md, &net.OpError{Op: "read", Net: "tcp",
+						Err: fmt.Errorf("awstest: injected connection reset after the call: %w", syscall.ECONNRESET)}
+				case d < rate:
+					out, md, err := next.HandleFinalize(ctx, in)
+					if err != nil {
+						return out, md, err
+					}
+					f.add(ctx, &f.TimedOut)
+					// As the SDK reports a deadline that passed during the
+					// call; its retryer does not retry a cancelled request.
+					return middleware.FinalizeOutput{}, md, &smithy.CanceledError{
+						Err: fmt.Errorf("awstest: injected timeout after the call: %w", context.DeadlineExceeded)}
+				}
+				return next.HandleFinalize(ctx, in)
+			}), middleware.After)
+	})
+	return cfg, f
 }
