@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
@@ -127,9 +129,11 @@ func FunctionsConfigFromEnv(getenv func(string) string) (FunctionsConfig, error)
 // caches live as long as the container), outside the handler. The mains in
 // cmd/*-function call FunctionsOrExit.
 type Functions struct {
-	svc *Service
-	cfg FunctionsConfig
-	bus *snssqs.Bus
+	svc     *Service
+	cfg     FunctionsConfig
+	bus     *snssqs.Bus
+	streams *dynamodbstreams.Client // for Replay
+	sqs     *sqs.Client             // for ReplayQueue
 }
 
 // NewFunctions creates the SDK clients (from the SDK's configuration: the
@@ -156,7 +160,7 @@ func NewFunctions(ctx context.Context, cfg FunctionsConfig) (*Functions, error) 
 	// process: the API is a function of its own.
 	svc := New(deps, Options{MaxDelay: snssqs.MaxDelay, Steps: StepsConfig{HTTPAllowHosts: cfg.HTTPAllowHosts, Retention: cfg.Tables.Retention,
 		CommandRetention: cfg.Tables.CommandRetention, MaxHTTPTimeout: cfg.MaxHTTPTimeout, CleanupInterval: cfg.CleanupInterval}})
-	return &Functions{svc: svc, cfg: cfg, bus: b}, nil
+	return &Functions{svc: svc, cfg: cfg, bus: b, streams: c.streams, sqs: c.sqs}, nil
 }
 
 // API is the REST API (the handler behind API Gateway).

@@ -160,6 +160,29 @@ func TestAWSLostStreamRecordIsReconciled(t *testing.T) {
 // record (the event source mapping gave up on it), and the cleanup
 // function's next run repairs the execution.
 func TestLambdaLostStreamRecordIsReconciled(t *testing.T) {
+	const interval = 3 * time.Second
+	r := startLossyLambdas(t, interval)
+	lostRecordFlow(t, r.client, r.dropper, interval, func() {
+		if err := r.f.Cleanup(context.Background(), events.CloudWatchEvent{Time: time.Now()}); err != nil {
+			t.Fatalf("cleanup function: %v", err)
+		}
+	})
+}
+
+// lossyLambdas are the Lambda functions in process on the local stack, with
+// event source mappings played by the test: each queue into the worker
+// function, the stream, less the record dropper drops, into the stream
+// function.
+type lossyLambdas struct {
+	f         *app.Functions
+	client    *apitest.Client
+	dropper   *recordDropper
+	streamARN string
+	streams   *dynamodbstreams.Client
+}
+
+func startLossyLambdas(t *testing.T, cleanupInterval time.Duration) *lossyLambdas {
+	t.Helper()
 	awstestConfig(t)
 	base := awstest.Config(t, "dynamodb")
 	prefix := "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
@@ -167,11 +190,10 @@ func TestLambdaLostStreamRecordIsReconciled(t *testing.T) {
 	if err != nil {
 		t.Fatalf("init AWS resources: %v", err)
 	}
-	const interval = 3 * time.Second
 	tables := table.Config{EventsTable: prefix + "-events", ViewsTable: prefix + "-views"}
 	f, err := app.NewFunctions(context.Background(), app.FunctionsConfig{
 		Tables: tables, TopicARN: busCfg.TopicARN, Queues: busCfg.Queues, DeadLetterQueues: busCfg.DeadLetterQueues,
-		MaxReceiveCount: 5, Logger: apitest.Logger(t), SDK: &base, CleanupInterval: interval,
+		MaxReceiveCount: 5, Logger: apitest.Logger(t), SDK: &base, CleanupInterval: cleanupInterval,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -179,8 +201,6 @@ func TestLambdaLostStreamRecordIsReconciled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	// The event source mappings: each queue into the worker function, the
-	// stream (less the lost record) into the stream function.
 	sqsClient := sqs.NewFromConfig(awstest.Config(t, "sqs"))
 	for _, q := range busCfg.Queues {
 		wg.Go(func() {
@@ -195,16 +215,16 @@ func TestLambdaLostStreamRecordIsReconciled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &recordDropper{}
+	r := &lossyLambdas{f: f, dropper: &recordDropper{}, streamARN: aws.ToString(desc.Table.LatestStreamArn), streams: dynamodbstreams.NewFromConfig(base)}
 	reader := &ddbstream.Reader{
-		Client: dynamodbstreams.NewFromConfig(base), StreamARN: aws.ToString(desc.Table.LatestStreamArn),
+		Client: r.streams, StreamARN: r.streamARN,
 		Checkpoints:  &ddbstream.TableCheckpoints{Client: db, Table: prefix + "-checkpoints", Consumer: "stream-function"},
 		PollInterval: 50 * time.Millisecond, BatchSize: 100,
 		Handle: func(ctx context.Context, ev events.DynamoDBEvent) events.DynamoDBEventResponse {
 			var kept []events.DynamoDBEventRecord
-			for _, r := range ev.Records {
-				if d.keep(r.Change.SequenceNumber, r.Change.NewImage["aggregateId"].String(), r.Change.NewImage["seq"].Number()) {
-					kept = append(kept, r)
+			for _, rec := range ev.Records {
+				if r.dropper.keep(rec.Change.SequenceNumber, rec.Change.NewImage["aggregateId"].String(), rec.Change.NewImage["seq"].Number()) {
+					kept = append(kept, rec)
 				}
 			}
 			resp, _ := f.Stream(ctx, events.DynamoDBEvent{Records: kept})
@@ -214,9 +234,6 @@ func TestLambdaLostStreamRecordIsReconciled(t *testing.T) {
 	wg.Go(func() { reader.Run(ctx) })
 	srv := httptest.NewServer(f.API())
 	t.Cleanup(srv.Close)
-	lostRecordFlow(t, apitest.New(srv.URL), d, interval, func() {
-		if err := f.Cleanup(context.Background(), events.CloudWatchEvent{Time: time.Now()}); err != nil {
-			t.Fatalf("cleanup function: %v", err)
-		}
-	})
+	r.client = apitest.New(srv.URL)
+	return r
 }

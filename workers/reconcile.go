@@ -76,9 +76,14 @@ type Reconciler struct {
 // MinAge+Window and MinAge ago that are still ACCEPTED, repairs those whose
 // views lag their logs, and returns how many it repaired.
 func (r *Reconciler) Run(ctx context.Context) (int, error) {
-	now := r.now()
-	to := now.Add(-r.minAge())
-	from := to.Add(-r.window())
+	to := r.now().Add(-r.minAge())
+	return r.RunWindow(ctx, to.Add(-r.window()), to)
+}
+
+// RunWindow is Run for the commands accepted in [from, to) (at most
+// store.MaxAcceptedWindow): a replay of a stream batch Lambda gave up on
+// reconciles the window its records arrived in.
+func (r *Reconciler) RunWindow(ctx context.Context, from, to time.Time) (int, error) {
 	repaired := 0
 	var failed []error // a check that failed does not stop the others
 	err := r.Accepted.EachAccepted(ctx, from, to, func(page []model.CommandStatus) error {

@@ -225,6 +225,9 @@ func positiveInt(name, v string) (int, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == "replay" {
+		return runReplay(ctx, args[1:], getenv, os.Stdin, os.Stdout)
+	}
 	s, err := parseSettings(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
