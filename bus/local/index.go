@@ -18,6 +18,10 @@ type entry struct {
 	receipt      string // current receipt handle; "" if never received since (re)load
 	lastError    string // the reason given by the last Nack
 	index        int    // position in the heap
+	// recovered: the message was in the queue when the bus opened, so it
+	// may be one whose handling killed the previous process; its
+	// receives are synced (see Receive).
+	recovered bool
 }
 
 // index orders a queue's undeleted messages by (visibleAt, seq): the visible

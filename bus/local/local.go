@@ -380,7 +380,7 @@ func (q *Queue) load() error {
 		if err != nil {
 			return fmt.Errorf("message %s: %w", id, err)
 		}
-		e := &entry{id: id, sentAt: ts, visibleAt: r.VisibleAt, seq: q.seq, index: len(q.heap)}
+		e := &entry{id: id, sentAt: ts, visibleAt: r.VisibleAt, seq: q.seq, index: len(q.heap), recovered: true}
 		q.seq++
 		suffix := string(k[len(mp):])
 		if s, ok := states[suffix]; ok {

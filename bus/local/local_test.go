@@ -580,3 +580,79 @@ func TestPublishRefusedBeforeWritingIsNotPublished(t *testing.T) {
 		t.Errorf("publish on a closed bus: %v, want ErrClosed and NotPublished", err)
 	}
 }
+
+// crashLoopEnv names the bus directory of TestCrashLoopChild.
+const crashLoopEnv = "LOCALBUS_TEST_CRASH_LOOP_DIR"
+
+// TestCrashLoopChild is the child of TestAMessageThatCrashesTheProcessEndsInTheDeadLetterQueue:
+// it receives one message and dies at once (as a fatal runtime error in
+// its handler would), or prints "idle" when there is none.
+func TestCrashLoopChild(t *testing.T) {
+	dir := os.Getenv(crashLoopEnv)
+	if dir == "" {
+		t.Skip("helper process of TestAMessageThatCrashesTheProcessEndsInTheDeadLetterQueue")
+	}
+	b, err := local.Open(local.Options{Dir: dir, Queues: workflowsOnly(30*time.Second, 3)})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(2)
+	}
+	q, err := b.Queue(bustest.Workflows)
+	if err != nil {
+		fmt.Println("queue:", err)
+		os.Exit(2)
+	}
+	ds, err := q.Receive(context.Background(), 1, 200*time.Millisecond)
+	if err != nil {
+		fmt.Println("receive:", err)
+		os.Exit(2)
+	}
+	if len(ds) > 0 {
+		os.Exit(3) // the handler's fatal error: no defer, no close
+	}
+	fmt.Println("idle")
+}
+
+// A message whose handler kills the process (a fatal error no recover
+// catches) is counted as received by each life of the process, so after
+// the maximum receive count it moves to the dead-letter queue instead of
+// crashing every restart for ever.
+func TestAMessageThatCrashesTheProcessEndsInTheDeadLetterQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	const maxReceive = 3
+	dir := t.TempDir()
+	b := MustOpen(t, local.Options{Dir: dir, Queues: workflowsOnly(30*time.Second, maxReceive)})
+	if err := b.Publish(t.Context(), publishTo(bustest.Workflows, "poison")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	crashes := 0
+	for life := 1; ; life++ {
+		if life > 3*maxReceive {
+			t.Fatalf("after %d lives the message still crashes the process (%d crashes): a crash loop", life-1, crashes)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashLoopChild$", "-test.timeout=1m")
+		cmd.Env = append(os.Environ(), crashLoopEnv+"="+dir)
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 3 {
+			crashes++
+			continue
+		}
+		if err != nil || !strings.Contains(string(out), "idle") {
+			t.Fatalf("life %d: %v: %s", life, err, out)
+		}
+		break
+	}
+	if crashes != maxReceive {
+		t.Fatalf("the process crashed %d times on the message, want %d (its maximum receive count)", crashes, maxReceive)
+	}
+	b = MustOpen(t, local.Options{Dir: dir, Queues: workflowsOnly(30*time.Second, maxReceive)})
+	if dead := bustest.MustListDeadLetters(t, b, bustest.Workflows); len(dead) != 1 || string(dead[0].Body) != "poison" {
+		t.Fatalf("dead letters: %v, want the poison message", dead)
+	}
+}

@@ -107,8 +107,13 @@ func (q *Queue) notifyLocked() {
 // A message already received MaxReceiveCount times is moved to the
 // dead-letter queue instead and logged at WARN.
 //
-// The new receive count is written without a sync: after a crash a message
-// may be received once more than its count says.
+// The new receive count is written without a sync, except for messages
+// that were in the queue when the bus opened: after a crash a message may
+// be received once more than its count says, but a message whose handling
+// kills the process (a fatal error no recover catches) is counted by every
+// life after the first, so it reaches the dead-letter queue after
+// MaxReceiveCount lives instead of crashing each restart for ever. Only
+// the messages a restart found pay for the sync.
 // Errors: ErrClosed (also when the bus closes during the wait), the
 // context's error, a storage error.
 func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]bus.Delivery, error) {
@@ -175,6 +180,7 @@ func (q *Queue) take(n int) (out []bus.Delivery, wake <-chan struct{}, next time
 	now := b.now().UnixNano()
 	var batch *pebble.Batch
 	var taken []*entry
+	sync := pebble.NoSync
 	for len(taken) < n && len(q.heap) > 0 && q.heap[0].visibleAt <= now {
 		e := heap.Pop(&q.heap).(*entry)
 		mk := key(kindMessage, q.name, e.sentAt, e.id)
@@ -193,9 +199,13 @@ func (q *Queue) take(n int) (out []bus.Delivery, wake <-chan struct{}, next time
 		}
 		if e.receiveCount >= q.maxReceive {
 			q.deadLetterLocked(batch, mk, e, r, now)
+			sync = pebble.Sync // rare, and a crash must not bring it back
 			continue
 		}
 		e.receiveCount++
+		if e.recovered {
+			sync = pebble.Sync
+		}
 		q.forgetReceiptLocked(e)
 		e.receipt = b.newReceipt(e.id)
 		q.receipts[e.receipt] = e
@@ -217,8 +227,9 @@ func (q *Queue) take(n int) (out []bus.Delivery, wake <-chan struct{}, next time
 	}
 	q.heap.shrink()
 	if batch != nil && !batch.Empty() {
-		// Best effort (see Receive): no sync.
-		if err := b.db.Apply(batch, pebble.NoSync); err != nil {
+		// Best effort (see Receive): no sync unless a message is recovered
+		// or dead-lettered.
+		if err := b.db.Apply(batch, sync); err != nil {
 			// The index already changed: the messages come back after the
 			// visibility timeout, or after a restart.
 			return nil, nil, 0, fmt.Errorf("localbus: receive from %s: %w", q.name, err)
