@@ -40,16 +40,26 @@ func runAWSWith(t *testing.T, maxReceive int, steps app.StepsConfig) (*apitest.C
 	t.Helper()
 	awstestConfig(t)
 	log := apitest.Logger(t)
-	cfg := app.AWSConfig{
+	return startAWS(t, app.AWSConfig{
 		Prefix: "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second,
 		MaxReceiveCount: maxReceive, Workers: 4, Steps: steps, Logger: log,
-	}
+	}, nil)
+}
+
+// startAWS creates cfg's resources, opens the AWS runtime, runs it and
+// serves its API until the test ends. opened, if set, is called before it
+// runs (to adjust the runtime, or to start injecting faults).
+func startAWS(t *testing.T, cfg app.AWSConfig, opened func(*app.AWS)) (*apitest.Client, *app.AWS) {
+	t.Helper()
 	if _, err := app.InitAWS(context.Background(), cfg); err != nil {
 		t.Fatalf("init AWS resources: %v", err)
 	}
 	a, err := app.OpenAWS(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open AWS runtime: %v", err)
+	}
+	if opened != nil {
+		opened(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

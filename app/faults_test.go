@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -63,11 +62,23 @@ type faultyClient struct {
 
 // command sends a command until it is answered 202 and returns the answer.
 func (f *faultyClient) command(method, path, body, key string) (apitest.Response, error) {
+	return f.until(http.StatusAccepted, method, path, body, "Idempotency-Key", key)
+}
+
+// get reads path until it answers 200 and returns the answer.
+func (f *faultyClient) get(path string) (apitest.Response, error) {
+	return f.until(http.StatusOK, "GET", path, "")
+}
+
+// until sends a request until it is answered want, retrying transport
+// errors and 5xx (a command keeps its Idempotency-Key), and fails on any
+// other answer.
+func (f *faultyClient) until(want int, method, path, body string, header ...string) (apitest.Response, error) {
 	var last string
 	for range 50 {
-		r, err := f.c.Try(method, path, body, "Idempotency-Key", key)
+		r, err := f.c.Try(method, path, body, header...)
 		switch {
-		case err == nil && r.Status == http.StatusAccepted:
+		case err == nil && r.Status == want:
 			return r, nil
 		case err == nil && r.Status < 500:
 			return r, fmt.Errorf("%s %s: %d %s", method, path, r.Status, r.Raw)
@@ -81,29 +92,6 @@ func (f *faultyClient) command(method, path, body, key string) (apitest.Response
 		time.Sleep(100 * time.Millisecond)
 	}
 	return apitest.Response{}, fmt.Errorf("%s %s: still failing after 50 tries: %s", method, path, last)
-}
-
-// get reads path until it answers 200 (retrying transport errors and 5xx)
-// and returns the answer.
-func (f *faultyClient) get(path string) (apitest.Response, error) {
-	var last string
-	for range 50 {
-		r, err := f.c.Try("GET", path, "")
-		switch {
-		case err == nil && r.Status == http.StatusOK:
-			return r, nil
-		case err == nil && r.Status < 500:
-			return r, fmt.Errorf("GET %s: %d %s", path, r.Status, r.Raw)
-		case err == nil:
-			f.count(r.Status)
-			last = fmt.Sprintf("%d %s", r.Status, r.Raw)
-		default:
-			f.count(0)
-			last = err.Error()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return apitest.Response{}, fmt.Errorf("GET %s: still failing after 50 tries: %s", path, last)
 }
 
 func (f *faultyClient) count(status int) {
@@ -150,24 +138,12 @@ func TestAWSLoadWithInjectedFaultsLosesNothingAndAppliesNothingTwice(t *testing.
 	sdk, faults := awstest.WithFaults(clean, rate, uint64(time.Now().UnixNano()))
 	faults.Off.Store(true) // while the resources are set up
 	target := newKeyedTarget(t)
-	cfg := app.AWSConfig{
+	c, _ := startAWS(t, app.AWSConfig{
 		Prefix: "f" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second,
 		MaxReceiveCount: 20, Workers: 8, Logger: apitest.Logger(t), SDK: &sdk, LeasePeriod: 2 * time.Second,
 		Steps: app.StepsConfig{HTTPAllowHosts: []string{strings.TrimPrefix(target.URL, "http://")}, CleanupInterval: 2 * time.Second},
-	}
-	if _, err := app.InitAWS(context.Background(), cfg); err != nil {
-		t.Fatalf("init AWS resources: %v", err)
-	}
-	a, err := app.OpenAWS(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("open AWS runtime: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
-	fc := &faultyClient{c: apitest.New(srv.URL), fives: map[int]int{}}
+	}, nil)
+	fc := &faultyClient{c: c, fives: map[int]int{}}
 	wf := fc.c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"charge-then-approve","steps":[`+
 		`{"name":"charge","type":"http","url":"%s/charge","method":"POST","timeoutSeconds":2,"retry":{"maxAttempts":5,"backoffSeconds":0.2}},`+
 		`{"name":"approve","type":"manual"}]}`, target.URL)).String("workflowUUID")

@@ -128,25 +128,12 @@ func TestAWSLostStreamRecordIsReconciled(t *testing.T) {
 	awstestConfig(t)
 	d := &recordDropper{}
 	sdk := d.sdk(awstest.Config(t, "dynamodb"))
-	cfg := app.AWSConfig{
+	const interval = 3 * time.Second // the cleanup interval this test plays
+	c, a := startAWS(t, app.AWSConfig{
 		Prefix: "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second,
 		MaxReceiveCount: 5, Workers: 4, Steps: app.StepsConfig{CleanupInterval: -1}, Logger: apitest.Logger(t), SDK: &sdk,
-	}
-	if _, err := app.InitAWS(context.Background(), cfg); err != nil {
-		t.Fatalf("init AWS resources: %v", err)
-	}
-	a, err := app.OpenAWS(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("open AWS runtime: %v", err)
-	}
-	const interval = 3 * time.Second // the cleanup interval this test plays
-	a.Cleanup.Reconciler.MinAge, a.Cleanup.Reconciler.Window = interval, 2*interval
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
-	lostRecordFlow(t, apitest.New(srv.URL), d, interval, func() {
+	}, func(a *app.AWS) { a.Cleanup.Reconciler.MinAge, a.Cleanup.Reconciler.Window = interval, 2*interval })
+	lostRecordFlow(t, c, d, interval, func() {
 		if _, err := a.Cleanup.Run(context.Background()); err != nil {
 			t.Fatalf("cleanup: %v", err)
 		}

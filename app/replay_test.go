@@ -23,17 +23,7 @@ import (
 func TestReplayOfAStreamFailureMessage(t *testing.T) {
 	r := startLossyLambdas(t, time.Hour)
 	c := r.client
-	wf := c.MustApply(t, "POST", "/v1/workflows", `{"name":"wf","steps":[{"name":"pause","type":"wait","seconds":1}]}`).String("workflowUUID")
-	before := time.Now().UTC().Truncate(time.Second)
-	start := c.Expect(t, http.StatusAccepted, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf))
-	id, cmd := start.String("workflowExecutionUUID"), start.String("commandUUID")
-	deadline := time.Now().Add(30 * time.Second)
-	for r.dropper.dropped.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the execution's first record never came through the stream")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	id, cmd, before := r.startLost(t)
 	time.Sleep(time.Second)
 	if got := c.Do(t, "GET", "/v1/workflow-executions/"+id, ""); got.Status != http.StatusNotFound {
 		t.Fatalf("execution with its record lost: %d, want 404 before the replay", got.Status)
@@ -107,17 +97,7 @@ func shardOf(t *testing.T, c *dynamodbstreams.Client, streamARN, seq string) str
 func TestReplayOfABatchTheStreamNoLongerHas(t *testing.T) {
 	r := startLossyLambdas(t, time.Hour)
 	c := r.client
-	wf := c.MustApply(t, "POST", "/v1/workflows", `{"name":"wf","steps":[{"name":"pause","type":"wait","seconds":1}]}`).String("workflowUUID")
-	before := time.Now().UTC().Truncate(time.Second)
-	start := c.Expect(t, http.StatusAccepted, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf))
-	id := start.String("workflowExecutionUUID")
-	deadline := time.Now().Add(30 * time.Second)
-	for r.dropper.dropped.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the execution's first record never came through the stream")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	id, _, before := r.startLost(t)
 	after := time.Now().UTC().Add(time.Second).Truncate(time.Second)
 	msg := fmt.Sprintf(`{"timestamp":%q,"DDBStreamBatchInfo":{"shardId":"shardId-00000000000000000001-deadbeef","startSequenceNumber":"000000000000000000100","endSequenceNumber":"000000000000000000100",
 "approximateArrivalOfFirstRecord":%q,"approximateArrivalOfLastRecord":%q,"batchSize":1,"streamArn":%q}}`,
@@ -134,4 +114,23 @@ func TestReplayOfABatchTheStreamNoLongerHas(t *testing.T) {
 		t.Fatalf("replay: %+v, want the stream's records gone and the execution repaired from the log", rep)
 	}
 	c.WaitStatus(t, id, 30*time.Second, "SUCCEEDED")
+}
+
+// startLost starts an execution of a one-wait-step workflow, waits until
+// the stream function was denied its creating record, and returns its id,
+// its start command's and the second before it started.
+func (r *lossyLambdas) startLost(t *testing.T) (id, cmd string, before time.Time) {
+	t.Helper()
+	c := r.client
+	wf := c.MustApply(t, "POST", "/v1/workflows", `{"name":"wf","steps":[{"name":"pause","type":"wait","seconds":1}]}`).String("workflowUUID")
+	before = time.Now().UTC().Truncate(time.Second)
+	start := c.Expect(t, http.StatusAccepted, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf))
+	deadline := time.Now().Add(30 * time.Second)
+	for r.dropper.dropped.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the execution's first record never came through the stream")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return start.String("workflowExecutionUUID"), start.String("commandUUID"), before
 }

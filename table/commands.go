@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 
+	"github.com/workflowd/workflowd/internal/parallel"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )
@@ -301,7 +302,7 @@ func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]
 	var fnErr error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := atOnce(len(parts), queryLimit, func(i int) error {
+	errs := parallel.Each(len(parts), queryLimit, func(i int) error {
 		p := parts[i]
 		in := &dynamodb.QueryInput{
 			TableName:                aws.String(s.cfg.ViewsTable),
@@ -359,21 +360,6 @@ func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]
 		return fnErr
 	}
 	return errors.Join(errs...)
-}
-
-func atOnce(n, limit int, f func(i int) error) []error {
-	errs := make([]error, n)
-	slots := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i := range n {
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			errs[i] = f(i)
-		})
-	}
-	wg.Wait()
-	return errs
 }
 
 func maxTime(a, b time.Time) time.Time {

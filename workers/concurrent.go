@@ -1,6 +1,6 @@
 package workers
 
-import "sync"
+import "github.com/workflowd/workflowd/internal/parallel"
 
 // sendLimit bounds the messages the dispatcher and the cleanup send at
 // once: enough for the bus to fill its batches, few enough to be polite.
@@ -14,17 +14,4 @@ const streamLimit = 64
 
 // atOnce runs f(0) … f(n-1), at most limit at a time, and returns their
 // errors by index.
-func atOnce(n, limit int, f func(i int) error) []error {
-	errs := make([]error, n)
-	slots := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i := range n {
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			errs[i] = f(i)
-		})
-	}
-	wg.Wait()
-	return errs
-}
+func atOnce(n, limit int, f func(i int) error) []error { return parallel.Each(n, limit, f) }
