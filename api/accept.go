@@ -55,7 +55,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 	// UUID derived from the key would name the same command again once
 	// the key expired, and the workers would drop the new request as a
 	// duplicate.)
-	commandUUID := model.NewCommandUUID(now)
+	commandUUID := s.cfg.NewCommandUUID(now)
 
 	cmd := model.NewCommand(commandUUID, build(commandUUID), now)
 	if err := cmd.Payload.Validate(); err != nil {

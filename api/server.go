@@ -66,6 +66,10 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// NewCommandUUID names a new client command accepted at a time (nil:
+	// model.NewCommandUUID). A deterministic simulation gives one drawn
+	// from its seed; it must keep the time in the UUID (model.CommandTime).
+	NewCommandUUID func(time.Time) uuid.UUID
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
 	IdempotencyTTL time.Duration
 	// MaxHTTPTimeout is the longest attempt timeout an http step may have
@@ -99,6 +103,9 @@ var openAPIDocument []byte
 func NewServer(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.NewCommandUUID == nil {
+		cfg.NewCommandUUID = model.NewCommandUUID
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -1138,3 +1138,17 @@ func TestListingPagesAreBoundedInBytes(t *testing.T) {
 		t.Fatalf("saw %d of %d executions in %d pages, want all in 2 or more", len(seen), len(want), pages)
 	}
 }
+
+// The command UUIDs the API gives come from Config.NewCommandUUID (a
+// simulation draws them from its seed).
+func TestCommandUUIDsComeFromTheConfiguredSource(t *testing.T) {
+	fixed := model.NewCommandUUID(t0)
+	e := newEnv(t, func(c *api.Config) { c.NewCommandUUID = func(time.Time) uuid.UUID { return fixed } })
+	r := e.do(t, http.MethodPost, "/v1/workflows", definition("orders", 1))
+	r.wantStatus(t, http.StatusAccepted)
+	var a api.Accepted
+	r.decode(t, &a)
+	if a.CommandUUID != fixed {
+		t.Fatalf("commandUUID %s, want the configured %s", a.CommandUUID, fixed)
+	}
+}

@@ -70,6 +70,9 @@ type CommandWorker struct {
 	// HTTP runs the attempts of http steps (nil: a zero HTTPCaller, which
 	// allows no host, so every http step fails with that reason).
 	HTTP *HTTPCaller
+	// Jitter draws the random share of a retry's backoff (nil:
+	// model.Jitter); a deterministic simulation draws it from its seed.
+	Jitter func() float64
 
 	cacheOnce sync.Once
 	states    *lru[aggregate]
@@ -379,6 +382,13 @@ func (w *CommandWorker) now() time.Time {
 	return time.Now()
 }
 
+func (w *CommandWorker) jitter() float64 {
+	if w.Jitter != nil {
+		return w.Jitter()
+	}
+	return model.Jitter()
+}
+
 func (w *CommandWorker) logger() *slog.Logger {
 	if w.Logger != nil {
 		return w.Logger
@@ -517,7 +527,7 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 	def := x.Definitions[h.Step]
 	timeout := min(def.AttemptTimeout(), h.CallBy().Sub(w.now()))
 	if timeout <= 0 {
-		return model.StepOutcome{Err: fmt.Sprintf("timed out: the attempt's %s had passed before its request was sent", def.AttemptTimeout()), Jitter: model.Jitter()}
+		return model.StepOutcome{Err: fmt.Sprintf("timed out: the attempt's %s had passed before its request was sent", def.AttemptTimeout()), Jitter: w.jitter()}
 	}
 	outputs := make(map[string]json.RawMessage, h.Step)
 	for _, st := range x.Steps[:h.Step] {
@@ -549,7 +559,7 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 		se = &StepError{Reason: err.Error(), Retryable: true}
 	}
 	log.Info("http step attempt failed", "reason", se.Reason, "retryable", se.Retryable)
-	return model.StepOutcome{Err: se.Reason, Final: !se.Retryable, Jitter: model.Jitter()}
+	return model.StepOutcome{Err: se.Reason, Final: !se.Retryable, Jitter: w.jitter()}
 }
 
 // stepRequest is the JSON body an http step sends.

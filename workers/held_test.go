@@ -282,3 +282,48 @@ func TestAnAttemptIsNotStartedWithoutTimeForIt(t *testing.T) {
 		t.Fatalf("calls after the takeover: %d, want 1", n)
 	}
 }
+
+// failingEndpoint answers every call 503.
+type failingEndpoint struct{}
+
+func (failingEndpoint) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 503, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+}
+
+// A retry's delay takes its jitter from CommandWorker.Jitter: the same
+// draw, the same due time (a simulation replays a seed exactly).
+func TestRetryJitterComesFromTheWorker(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	dueAfter := func(jitter float64) time.Duration {
+		st := mustStore(t)
+		w := &workers.CommandWorker{Log: st, Commands: st, Logger: quiet, Now: func() time.Time { return t0 },
+			Jitter: func() float64 { return jitter },
+			HTTP:   &workers.HTTPCaller{AllowHosts: []string{"hook.test:80"}, Transport: failingEndpoint{}}}
+		wfID, id := uuid.New(), uuid.New()
+		def := model.Definition{Name: "wf", Steps: []model.StepDefinition{{Name: "one", Type: model.StepHTTP, URL: "http://hook.test/one",
+			TimeoutSeconds: 1, Retry: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 10}}}}
+		if err := w.Handle(ctx, body(t, model.CreateWorkflow{WorkflowUUID: wfID, Definition: def}), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Handle(ctx, body(t, model.StartExecution{WorkflowExecutionUUID: id, WorkflowUUID: wfID}), 1); err != nil {
+			t.Fatal(err)
+		}
+		events, err := st.Load(ctx, model.ExecutionAggregateID(id), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := model.FoldExecution(model.Execution{}, events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Steps[0].DueAt == nil {
+			t.Fatalf("after a failed attempt: step %+v, want a retry due", x.Steps[0])
+		}
+		return x.Steps[0].DueAt.Sub(t0)
+	}
+	a, b, c := dueAfter(0), dueAfter(0), dueAfter(0.99)
+	if a != b || a == c {
+		t.Fatalf("retry due after %v and %v with the same jitter, %v with another; want the first two equal, the third not", a, b, c)
+	}
+}
