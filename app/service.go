@@ -17,8 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/workflowd/workflowd/api"
 	"github.com/workflowd/workflowd/bus"
@@ -72,6 +75,18 @@ type Options struct {
 	InProcess bool
 	// Steps configures http steps, the cleanup and retention.
 	Steps StepsConfig
+	// Sim, if set, replaces the service's clock, random draws and http
+	// transport: the deterministic simulator (internal/sim) runs the same
+	// components under its own.
+	Sim *SimHooks
+}
+
+// SimHooks are what a deterministic simulation replaces.
+type SimHooks struct {
+	Now            func() time.Time
+	NewCommandUUID func(time.Time) uuid.UUID
+	Jitter         func() float64
+	HTTPTransport  http.RoundTripper
 }
 
 // StepsConfig is what every runtime shares about steps that run by
@@ -146,6 +161,13 @@ func New(d Deps, o Options) *Service {
 			MinAge: s.cleanup, Window: 2 * s.cleanup,
 		},
 	}
+	var apiNow func() time.Time
+	var apiUUID func(time.Time) uuid.UUID
+	if h := o.Sim; h != nil {
+		s.Worker.Now, s.Worker.Jitter, s.Worker.HTTP.Transport = h.Now, h.Jitter, h.HTTPTransport
+		s.Dispatcher.Now, s.Cleanup.Now, s.Cleanup.Reconciler.Now = h.Now, h.Now, h.Now
+		apiNow, apiUUID = h.Now, h.NewCommandUUID
+	}
 	if waiter != nil {
 		s.Worker.OnFinished = waiter.Notify
 		s.Projector.OnFinished, s.Projector.OnExecution = waiter.Applied, changes.Notify
@@ -154,7 +176,7 @@ func New(d Deps, o Options) *Service {
 		Publisher: d.Publisher, Views: d.Store, Events: d.Store, Commands: d.Store,
 		Ready: []api.Pinger{d.Store}, DeadLetters: d.DeadLetters,
 		Waiter: waiter, Changes: changes, Logger: log, Retention: o.Steps.Retention, CommandRetention: o.Steps.CommandRetention,
-		MaxHTTPTimeout: o.Steps.MaxHTTPTimeout,
+		MaxHTTPTimeout: o.Steps.MaxHTTPTimeout, Now: apiNow, NewCommandUUID: apiUUID,
 	})
 	return s
 }

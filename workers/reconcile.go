@@ -70,14 +70,60 @@ type Reconciler struct {
 	// each command is checked by two runs a minute apart, so one failed
 	// or late run misses nothing).
 	Window time.Duration
+
+	// StartLookback is how far back past MinAge the first run of a
+	// process reads (default five Windows: ten minutes): the runs of the
+	// process before a restart may have failed to check their windows.
+	StartLookback time.Duration
+
+	mu       sync.Mutex
+	ran      bool      // a run has started in this process
+	failedAt time.Time // where the oldest window not yet checked without error starts
 }
 
 // Run checks the aggregates of the commands accepted between
 // MinAge+Window and MinAge ago that are still ACCEPTED, repairs those whose
-// views lag their logs, and returns how many it repaired.
+// views lag their logs, and returns how many it repaired. A run that
+// failed (a read the store did not answer, a repair that failed) leaves
+// its window to the next: each run reaches back to the start of the
+// oldest window that has not yet been checked without an error (at most
+// store.MaxAcceptedWindow), so a command is not missed because the runs
+// that should have checked it failed. (This process's memory of it: a
+// restart reads StartLookback back in its first run.)
 func (r *Reconciler) Run(ctx context.Context) (int, error) {
 	to := r.now().Add(-r.minAge())
-	return r.RunWindow(ctx, to.Add(-r.window()), to)
+	from := to.Add(-r.window())
+	r.mu.Lock()
+	if !r.ran {
+		r.ran = true
+		lookback := r.StartLookback
+		if lookback <= 0 {
+			lookback = 5 * r.window()
+		}
+		r.failedAt = to.Add(-lookback)
+	}
+	if !r.failedAt.IsZero() && r.failedAt.Before(from) {
+		from = maxTime(r.failedAt, to.Add(-store.MaxAcceptedWindow))
+	}
+	r.mu.Unlock()
+	n, err := r.RunWindow(ctx, from, to)
+	r.mu.Lock()
+	if err != nil {
+		if r.failedAt.IsZero() || from.Before(r.failedAt) {
+			r.failedAt = from
+		}
+	} else {
+		r.failedAt = time.Time{}
+	}
+	r.mu.Unlock()
+	return n, err
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // RunWindow is Run for the commands accepted in [from, to) (at most

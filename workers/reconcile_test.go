@@ -2,6 +2,7 @@ package workers_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -270,5 +271,54 @@ func TestCommandsPushedOutOfAViewAreMarkedApplied(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// failingViews fails its next n reads.
+type failingViews struct {
+	workers.ViewReader
+	n int
+}
+
+func (f *failingViews) GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error) {
+	if f.n > 0 {
+		f.n--
+		return model.Execution{}, errors.New("the store did not answer")
+	}
+	return f.ViewReader.GetExecution(ctx, id)
+}
+
+// A run that fails leaves its window to the next runs: a command whose
+// checks all failed while it was in the usual window is still checked,
+// and its lost record repaired, by the first run that succeeds.
+func TestReconcilerRetriesTheWindowOfAFailedRun(t *testing.T) {
+	g := newReconcileRig(t)
+	ctx := context.Background()
+	wfID := uuid.New()
+	created := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CreateWorkflow{WorkflowUUID: wfID, Definition: waitThenManual()}, g.now), true, 0)
+	if err := g.p.Handle(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	exID := uuid.New()
+	g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.StartExecution{WorkflowExecutionUUID: exID, WorkflowUUID: wfID}, g.now), true, 0)
+	// (its record is lost)
+	accepted := g.now
+	g.r.Views = &failingViews{ViewReader: g.st, n: 2}
+	for _, at := range []time.Duration{70 * time.Second, 130 * time.Second} {
+		g.now = accepted.Add(at)
+		if _, err := g.r.Run(ctx); err == nil {
+			t.Fatalf("run %v after: nil error, want the view read's", at)
+		}
+	}
+	g.now = accepted.Add(200 * time.Second) // the usual window no longer holds the command
+	if n, err := g.r.Run(ctx); err != nil || n != 1 {
+		t.Fatalf("the first run that succeeds: repaired %d, err %v; want 1", n, err)
+	}
+	if x := g.execution(t, exID); x.Status != model.ExecutionRunning {
+		t.Fatalf("execution %s after the repair, want RUNNING", x.Status)
+	}
+	g.now = accepted.Add(400 * time.Second)
+	if n, err := g.r.Run(ctx); err != nil || n != 0 {
+		t.Fatalf("a run after: repaired %d, err %v; want 0", n, err)
 	}
 }
