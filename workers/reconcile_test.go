@@ -65,6 +65,17 @@ func (g *reconcileRig) apply(t *testing.T, cmd model.Command, client bool, after
 	return events
 }
 
+// workflow creates a workflow of def and projects it.
+func (g *reconcileRig) workflow(t *testing.T, def model.Definition) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	created := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CreateWorkflow{WorkflowUUID: id, Definition: def}, g.now), true, 0)
+	if err := g.p.Handle(context.Background(), created); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 func (g *reconcileRig) execution(t *testing.T, id uuid.UUID) model.Execution {
 	t.Helper()
 	x, err := g.st.GetExecution(context.Background(), id)
@@ -95,11 +106,7 @@ func publishedTypes(t *testing.T, msgs []bus.Message) []string {
 func TestReconcilerRepairsAnExecutionWhoseCreationRecordWasLost(t *testing.T) {
 	g := newReconcileRig(t)
 	ctx := context.Background()
-	wfID := uuid.New()
-	created := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CreateWorkflow{WorkflowUUID: wfID, Definition: waitThenManual()}, g.now), true, 0)
-	if err := g.p.Handle(ctx, created); err != nil {
-		t.Fatal(err)
-	}
+	wfID := g.workflow(t, waitThenManual())
 	exID := uuid.New()
 	start := model.NewCommand(model.NewCommandUUID(g.now), model.StartExecution{WorkflowExecutionUUID: exID, WorkflowUUID: wfID}, g.now)
 	lost := g.apply(t, start, true, 0)
@@ -146,11 +153,7 @@ func TestReconcilerRepairsAnExecutionWhoseCreationRecordWasLost(t *testing.T) {
 func TestCleanupRepairsADueExecutionWhoseViewLagsItsLog(t *testing.T) {
 	g := newReconcileRig(t)
 	ctx := context.Background()
-	wfID := uuid.New()
-	created := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CreateWorkflow{WorkflowUUID: wfID, Definition: waitThenManual()}, g.now), true, 0)
-	if err := g.p.Handle(ctx, created); err != nil {
-		t.Fatal(err)
-	}
+	wfID := g.workflow(t, waitThenManual())
 	exID := uuid.New()
 	started := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.StartExecution{WorkflowExecutionUUID: exID, WorkflowUUID: wfID}, g.now), true, 0)
 	if err := g.p.Handle(ctx, started); err != nil {
@@ -294,11 +297,7 @@ func (f *failingViews) GetExecution(ctx context.Context, id uuid.UUID) (model.Ex
 func TestReconcilerRetriesTheWindowOfAFailedRun(t *testing.T) {
 	g := newReconcileRig(t)
 	ctx := context.Background()
-	wfID := uuid.New()
-	created := g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.CreateWorkflow{WorkflowUUID: wfID, Definition: waitThenManual()}, g.now), true, 0)
-	if err := g.p.Handle(ctx, created); err != nil {
-		t.Fatal(err)
-	}
+	wfID := g.workflow(t, waitThenManual())
 	exID := uuid.New()
 	g.apply(t, model.NewCommand(model.NewCommandUUID(g.now), model.StartExecution{WorkflowExecutionUUID: exID, WorkflowUUID: wfID}, g.now), true, 0)
 	// (its record is lost)
