@@ -855,12 +855,7 @@ func TestCommandStatusIsDerivedFromTheView(t *testing.T) {
 	x := e.seedExecution(t, wf, t0, increments)
 	aggregateID := model.ExecutionAggregateID(x.WorkflowExecutionUUID)
 	log, _ := e.events.Load(ctx, aggregateID, 0)
-	var applied []uuid.UUID
-	for _, ev := range log {
-		if !slices.Contains(applied, ev.CommandUUID) {
-			applied = append(applied, ev.CommandUUID)
-		}
-	}
+	applied := commandsOf(log)
 	if len(applied) != commands || len(x.RecentCommands) != model.RecentCommandsCap {
 		t.Fatalf("seeded %d commands, %d recent; want %d and a full list", len(applied), len(x.RecentCommands), commands)
 	}
@@ -939,12 +934,7 @@ func TestCommandStatusReadsNoLog(t *testing.T) {
 	x := e.seedExecution(t, wf, t0, increments)
 	aggregateID := model.ExecutionAggregateID(x.WorkflowExecutionUUID)
 	log, _ := e.events.Load(ctx, aggregateID, 0)
-	var applied []uuid.UUID
-	for _, ev := range log {
-		if !slices.Contains(applied, ev.CommandUUID) {
-			applied = append(applied, ev.CommandUUID)
-		}
-	}
+	applied := commandsOf(log)
 	for _, id := range applied {
 		if err := e.cmds.PutCommand(ctx, model.CommandStatus{CommandUUID: id, Type: model.CommandIncrementExecution,
 			Status: model.CommandAccepted, AggregateID: aggregateID, CreatedAt: t0}); err != nil {
@@ -1151,4 +1141,15 @@ func TestCommandUUIDsComeFromTheConfiguredSource(t *testing.T) {
 	if a.CommandUUID != fixed {
 		t.Fatalf("commandUUID %s, want the configured %s", a.CommandUUID, fixed)
 	}
+}
+
+// commandsOf returns the commands of a log's events, in order, each once.
+func commandsOf(log []model.Event) []uuid.UUID {
+	var out []uuid.UUID
+	for _, ev := range log {
+		if !slices.Contains(out, ev.CommandUUID) {
+			out = append(out, ev.CommandUUID)
+		}
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/internal/parallel"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )
@@ -102,7 +103,7 @@ func (c *Cleanup) publish(ctx context.Context, page []model.Execution, now time.
 			views = append(views, x)
 		}
 	}
-	errs := atOnce(len(due), sendLimit, func(i int) error {
+	errs := parallel.Each(len(due), sendLimit, func(i int) error {
 		cmd := due[i]
 		if c.Reconciler != nil {
 			// The view may lag its log (the record of the work's outcome

@@ -1,7 +1,5 @@
 package workers
 
-import "github.com/workflowd/workflowd/internal/parallel"
-
 // sendLimit bounds the messages the dispatcher and the cleanup send at
 // once: enough for the bus to fill its batches, few enough to be polite.
 const sendLimit = 16
@@ -11,7 +9,3 @@ const sendLimit = 16
 // shard moving at a thousand records a second with calls of 5 ms, and the
 // SDK's connections few.
 const streamLimit = 64
-
-// atOnce runs f(0) … f(n-1), at most limit at a time, and returns their
-// errors by index.
-func atOnce(n, limit int, f func(i int) error) []error { return parallel.Each(n, limit, f) }

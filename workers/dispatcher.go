@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/internal/parallel"
 	"github.com/workflowd/workflowd/model"
 )
 
@@ -71,7 +72,7 @@ func (d *Dispatcher) Handle(ctx context.Context, events []model.Event) error {
 			work = append(work, f)
 		}
 	}
-	for _, err := range atOnce(len(work), sendLimit, func(i int) error { return d.send(ctx, work[i]) }) {
+	for _, err := range parallel.Each(len(work), sendLimit, func(i int) error { return d.send(ctx, work[i]) }) {
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/workflowd/workflowd/internal/parallel"
 	"github.com/workflowd/workflowd/model"
 )
 
@@ -92,7 +93,7 @@ func HandleDynamoDBEvent(ctx context.Context, h EventHandler, decode StreamDecod
 	for i := end; i < len(ev.Records); i++ {
 		failed[i] = true
 	}
-	atOnce(len(groups), streamLimit, func(g int) error {
+	parallel.Each(len(groups), streamLimit, func(g int) error {
 		if i, err := handleAggregate(ctx, h, groups[g]); err != nil {
 			rec := ev.Records[i]
 			log.Error("stream record failed; it and the later ones of its aggregate will be retried",

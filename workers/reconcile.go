@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/internal/parallel"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )
@@ -170,7 +171,7 @@ func (r *Reconciler) checkPage(ctx context.Context, page []model.CommandStatus) 
 	}
 	var mu sync.Mutex
 	repaired := 0
-	errs := atOnce(len(aggregates), checkLimit, func(i int) error {
+	errs := parallel.Each(len(aggregates), checkLimit, func(i int) error {
 		ok, err := r.check(ctx, aggregates[i], commands[aggregates[i]])
 		if ok {
 			mu.Lock()

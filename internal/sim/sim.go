@@ -433,103 +433,78 @@ type faultyStore struct {
 	w *world
 }
 
-func (s *faultyStore) Append(ctx context.Context, events []model.Event) error {
-	key := fmt.Sprint(events[0].AggregateID, "/", events[0].Seq)
-	switch s.w.fault("append", key) {
+// write runs a store write do under the faults drawn for purpose and key:
+// it fails before its effect, after it (a timeout), or is sent again after
+// a lost answer (what the second send answers is returned). A write that
+// takes effect is passed to took.
+func (s *faultyStore) write(purpose, key string, do func() error, took func()) error {
+	switch s.w.fault(purpose, key) {
 	case 1, 4:
 		return errInjected
 	}
-	err := s.Store.Append(ctx, events)
-	if err == nil {
-		s.w.addFeed(events)
+	err := do()
+	if err == nil && took != nil {
+		took()
 	}
-	switch s.w.fault("append-after", key) {
+	switch s.w.fault(purpose+"-after", key) {
 	case 2, 4:
 		return errInjected
 	case 3:
 		if err == nil {
-			return s.Store.Append(ctx, events) // sent again: the store finds its own events
+			return do()
 		}
 	}
 	return err
+}
+
+// read runs a store read do unless a fault drawn for purpose and key fails
+// it first.
+func read[T any](s *faultyStore, purpose, key string, do func() (T, error)) (T, error) {
+	if s.w.fault(purpose, key) != 0 {
+		var zero T
+		return zero, errInjected
+	}
+	return do()
+}
+
+func (s *faultyStore) Append(ctx context.Context, events []model.Event) error {
+	return s.write("append", fmt.Sprint(events[0].AggregateID, "/", events[0].Seq),
+		func() error { return s.Store.Append(ctx, events) }, func() { s.w.addFeed(events) })
 }
 
 func (s *faultyStore) Load(ctx context.Context, aggregateID string, afterSeq int64) ([]model.Event, error) {
-	if f := s.w.fault("load", aggregateID); f != 0 {
-		return nil, errInjected
-	}
-	return s.Store.Load(ctx, aggregateID, afterSeq)
+	return read(s, "load", aggregateID, func() ([]model.Event, error) { return s.Store.Load(ctx, aggregateID, afterSeq) })
 }
 
 func (s *faultyStore) GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error) {
-	if f := s.w.fault("get-execution", id.String()); f != 0 {
-		return model.Execution{}, errInjected
-	}
-	return s.Store.GetExecution(ctx, id)
+	return read(s, "get-execution", id.String(), func() (model.Execution, error) { return s.Store.GetExecution(ctx, id) })
 }
 
 func (s *faultyStore) PutExecution(ctx context.Context, x model.Execution, prev int64) error {
-	key := fmt.Sprint(x.WorkflowExecutionUUID, "/", x.Version)
-	switch s.w.fault("put-execution", key) {
-	case 1, 4:
-		return errInjected
-	}
-	err := s.Store.PutExecution(ctx, x, prev)
-	switch s.w.fault("put-execution-after", key) {
-	case 2, 4:
-		return errInjected
-	case 3:
-		if err == nil {
-			return s.Store.PutExecution(ctx, x, prev)
-		}
-	}
-	return err
+	return s.write("put-execution", fmt.Sprint(x.WorkflowExecutionUUID, "/", x.Version),
+		func() error { return s.Store.PutExecution(ctx, x, prev) }, nil)
 }
 
 func (s *faultyStore) PutCommand(ctx context.Context, c model.CommandStatus) error {
-	switch s.w.fault("put-command", c.CommandUUID.String()) {
-	case 1, 4:
-		return errInjected
-	case 2, 3:
-		if err := s.Store.PutCommand(ctx, c); err != nil {
-			return err
-		}
-		return errInjected
-	}
-	return s.Store.PutCommand(ctx, c)
+	return s.write("put-command", c.CommandUUID.String(), func() error { return s.Store.PutCommand(ctx, c) }, nil)
 }
 
 func (s *faultyStore) FinishCommand(ctx context.Context, c model.CommandStatus) error {
-	switch s.w.fault("finish-command", c.CommandUUID.String()) {
-	case 1, 4:
-		return errInjected
-	case 2, 3:
-		if err := s.Store.FinishCommand(ctx, c); err != nil {
-			return err
-		}
-		return errInjected
-	}
-	return s.Store.FinishCommand(ctx, c)
+	return s.write("finish-command", c.CommandUUID.String(), func() error { return s.Store.FinishCommand(ctx, c) }, nil)
 }
 
 func (s *faultyStore) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, error) {
-	switch s.w.fault("claim-key", rec.Key) {
-	case 1, 4:
-		return store.IdempotencyRecord{}, errInjected
-	case 2, 3:
-		if got, err := s.Store.ClaimIdempotencyKey(ctx, rec); err != nil {
-			return got, err
-		}
-		return store.IdempotencyRecord{}, errInjected
-	}
-	return s.Store.ClaimIdempotencyKey(ctx, rec)
+	var got store.IdempotencyRecord
+	err := s.write("claim-key", rec.Key, func() error {
+		var err error
+		got, err = s.Store.ClaimIdempotencyKey(ctx, rec)
+		return err
+	}, nil)
+	return got, err
 }
 
 func (s *faultyStore) ListDue(ctx context.Context, q store.DueQuery) ([]model.Execution, error) {
-	if s.w.fault("list-due", "") != 0 {
-		return nil, errInjected
-	}
-	return s.Store.ListDue(ctx, q)
+	return read(s, "list-due", "", func() ([]model.Execution, error) { return s.Store.ListDue(ctx, q) })
 }
 
 // --- the change feed ---------------------------------------------------
