@@ -66,6 +66,16 @@ type StepError struct {
 // Error returns the reason.
 func (e *StepError) Error() string { return e.Reason }
 
+type attemptTimeoutKey struct{}
+
+// AttemptTimeout returns the timeout of the attempt whose request carries
+// ctx: what a transport that simulates time (internal/sim) needs, as the
+// context's deadline is in real time.
+func AttemptTimeout(ctx context.Context) (time.Duration, bool) {
+	d, ok := ctx.Value(attemptTimeoutKey{}).(time.Duration)
+	return d, ok
+}
+
 // HTTPCaller performs http step attempts. Safe for concurrent use. The zero
 // value refuses every host.
 type HTTPCaller struct {
@@ -255,7 +265,7 @@ func (c *HTTPCaller) Call(ctx context.Context, r HTTPRequest) (json.RawMessage, 
 	}
 	a.label = method + " " + target
 
-	actx, cancel := context.WithTimeout(ctx, a.timeout)
+	actx, cancel := context.WithTimeout(context.WithValue(ctx, attemptTimeoutKey{}, a.timeout), a.timeout)
 	defer cancel()
 	req, serr := newHTTPRequest(actx, a, method, u, r)
 	if serr != nil {

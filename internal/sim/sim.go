@@ -34,7 +34,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/google/uuid"
 
@@ -60,6 +63,10 @@ type Config struct {
 	// the simulator's own test that its checks find what a lost change-feed
 	// record does then.
 	WithoutReconciliation bool
+	// HTTPOverrun makes the http target answer long after the attempt's
+	// timeout, as a transport that ignores its deadline would: the
+	// simulator's own test that its check of calls in flight works.
+	HTTPOverrun bool
 }
 
 // Result is what a run did and what it found wrong.
@@ -91,14 +98,17 @@ func Run(cfg Config) (Result, error) {
 	if cfg.FaultRate == 0 {
 		cfg.FaultRate = 0.05
 	}
-	st, err := pebble.Open(pebble.Options{Logger: quiet, CacheBytes: 1 << 20})
-	if err != nil {
+	w := &world{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)), now: epoch,
+		calls: map[string]int{}, httpCalls: map[string]int{}, inflight: map[string]int{}, faultsOn: true}
+	w.fs = syncFS{FS: vfs.NewStrictMem(), syncs: new(atomic.Int64)}
+	if err := syncedDir(w.fs, "sim"); err != nil {
 		return Result{}, err
 	}
-	defer st.Close()
-	w := &world{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)), now: epoch,
-		store: st, calls: map[string]int{}, httpCalls: map[string]int{}, faultsOn: true}
-	w.faulty = &faultyStore{Store: st, w: w}
+	if err := w.openStore(); err != nil {
+		return Result{}, err
+	}
+	defer func() { w.store.Close() }()
+	w.faulty = &faultyStore{Store: w.store, w: w}
 	w.bus = &simBus{w: w}
 	w.rebuild()
 	w.clients = make([]*client, cfg.Executions)
@@ -106,6 +116,7 @@ func Run(cfg Config) (Result, error) {
 		w.clients[i] = &client{i: i, next: epoch.Add(time.Duration(i) * time.Second)}
 	}
 	w.run()
+	w.drain()
 	w.check()
 	return Result{Seed: cfg.Seed, Steps: w.steps, Faults: w.faults, Trace: w.trace.Sum64(), Violations: w.violations}, nil
 }
@@ -119,28 +130,38 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 type world struct {
 	cfg     Config
 	rng     *rand.Rand // the scheduler's only
+	fs      syncFS     // the store's files: what was not synced is lost at a crash
 	store   *pebble.Store
 	faulty  *faultyStore
 	bus     *simBus
 	svc     *app.Service
 	clients []*client
 
-	mu         sync.Mutex
-	now        time.Time
-	calls      map[string]int // draws made per purpose (fault decisions)
-	faultsOn   bool
-	faults     int
-	crashed    bool // the handler running now hit a crash: its calls fail
-	feed       []feedItem
-	httpCalls  map[string]int
-	uuids      int
-	jitters    int
-	five00s    []string
-	accepted   []string // commandUUIDs answered 202
-	workflow   string
-	steps      int
-	trace      traceHash
-	violations []string
+	tasks []*task // handler calls suspended at a store or http call
+
+	mu       sync.Mutex
+	now      time.Time
+	calls    map[string]int // draws made per purpose (fault decisions)
+	faultsOn bool
+	faults   int
+	// gen counts the process's restarts; running is the generation of the
+	// code running now: code of a crashed process fails every call.
+	gen, running int
+	restart      bool // a crash happened: rebuild once control is back
+	feed         []feedItem
+	feedN        int        // feed items made so far
+	unsynced     []feedItem // handled, but what their handlers wrote is not synced yet
+	unsyncedAt   int64      // the log syncs when unsynced began
+	httpCalls    map[string]int
+	inflight     map[string]int // http calls in flight per Idempotency-Key
+	uuids        int
+	jitters      int
+	five00s      []string
+	accepted     []string // commandUUIDs answered 202
+	workflow     string
+	steps        int
+	trace        traceHash
+	violations   []string
 }
 
 // rebuild assembles the service again: what a restarted process has,
@@ -226,7 +247,7 @@ func (w *world) fault(purpose, key string) int {
 	d := w.draw(purpose, key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.crashed {
+	if w.running != w.gen {
 		return 1
 	}
 	if !w.faultsOn || d >= w.cfg.FaultRate {
@@ -238,7 +259,8 @@ func (w *world) fault(purpose, key string) int {
 		if d < w.cfg.FaultRate*0.85 { // a crash is rarer than the rest
 			return 2
 		}
-		w.crashed = true
+		w.gen++ // the process is gone: whatever it runs fails from here
+		w.restart = true
 		return 4
 	default:
 		return k + 1
@@ -295,6 +317,15 @@ func (w *world) run() {
 		}
 		if t, ok := w.bus.nextVisible(now); ok {
 			soonest(t)
+		}
+		// Suspended handler calls.
+		for _, t := range w.tasks {
+			if !t.at.After(now) {
+				ready = append(ready, func() { w.resume(t) })
+				names = append(names, "resume "+t.name)
+			} else {
+				soonest(t.at)
+			}
 		}
 		// The feed.
 		for i, it := range w.feedReady(now) {
@@ -356,47 +387,216 @@ func (w *world) unsettled() bool {
 	return w.faultsOn
 }
 
-// handle runs one handler call: a crash during it ends in a rebuilt
-// service (the process restarted, its caches gone).
+// handle runs one handler call to its end: a crash during it ends in a
+// rebuilt service (the process restarted, its caches gone).
 func (w *world) handle(f func(ctx context.Context) error) error {
-	err := f(context.Background())
 	w.mu.Lock()
-	crashed := w.crashed
-	w.crashed = false
+	w.running = w.gen
 	w.mu.Unlock()
-	if crashed {
-		w.note("crash")
-		w.rebuild()
-		if err == nil {
-			err = errors.New("sim: crashed")
-		}
+	err := f(context.Background())
+	if w.restarted() && err == nil {
+		err = errors.New("sim: crashed")
 	}
 	return err
 }
 
+// restarted restarts the process if the code that just ran crashed it,
+// and reports whether it did: the store loses what was not synced, the
+// service is assembled again with empty caches.
+func (w *world) restarted() bool {
+	w.mu.Lock()
+	crashed := w.restart
+	w.restart = false
+	w.mu.Unlock()
+	if crashed {
+		w.note("crash")
+		w.crashStore()
+		w.rebuild()
+	}
+	return crashed
+}
+
+// openStore opens the store on w.fs.
+func (w *world) openStore() error {
+	st, err := pebble.Open(pebble.Options{Dir: "sim", FS: w.fs, Logger: quiet, CacheBytes: 1 << 20, Now: w.clock})
+	if err != nil {
+		return err
+	}
+	w.store = st
+	if w.faulty != nil {
+		w.faulty.Store = st
+	}
+	return nil
+}
+
+// crashStore drops the store's unsynced writes (the views, checkpoints
+// and statuses written without a sync since the log's last sync) and
+// opens it again. The embedded runtime's change-feed checkpoints are
+// unsynced writes too: the items whose handling was lost with them are
+// delivered again, first.
+func (w *world) crashStore() {
+	lost := w.fs.syncs.Load() == w.unsyncedAt
+	mem := w.fs.FS.(*vfs.MemFS)
+	mem.SetIgnoreSyncs(true)
+	_ = w.store.Close()
+	mem.ResetToSyncedState()
+	mem.SetIgnoreSyncs(false)
+	if err := w.openStore(); err != nil {
+		panic(fmt.Sprint("sim: reopen the store after a crash: ", err)) // the store lost what it had synced
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if lost && len(w.unsynced) > 0 {
+		w.note(fmt.Sprint("unsynced handling of ", len(w.unsynced), " feed items lost"))
+		w.feed = append(slices.Clone(w.unsynced), w.feed...)
+	}
+	w.unsynced, w.unsyncedAt = nil, w.fs.syncs.Load()
+}
+
+// handled records feed item it as handled: what its handler wrote is
+// durable once the log is synced next.
+func (w *world) handled(it feedItem) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := w.fs.syncs.Load(); n != w.unsyncedAt {
+		w.unsynced, w.unsyncedAt = nil, n
+	}
+	it.at = w.now
+	w.unsynced = append(w.unsynced, it)
+}
+
+// deliver receives m and hands it to the command worker, as a task: the
+// handler may be suspended at its store and http calls, and m becomes
+// visible again when its visibility timeout expires, handled or not. The
+// delete and the visibility change after the handler use this receive's
+// receipt: once m was received again they are ignored, as SQS may.
 func (w *world) deliver(m *message) {
 	m.receives++
 	if m.receives > maxReceive {
 		w.bus.deadLetter(m)
 		return
 	}
+	receipt := m.receives
+	m.visibleAt = w.clock().Add(visibility)
 	if w.fault("duplicate", m.key()) != 0 {
 		w.bus.add(m.body, m.attrs, w.clock()) // delivered twice (at least once)
 	}
-	err := w.handle(func(ctx context.Context) error { return w.svc.Worker.Handle(ctx, m.body, m.receives) })
-	var retry *workers.RetryError
-	switch {
-	case err == nil:
-		if w.fault("delete", m.key()) != 0 {
-			m.visibleAt = w.clock().Add(visibility) // the delete was lost
+	svc := w.svc
+	w.spawn(fmt.Sprint("handle ", m.key(), " #", receipt), func(ctx context.Context, t *task) {
+		err := svc.Worker.Handle(ctx, m.body, receipt)
+		if !w.alive(t) {
+			return // the process is gone: the message comes back when its time is up
+		}
+		if m.receives != receipt {
+			w.note(fmt.Sprint("stale receipt #", receipt, " of ", m.key()))
 			return
 		}
-		w.bus.remove(m)
-	case errors.As(err, &retry):
-		m.visibleAt = w.clock().Add(max(retry.After, time.Millisecond))
-	default:
-		m.visibleAt = w.clock().Add(visibility)
+		var retry *workers.RetryError
+		switch {
+		case err == nil:
+			if w.fault("delete", m.key()) != 0 {
+				return // the delete was lost
+			}
+			w.bus.remove(m)
+		case errors.As(err, &retry):
+			m.visibleAt = w.clock().Add(max(retry.After, time.Millisecond))
+		}
+	})
+}
+
+// --- tasks -------------------------------------------------------------
+
+// task is a handler call the scheduler can suspend (pause) at its store
+// and http calls, to run other steps meanwhile: one goroutine per task,
+// and only one of them, or the scheduler, runs at a time.
+type task struct {
+	name string
+	gen  int           // the process generation it runs in
+	wake chan struct{} // the scheduler hands over
+	park chan struct{} // the task hands back: suspended or done
+	at   time.Time     // when a suspended task may go on
+	done bool
+}
+
+type taskKey struct{}
+
+// spawn starts body as a task and runs it up to its first pause.
+func (w *world) spawn(name string, body func(ctx context.Context, t *task)) {
+	t := &task{name: name, gen: w.gen, wake: make(chan struct{}), park: make(chan struct{})}
+	w.tasks = append(w.tasks, t)
+	go func() {
+		<-t.wake
+		body(context.WithValue(context.Background(), taskKey{}, t), t)
+		t.done = true
+		t.park <- struct{}{}
+	}()
+	w.resume(t)
+}
+
+// resume runs t until it pauses again or ends.
+func (w *world) resume(t *task) {
+	w.mu.Lock()
+	w.running = t.gen
+	w.mu.Unlock()
+	t.wake <- struct{}{}
+	<-t.park
+	if t.done {
+		w.tasks = slices.DeleteFunc(w.tasks, func(x *task) bool { return x == t })
 	}
+	w.restarted()
+}
+
+// pause suspends the task ctx carries, if any, for d of simulated time.
+// A task of a crashed process does not pause: it runs to its end.
+func (w *world) pause(ctx context.Context, d time.Duration) {
+	t, _ := ctx.Value(taskKey{}).(*task)
+	if t == nil || !w.alive(t) {
+		return
+	}
+	t.at = w.clock().Add(d)
+	t.park <- struct{}{}
+	<-t.wake
+}
+
+func (w *world) alive(t *task) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return t.gen == w.gen
+}
+
+// drain ends the tasks still suspended when a run stops (a run that did
+// not settle): their process is declared gone, so they run to their end
+// without a pause or an effect.
+func (w *world) drain() {
+	if len(w.tasks) == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.gen++
+	w.mu.Unlock()
+	for len(w.tasks) > 0 {
+		w.resume(w.tasks[0])
+	}
+	w.restarted()
+}
+
+// latency is how long a store call of the task ctx carries takes, drawn
+// for purpose and key: mostly a few milliseconds; while the faults last,
+// now and then longer than a message's visibility timeout (a call
+// throttled and retried by the SDK), so the message is received again
+// while its first handler is still at work.
+func (w *world) latency(ctx context.Context, purpose, key string) time.Duration {
+	if ctx.Value(taskKey{}) == nil {
+		return 0
+	}
+	d := w.draw("latency", purpose+" "+key)
+	w.mu.Lock()
+	stalls := w.faultsOn
+	w.mu.Unlock()
+	if stalls && d < 0.02 { // ending just after the message came back
+		return visibility + time.Duration(d/0.02*float64(5*time.Second))
+	}
+	return time.Duration(d * float64(20*time.Millisecond))
 }
 
 func (w *world) cleanup() {
@@ -436,8 +636,10 @@ type faultyStore struct {
 // write runs a store write do under the faults drawn for purpose and key:
 // it fails before its effect, after it (a timeout), or is sent again after
 // a lost answer (what the second send answers is returned). A write that
-// takes effect is passed to took.
-func (s *faultyStore) write(purpose, key string, do func() error, took func()) error {
+// takes effect is passed to took. A task pauses on the way there and on
+// the way back.
+func (s *faultyStore) write(ctx context.Context, purpose, key string, do func() error, took func()) error {
+	s.w.pause(ctx, s.w.latency(ctx, purpose, key))
 	switch s.w.fault(purpose, key) {
 	case 1, 4:
 		return errInjected
@@ -446,6 +648,7 @@ func (s *faultyStore) write(purpose, key string, do func() error, took func()) e
 	if err == nil && took != nil {
 		took()
 	}
+	s.w.pause(ctx, s.w.latency(ctx, purpose+"-after", key))
 	switch s.w.fault(purpose+"-after", key) {
 	case 2, 4:
 		return errInjected
@@ -458,44 +661,51 @@ func (s *faultyStore) write(purpose, key string, do func() error, took func()) e
 }
 
 // read runs a store read do unless a fault drawn for purpose and key fails
-// it first.
-func read[T any](s *faultyStore, purpose, key string, do func() (T, error)) (T, error) {
+// it first. A task pauses between the read and its answer (what it read
+// may have changed by then), except in a read of a workflow: the command
+// worker shares one between commands (freshReads), and a task suspended
+// in it would hold the others on a channel the scheduler cannot see.
+func read[T any](ctx context.Context, s *faultyStore, purpose, key string, do func() (T, error)) (T, error) {
 	if s.w.fault(purpose, key) != 0 {
 		var zero T
 		return zero, errInjected
 	}
-	return do()
+	v, err := do()
+	if !strings.HasPrefix(key, model.KindWorkflow+":") {
+		s.w.pause(ctx, s.w.latency(ctx, purpose, key))
+	}
+	return v, err
 }
 
 func (s *faultyStore) Append(ctx context.Context, events []model.Event) error {
-	return s.write("append", fmt.Sprint(events[0].AggregateID, "/", events[0].Seq),
+	return s.write(ctx, "append", fmt.Sprint(events[0].AggregateID, "/", events[0].Seq),
 		func() error { return s.Store.Append(ctx, events) }, func() { s.w.addFeed(events) })
 }
 
 func (s *faultyStore) Load(ctx context.Context, aggregateID string, afterSeq int64) ([]model.Event, error) {
-	return read(s, "load", aggregateID, func() ([]model.Event, error) { return s.Store.Load(ctx, aggregateID, afterSeq) })
+	return read(ctx, s, "load", aggregateID, func() ([]model.Event, error) { return s.Store.Load(ctx, aggregateID, afterSeq) })
 }
 
 func (s *faultyStore) GetExecution(ctx context.Context, id uuid.UUID) (model.Execution, error) {
-	return read(s, "get-execution", id.String(), func() (model.Execution, error) { return s.Store.GetExecution(ctx, id) })
+	return read(ctx, s, "get-execution", id.String(), func() (model.Execution, error) { return s.Store.GetExecution(ctx, id) })
 }
 
 func (s *faultyStore) PutExecution(ctx context.Context, x model.Execution, prev int64) error {
-	return s.write("put-execution", fmt.Sprint(x.WorkflowExecutionUUID, "/", x.Version),
+	return s.write(ctx, "put-execution", fmt.Sprint(x.WorkflowExecutionUUID, "/", x.Version),
 		func() error { return s.Store.PutExecution(ctx, x, prev) }, nil)
 }
 
 func (s *faultyStore) PutCommand(ctx context.Context, c model.CommandStatus) error {
-	return s.write("put-command", c.CommandUUID.String(), func() error { return s.Store.PutCommand(ctx, c) }, nil)
+	return s.write(ctx, "put-command", c.CommandUUID.String(), func() error { return s.Store.PutCommand(ctx, c) }, nil)
 }
 
 func (s *faultyStore) FinishCommand(ctx context.Context, c model.CommandStatus) error {
-	return s.write("finish-command", c.CommandUUID.String(), func() error { return s.Store.FinishCommand(ctx, c) }, nil)
+	return s.write(ctx, "finish-command", c.CommandUUID.String(), func() error { return s.Store.FinishCommand(ctx, c) }, nil)
 }
 
 func (s *faultyStore) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, error) {
 	var got store.IdempotencyRecord
-	err := s.write("claim-key", rec.Key, func() error {
+	err := s.write(ctx, "claim-key", rec.Key, func() error {
 		var err error
 		got, err = s.Store.ClaimIdempotencyKey(ctx, rec)
 		return err
@@ -504,7 +714,7 @@ func (s *faultyStore) ClaimIdempotencyKey(ctx context.Context, rec store.Idempot
 }
 
 func (s *faultyStore) ListDue(ctx context.Context, q store.DueQuery) ([]model.Execution, error) {
-	return read(s, "list-due", "", func() ([]model.Execution, error) { return s.Store.ListDue(ctx, q) })
+	return read(ctx, s, "list-due", "", func() ([]model.Execution, error) { return s.Store.ListDue(ctx, q) })
 }
 
 // --- the change feed ---------------------------------------------------
@@ -514,7 +724,7 @@ type feedItem struct {
 	consumer string // "projector" or "dispatcher"
 	events   []model.Event
 	at       time.Time // when it may be delivered
-	n        int       // appends before it: the feed's order
+	n        int       // its number: which item it is
 }
 
 func (it feedItem) key() string {
@@ -528,9 +738,9 @@ func (w *world) addFeed(events []model.Event) {
 	for i, e := range events {
 		cp[i] = e.Clone()
 	}
-	n := len(w.feed)
 	for _, c := range []string{app.ConsumerProjector, app.ConsumerDispatcher} {
-		w.feed = append(w.feed, feedItem{consumer: c, events: cp, at: w.now.Add(10 * time.Millisecond), n: n})
+		w.feedN++
+		w.feed = append(w.feed, feedItem{consumer: c, events: cp, at: w.now.Add(10 * time.Millisecond), n: w.feedN})
 	}
 }
 
@@ -582,7 +792,8 @@ func (w *world) project(it feedItem) {
 		return
 	case 2: // delivered again later
 		w.mu.Lock()
-		w.feed = append(w.feed, feedItem{consumer: it.consumer, events: it.events, at: w.now.Add(time.Second), n: len(w.feed) + 1<<20})
+		w.feedN++
+		w.feed = append(w.feed, feedItem{consumer: it.consumer, events: it.events, at: w.now.Add(time.Second), n: w.feedN})
 		w.mu.Unlock()
 	}
 	var h workers.EventHandler = w.svc.Projector
@@ -600,6 +811,7 @@ func (w *world) project(it feedItem) {
 		return
 	}
 	w.removeFeed(it)
+	w.handled(it)
 }
 
 // --- the bus -----------------------------------------------------------
@@ -705,13 +917,37 @@ func (b *simBus) redriveDead() {
 
 type simTransport struct{ w *world }
 
+// RoundTrip answers an http step's attempt: its task pauses for the call's
+// time, at most the attempt's timeout (then the call timed out, or its
+// answer came too late). Two calls of one attempt (one Idempotency-Key)
+// in flight at once break the guarantee that its holder is its only
+// caller.
 func (t simTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	w := t.w
 	key := r.Header.Get("Idempotency-Key")
-	t.w.mu.Lock()
-	t.w.httpCalls[key]++
-	t.w.mu.Unlock()
-	d := t.w.draw("http", key)
+	w.mu.Lock()
+	w.httpCalls[key]++
+	if w.inflight[key] > 0 {
+		w.violations = append(w.violations, fmt.Sprintf("two calls of http attempt %s in flight at %v", key, w.now.Sub(epoch)))
+	}
+	w.inflight[key]++
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.inflight[key]--
+		w.mu.Unlock()
+	}()
+	timeout, ok := workers.AttemptTimeout(r.Context())
+	if !ok {
+		w.violate("http attempt %s: its request carries no timeout", key)
+	}
+	d := w.draw("http", key)
+	took := time.Duration(w.draw("http-took", key) * float64(timeout))
+	if w.cfg.HTTPOverrun {
+		took = 2*timeout + model.AttemptGrace
+	}
 	reply := func(code int, body string) (*http.Response, error) {
+		w.pause(r.Context(), took)
 		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
 			Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
 	}
@@ -719,7 +955,8 @@ func (t simTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	case d < 0.15:
 		return reply(503, `{"error":"busy"}`)
 	case d < 0.25:
-		return nil, fmt.Errorf("sim: %w", context.DeadlineExceeded) // timed out, or answered too late
+		w.pause(r.Context(), timeout) // timed out, or answered too late
+		return nil, fmt.Errorf("sim: %w", context.DeadlineExceeded)
 	case d < 0.27:
 		return reply(400, `{"error":"refused"}`)
 	}
@@ -748,7 +985,7 @@ const definition = `{"name":"sim","steps":[` +
 
 func (w *world) act(c *client) {
 	now := w.clock()
-	c.next = now.Add(5 * time.Second)
+	c.next = now.Add(10 * time.Second)
 	if w.workflow == "" {
 		if r, ok := w.post(c, "/v1/workflows", definition, "workflow"); ok {
 			w.workflow = r["workflowUUID"].(string)
@@ -827,4 +1064,70 @@ func (w *world) call(method, path, body, key string) (int, []byte) {
 		w.five00s = append(w.five00s, fmt.Sprintf("%s %s: %d %s", method, path, rec.Code, rec.Body.String()))
 	}
 	return rec.Code, rec.Body.Bytes()
+}
+
+// --- the file system -----------------------------------------------------
+
+// syncedDir makes dir, synced in its parent: what pebble expects of the
+// directory it is given.
+func syncedDir(fs vfs.FS, dir string) error {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	parent, err := fs.OpenDir(fs.PathDir(dir))
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	return parent.Sync()
+}
+
+// syncFS is a file system that counts the syncs of the store's write-ahead
+// logs: an unsynced write is durable once a sync of its log follows it.
+type syncFS struct {
+	vfs.FS
+	syncs *atomic.Int64
+}
+
+func (fs syncFS) Create(name string) (vfs.File, error) {
+	f, err := fs.FS.Create(name)
+	return fs.wrap(name, f, err)
+}
+
+func (fs syncFS) OpenReadWrite(name string, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name, opts...)
+	return fs.wrap(name, f, err)
+}
+
+func (fs syncFS) ReuseForWrite(oldname, newname string) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname)
+	return fs.wrap(newname, f, err)
+}
+
+func (fs syncFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
+	if err != nil || !strings.HasSuffix(name, ".log") {
+		return f, err
+	}
+	return syncFile{File: f, syncs: fs.syncs}, nil
+}
+
+type syncFile struct {
+	vfs.File
+	syncs *atomic.Int64
+}
+
+func (f syncFile) Sync() error {
+	err := f.File.Sync()
+	if err == nil {
+		f.syncs.Add(1)
+	}
+	return err
+}
+
+func (f syncFile) SyncData() error {
+	err := f.File.SyncData()
+	if err == nil {
+		f.syncs.Add(1)
+	}
+	return err
 }

@@ -122,21 +122,34 @@ func TestTrace(t *testing.T) {
 
 // The checks are not vacuous: without the cleanup's reconciliation, the
 // change-feed records the simulator loses leave executions behind, and
-// seeds fail.
+// seeds fail. (The first failure ends the test: a failing seed runs to the
+// simulator's step limit.)
 func TestWithoutTheReconciliationSeedsFail(t *testing.T) {
-	failed := 0
+	wantFailure(t, "without the reconciliation", sim.Config{WithoutReconciliation: true})
+}
+
+// The check that no http attempt has two calls in flight is not vacuous:
+// with a target that answers long after the attempt's timeout (a transport
+// that ignores its deadline), the attempt is taken over while its first
+// call is still in flight, and seeds fail.
+func TestAnHTTPCallPastItsTimeoutIsFound(t *testing.T) {
+	wantFailure(t, "with http calls past their timeout", sim.Config{HTTPOverrun: true})
+}
+
+// wantFailure plays seeds 1 to 100 with cfg until one fails the check it
+// names.
+func wantFailure(t *testing.T, what string, cfg sim.Config) {
 	const n = 100
 	for seed := uint64(1); seed <= n; seed++ {
-		res, err := sim.Run(sim.Config{Seed: seed, WithoutReconciliation: true})
+		cfg.Seed = seed
+		res, err := sim.Run(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(res.Violations) > 0 {
-			failed++
+			t.Logf("seed %d fails %s: %s", seed, what, res.Violations[0])
+			return
 		}
 	}
-	if failed == 0 {
-		t.Fatalf("%d seeds without the reconciliation all passed: the simulator would not see a lost record", n)
-	}
-	t.Logf("%d of %d seeds failed without the reconciliation", failed, n)
+	t.Fatalf("%d seeds %s all passed: the simulator would not see it", n, what)
 }

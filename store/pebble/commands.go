@@ -146,7 +146,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 		if err := decodeJSON(v, &old); err != nil {
 			return store.IdempotencyRecord{}, wrap(op, rec.Key, 0, err)
 		}
-		if !expired(old.ExpiresAt, time.Now()) {
+		if !expired(old.ExpiresAt, s.clock()) {
 			return old, wrap(op, rec.Key, 0, store.ErrDuplicate)
 		}
 	}
@@ -352,4 +352,12 @@ func (s *Store) setJSONWith(op, id string, key []byte, v any, opts *pebble.Write
 		return wrap(op, id, 0, err)
 	}
 	return nil
+}
+
+// clock is the time by Options.Now.
+func (s *Store) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/google/uuid"
 
 	"github.com/workflowd/workflowd/model"
@@ -381,5 +382,66 @@ func TestPurgeExpiredFollowsARetentionChange(t *testing.T) {
 		if _, err := s.GetExecution(ctx, id); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("execution %s: %v, want purged", id, err)
 		}
+	}
+}
+
+// An idempotency claim expires by the store's clock (Options.Now), not the
+// machine's: the simulator's clock is days from the machine's.
+func TestClaimExpiresByTheStoresClock(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := MustOpen(t, pebble.Options{Now: func() time.Time { return now }})
+	first := store.IdempotencyRecord{Key: "k", CommandUUID: uuid.New(), ExpiresAt: now.Add(time.Hour)}
+	if _, err := s.ClaimIdempotencyKey(ctx, first); err != nil {
+		t.Fatalf("ClaimIdempotencyKey: got error %v, want nil", err)
+	}
+	second := store.IdempotencyRecord{Key: "k", CommandUUID: uuid.New(), ExpiresAt: now.Add(2 * time.Hour)}
+	if got, err := s.ClaimIdempotencyKey(ctx, second); !errors.Is(err, store.ErrDuplicate) || got.CommandUUID != first.CommandUUID {
+		t.Fatalf("claim within the hour (the machine's clock is years before): got (%s, %v), want (%s, duplicate)", got.CommandUUID, err, first.CommandUUID)
+	}
+	now = now.Add(time.Hour + time.Second)
+	if got, err := s.ClaimIdempotencyKey(ctx, second); err != nil || got.CommandUUID != second.CommandUUID {
+		t.Fatalf("claim after the hour: got (%s, %v), want (%s, nil)", got.CommandUUID, err, second.CommandUUID)
+	}
+}
+
+// On a file system that drops what was not synced (Options.FS), a crash
+// keeps every append (synced) and may lose a later unsynced view; the
+// store opens again.
+func TestACrashKeepsWhatWasSynced(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewStrictMem()
+	if err := fs.MkdirAll("db", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := fs.OpenDir("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	root.Close()
+	s, err := pebble.Open(pebble.Options{Dir: "db", FS: fs})
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	agg := model.ExecutionAggregateID(uuid.New())
+	events := storetest.NewEvents(agg, 1, 2)
+	storetest.MustAppend(t, s, events...)
+	x := model.Execution{WorkflowExecutionUUID: uuid.New(), Status: model.ExecutionRunning, Version: 1}
+	if err := s.PutExecution(ctx, x, 0); err != nil {
+		t.Fatalf("PutExecution: got error %v, want nil", err)
+	}
+	// The crash: nothing more is synced, what was not is dropped.
+	fs.SetIgnoreSyncs(true)
+	_ = s.Close()
+	fs.ResetToSyncedState()
+	fs.SetIgnoreSyncs(false)
+
+	s = MustOpen(t, pebble.Options{Dir: "db", FS: fs})
+	storetest.SameEvents(t, "Load after the crash", storetest.MustLoad(t, s, agg, 0), events)
+	if _, err := s.GetExecution(ctx, x.WorkflowExecutionUUID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetExecution of the view written without a sync after the last append: got %v, want not found (lost in the crash)", err)
 	}
 }

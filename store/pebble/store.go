@@ -41,6 +41,12 @@ type Options struct {
 	// deletes it after that (0: kept for ever). Statuses whose UUIDs carry
 	// no time (an earlier build's) are kept.
 	CommandRetention time.Duration
+	// FS, if set, is the file system the database lives in, at Dir (the
+	// simulator's, which drops what was not synced at a crash); nil means
+	// the operating system's (or memory, for an empty Dir).
+	FS vfs.FS
+	// Now is the clock idempotency claims expire by (nil: time.Now).
+	Now func() time.Time
 }
 
 const (
@@ -63,6 +69,7 @@ type Store struct {
 
 	retention        time.Duration // Options.Retention
 	commandRetention time.Duration // Options.CommandRetention
+	now              func() time.Time
 
 	// closeMu guards the db against Close: every call holds it for reading
 	// while it uses the db; Close takes it for writing.
@@ -119,7 +126,10 @@ func Open(opts Options) (*Store, error) {
 		po.Levels[i].Compression = pebble.NoCompression
 	}
 	dir := opts.Dir
-	if dir == "" {
+	switch {
+	case opts.FS != nil:
+		po.FS = opts.FS
+	case dir == "":
 		po.FS = vfs.NewMem()
 	}
 	db, err := pebble.Open(dir, po)
@@ -134,6 +144,7 @@ func Open(opts Options) (*Store, error) {
 		closed: make(chan struct{}),
 
 		retention:        opts.Retention,
+		now:              opts.Now,
 		commandRetention: opts.CommandRetention,
 	}
 	if err := s.initFeed(opts.FeedConsumers); err != nil {
