@@ -20,6 +20,9 @@ import (
 //   - every view equals the fold of its events;
 //   - no step completes twice, no execution ends twice;
 //   - every execution has ended (its client completed its manual step).
+//
+// The http target checks, as the run goes, that no attempt has two calls
+// in flight (simTransport).
 func (w *world) check() {
 	for _, f := range w.five00s {
 		w.violate("the API answered a 5xx: %s", f)

@@ -4,18 +4,23 @@
 // embedded store, driven by one seeded scheduler and a simulated clock,
 // with a simulated bus, change feed and http target, and faults injected
 // at every step. Run plays one seed and checks the guarantees after it; a
-// seed replays exactly (architecture log, entry 39).
+// seed replays exactly (architecture log, entries 39 and 42).
 //
-// What one step of the scheduler is: one delivery of a command message
-// to the worker, one delivery of an append's events to the projector or
-// the dispatcher, one client request to the API, or one cleanup run, each
-// run to its end before the next starts. Faults: store calls that fail
-// before they take effect or after (a timeout, or an answer lost and the
-// request sent again), publishes refused or of unknown outcome, crashes at
-// a store call (the handler fails from there on, and the service's caches
-// are dropped), duplicated and redelivered messages, deletes lost, feed
-// records delivered twice, out of order across aggregates, or lost for
-// good, http targets that fail, time out or answer 4xx.
+// What one step of the scheduler is: one client request to the API, one
+// delivery of an append's events to the projector or the dispatcher, or
+// one cleanup run, each run to its end; or the start or resumption of a
+// task, a delivery of a command message to the worker, which runs until it
+// pauses at a store or http call (for the simulated time the call takes)
+// or ends, so that other steps, a second delivery of the same message
+// among them, run in between. Faults: store calls that fail before they
+// take effect or after (a timeout, or an answer lost and the request sent
+// again) or take longer than a visibility timeout, publishes refused or of
+// unknown outcome, crashes at a store call (the process's handlers fail
+// from there on, the store loses what it had not synced, and the service
+// is assembled again with empty caches), duplicated and redelivered
+// messages, deletes lost, feed records delivered twice, out of order
+// across aggregates, or lost for good, http targets that fail, time out or
+// answer 4xx.
 package sim
 
 import (
@@ -117,6 +122,7 @@ func Run(cfg Config) (Result, error) {
 	}
 	w.run()
 	w.drain()
+	defer w.stopRunners()
 	w.check()
 	return Result{Seed: cfg.Seed, Steps: w.steps, Faults: w.faults, Trace: w.trace.Sum64(), Violations: w.violations}, nil
 }
@@ -137,7 +143,8 @@ type world struct {
 	svc     *app.Service
 	clients []*client
 
-	tasks []*task // handler calls suspended at a store or http call
+	tasks []*task   // handler calls suspended at a store or http call
+	idle  []*runner // runners without a task
 
 	mu       sync.Mutex
 	now      time.Time
@@ -375,6 +382,12 @@ func (w *world) run() {
 // unsettled reports whether an execution is neither finished nor waiting
 // for a client: the cleanup must keep running for it.
 func (w *world) unsettled() bool {
+	w.mu.Lock()
+	faults := w.faultsOn
+	w.mu.Unlock()
+	if faults {
+		return true
+	}
 	for _, c := range w.clients {
 		if c.id == "" {
 			continue
@@ -384,7 +397,7 @@ func (w *world) unsettled() bool {
 			return true
 		}
 	}
-	return w.faultsOn
+	return false
 }
 
 // handle runs one handler call to its end: a crash during it ends in a
@@ -507,29 +520,53 @@ func (w *world) deliver(m *message) {
 // --- tasks -------------------------------------------------------------
 
 // task is a handler call the scheduler can suspend (pause) at its store
-// and http calls, to run other steps meanwhile: one goroutine per task,
-// and only one of them, or the scheduler, runs at a time.
+// and http calls, to run other steps meanwhile: it runs on a goroutine of
+// its own (a runner), and only one runner, or the scheduler, runs at a
+// time.
 type task struct {
 	name string
-	gen  int           // the process generation it runs in
+	gen  int // the process generation it runs in
+	r    *runner
+	at   time.Time // when a suspended task may go on
+	done bool
+}
+
+// runner is a goroutine that runs tasks, one after the other (kept for the
+// next task: its stack has grown to what a handler needs).
+type runner struct {
 	wake chan struct{} // the scheduler hands over
 	park chan struct{} // the task hands back: suspended or done
-	at   time.Time     // when a suspended task may go on
-	done bool
+	job  func()        // the task to start at the next wake; nil: stop
+}
+
+func (r *runner) loop() {
+	for {
+		<-r.wake
+		if r.job == nil {
+			return
+		}
+		r.job()
+		r.park <- struct{}{}
+	}
 }
 
 type taskKey struct{}
 
 // spawn starts body as a task and runs it up to its first pause.
 func (w *world) spawn(name string, body func(ctx context.Context, t *task)) {
-	t := &task{name: name, gen: w.gen, wake: make(chan struct{}), park: make(chan struct{})}
-	w.tasks = append(w.tasks, t)
-	go func() {
-		<-t.wake
+	var r *runner
+	if n := len(w.idle); n > 0 {
+		r, w.idle = w.idle[n-1], w.idle[:n-1]
+	} else {
+		r = &runner{wake: make(chan struct{}), park: make(chan struct{})}
+		go r.loop()
+	}
+	t := &task{name: name, gen: w.gen, r: r}
+	r.job = func() {
 		body(context.WithValue(context.Background(), taskKey{}, t), t)
 		t.done = true
-		t.park <- struct{}{}
-	}()
+	}
+	w.tasks = append(w.tasks, t)
 	w.resume(t)
 }
 
@@ -538,10 +575,14 @@ func (w *world) resume(t *task) {
 	w.mu.Lock()
 	w.running = t.gen
 	w.mu.Unlock()
-	t.wake <- struct{}{}
-	<-t.park
+	t.r.wake <- struct{}{}
+	<-t.r.park
+	w.mu.Lock()
+	w.running = w.gen // the scheduler's own draws are the live process's
+	w.mu.Unlock()
 	if t.done {
 		w.tasks = slices.DeleteFunc(w.tasks, func(x *task) bool { return x == t })
+		w.idle = append(w.idle, t.r)
 	}
 	w.restarted()
 }
@@ -554,8 +595,8 @@ func (w *world) pause(ctx context.Context, d time.Duration) {
 		return
 	}
 	t.at = w.clock().Add(d)
-	t.park <- struct{}{}
-	<-t.wake
+	t.r.park <- struct{}{}
+	<-t.r.wake
 }
 
 func (w *world) alive(t *task) bool {
@@ -578,6 +619,15 @@ func (w *world) drain() {
 		w.resume(w.tasks[0])
 	}
 	w.restarted()
+}
+
+// stopRunners ends the runners' goroutines.
+func (w *world) stopRunners() {
+	for _, r := range w.idle {
+		r.job = nil
+		r.wake <- struct{}{}
+	}
+	w.idle = nil
 }
 
 // latency is how long a store call of the task ctx carries takes, drawn

@@ -195,7 +195,7 @@ func (s *Store) EachAccepted(ctx context.Context, from, to time.Time, fn func([]
 	}
 	defer it.Close()
 	const pageSize = 500
-	page := make([]model.CommandStatus, 0, pageSize)
+	var page []model.CommandStatus // grown as needed: most windows are small
 	flush := func() error {
 		if len(page) == 0 {
 			return nil
