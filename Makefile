@@ -9,6 +9,7 @@ ADDR     ?= 127.0.0.1:8080
 FUZZ_MODEL ?= 300000x
 FUZZ_API ?= 20000x
 FUZZ_APP ?= 20000x
+FUZZ_EXPR ?= 20000x
 # Packages with goroutines of their own; -race runs on all of them anyway.
 PKGS     := ./...
 
@@ -74,6 +75,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZ_MODEL) -fuzzminimizetime 1000x ./model
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime $(FUZZ_API) -fuzzminimizetime 200x ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStreamFailure$$' -fuzztime $(FUZZ_APP) -fuzzminimizetime 200x ./app
+	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZ_EXPR) -fuzzminimizetime 200x ./expr
 
 ## bench: store and bus micro-benchmarks, the stream handler with 5 ms calls,
 ## the end-to-end benchmark of workflowd, then the cost per step on AWS and
