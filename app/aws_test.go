@@ -337,3 +337,11 @@ func TestServingDoesNotReconfigureTheDeployment(t *testing.T) {
 		t.Errorf("redrive policy after an instance started with 9: %s, want init's 6", r)
 	}
 }
+
+// The workflow language's control flow on AWS (apitest.OrderFlow): a
+// choice, an http step, a fail step and a loop through a wait step.
+func TestAWSControlFlow(t *testing.T) {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}, CleanupInterval: -1})
+	apitest.OrderFlow(t, c, hook)
+}

@@ -162,7 +162,7 @@ func seedStream(b *testing.B, st *table.Store, n int) int {
 				errs <- err
 				return
 			}
-			ended, err := model.DecideStepOutcome(x, model.RunStepCommand(id, 0, 1, now), model.StepOutcome{Output: json.RawMessage(`{"ok":true}`), Claim: x.Version}, now)
+			ended, err := model.DecideStepOutcome(x, model.RunStepCommand(id, 0, 0, 1, now), model.StepOutcome{Output: json.RawMessage(`{"ok":true}`), Claim: x.Version}, now)
 			if err == nil {
 				err = st.Append(context.Background(), created)
 			}

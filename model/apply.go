@@ -75,10 +75,16 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 			return s, fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
 		}
 		st := &n.Steps[d.Step]
+		if st.Status != StepPending {
+			// A loop came back to it: a new run.
+			st.Attempts, st.Error, st.FinishedAt, st.AttemptStartedAt, st.claim = 0, "", nil, nil, 0
+		}
 		st.Status = StepRunning
 		if st.Type == StepManual || st.Type == StepWait {
 			st.Status = StepWaiting
 		}
+		st.Runs++
+		n.StepsRun++
 		st.Attempts++
 		st.StartedAt = &at
 		st.DueAt = cloneTime(d.DueAt)
@@ -115,6 +121,12 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Attempts = max(st.Attempts, d.Attempt)
 		st.claim = 0
 		n.CurrentStep = d.Step + 1
+		if d.Next != nil {
+			n.CurrentStep = *d.Next
+		}
+		if n.CurrentStep < 0 {
+			n.CurrentStep = len(n.Steps)
+		}
 	case EventStepAttemptFailed:
 		var d StepAttemptFailed
 		if err := decodeData(e, &d); err != nil {
@@ -139,6 +151,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 			return s, err
 		}
 		st.Attempts = max(st.Attempts, d.Attempt)
+		n.ErrorName = d.Name
 		n.end(ExecutionFailed, d.Error, d.Error, at)
 	case EventExecutionTimedOut:
 		var d TimedOut
@@ -154,6 +167,12 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		if e.Type == EventExecutionSucceeded {
 			n.Status = ExecutionSucceeded
 			n.Output = cloneRaw(d.Output)
+			n.CurrentStep = len(n.Steps)
+			for i := range n.Steps {
+				if n.Steps[i].Status == StepPending {
+					n.Steps[i].Status = StepSkipped // not on the path taken
+				}
+			}
 		} else {
 			n.end(ExecutionCancelled, d.Reason, "cancelled", at)
 		}

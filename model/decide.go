@@ -147,15 +147,18 @@ func (s Execution) start(p StartExecution, wf *Workflow, now time.Time) ([]draft
 	if len(data) > MaxExecutionData {
 		return nil, reject("the workflow's definition and the input take %d bytes encoded (the input %d), over the %d an execution may hold", len(data), len(p.Input), MaxExecutionData)
 	}
-	return []draft{{EventExecutionCreated, json.RawMessage(data)}, {EventExecutionStarted, struct{}{}}, {EventStepStarted, created(wf.Steps).startStep(0, now)}}, nil
+	x := created(wf.Steps)
+	x.WorkflowExecutionUUID, x.WorkflowUUID, x.WorkflowVersion = p.WorkflowExecutionUUID, wf.WorkflowUUID, wf.Version
+	x.Input, x.CreatedAt = p.Input, now.UTC()
+	return append([]draft{{EventExecutionCreated, json.RawMessage(data)}, {EventExecutionStarted, struct{}{}}}, x.enter(0, nil, x.vars(nil), now)...), nil
 }
 
-// created is the state ExecutionCreated gives steps, as far as startStep
-// reads it.
+// created is the state ExecutionCreated gives steps, as far as entering
+// the first reads it.
 func created(steps []StepDefinition) Execution {
 	x := Execution{Definitions: steps, Steps: make([]StepState, len(steps))}
 	for i, st := range steps {
-		x.Steps[i].Type = st.Type
+		x.Steps[i].Name, x.Steps[i].Type, x.Steps[i].Status = st.Name, st.Type, StepPending
 	}
 	return x
 }
@@ -169,7 +172,7 @@ func (s Execution) begin(now time.Time) ([]draft, error) {
 	if s.Status != ExecutionPending {
 		return nil, reject("execution is %s, not %s", s.Status, ExecutionPending)
 	}
-	return []draft{{EventExecutionStarted, struct{}{}}, {EventStepStarted, s.startStep(0, now)}}, nil
+	return append([]draft{{EventExecutionStarted, struct{}{}}}, s.enter(0, nil, s.vars(nil), now)...), nil
 }
 
 // increment is the rule of IncrementExecution: the current manual step
@@ -299,7 +302,7 @@ func (s Execution) checkCurrent(step int, typ string) error {
 // startStep returns the StepStarted of step i: a wait step's says when it
 // ends.
 func (s Execution) startStep(i int, now time.Time) StepStarted {
-	st := StepStarted{Step: i, Type: s.Steps[i].Type, Held: s.Steps[i].Type == StepHTTP}
+	st := StepStarted{Step: i, Type: s.Steps[i].Type, Held: s.Steps[i].Type == StepHTTP, Run: s.runField(i)}
 	if st.Type == StepWait && i < len(s.Definitions) {
 		due := now.UTC().Add(time.Duration(s.Definitions[i].Seconds) * time.Second)
 		st.DueAt = &due
@@ -308,14 +311,16 @@ func (s Execution) startStep(i int, now time.Time) StepStarted {
 }
 
 // complete returns the events of the current step completing as done says:
-// StepCompleted, then the next step's StepStarted or, after the last step,
-// ExecutionSucceeded with the last step's output.
+// StepCompleted, then entering the step that follows (its next, or the
+// next in the list: choices decided, a step that waits or calls started),
+// or, after the last step or one that ends the execution,
+// ExecutionSucceeded with the step's output.
 func (s Execution) complete(done StepCompleted, now time.Time) []draft {
-	completed := draft{EventStepCompleted, done}
-	if next := done.Step + 1; next < len(s.Steps) {
-		return []draft{completed, {EventStepStarted, s.startStep(next, now)}}
+	next := s.successor(done.Step)
+	if next != done.Step+1 && (next >= 0 || done.Step+1 < len(s.Steps)) {
+		done.Next = &next
 	}
-	return []draft{completed, {EventExecutionSucceeded, ExecutionFinished{Output: done.Output}}}
+	return append([]draft{{EventStepCompleted, done}}, s.enter(next, done.Output, s.vars(&done), now)...)
 }
 
 // Deadline returns the earliest deadline the execution is under while it
@@ -387,6 +392,7 @@ const AttemptGrace = 10 * time.Second
 // attempt's timeout.
 type HeldAttempt struct {
 	Step, Attempt int
+	Run           int // the step's run (1: its first)
 	Claim         int64
 	Until         time.Time
 }
@@ -404,7 +410,7 @@ func (s Execution) Held() (HeldAttempt, bool) {
 	if st.Type != StepHTTP || st.Status != StepRunning || st.DueAt != nil || st.AttemptStartedAt == nil {
 		return HeldAttempt{}, false
 	}
-	return HeldAttempt{Step: i, Attempt: st.Attempts, Claim: st.claim, Until: st.AttemptStartedAt.Add(s.attemptTimeout(i))}, true
+	return HeldAttempt{Step: i, Attempt: st.Attempts, Run: st.Runs, Claim: st.claim, Until: st.AttemptStartedAt.Add(s.attemptTimeout(i))}, true
 }
 
 // TakeoverAt is when another worker may take the attempt over: its call
@@ -526,5 +532,5 @@ func DecideStepOutcome(s Execution, c Command, out StepOutcome, now time.Time) (
 		reason := fmt.Sprintf("step %q failed after %d attempts: %s; the next would start after the step's deadline of %d seconds", s.Steps[p.Step].Name, p.Attempt, out.Err, int(def.Deadline().Seconds()))
 		return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventExecutionFailed, Failure{Step: p.Step, Attempt: p.Attempt, Error: reason}})
 	}
-	return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventStepAttemptFailed, StepAttemptFailed{Step: p.Step, Attempt: p.Attempt, Error: out.Err, RetryAt: retryAt}})
+	return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventStepAttemptFailed, StepAttemptFailed{Step: p.Step, Attempt: p.Attempt, Error: out.Err, RetryAt: retryAt, Run: s.runNow(p.Step)}})
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -122,12 +123,12 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 	i, st := x.CurrentStep, x.Steps[x.CurrentStep]
 	switch {
 	case st.Type == StepWait && st.Status == StepWaiting && st.DueAt != nil && !now.Before(*st.DueAt):
-		return TimerCommand(id, i, now), true
+		return TimerCommand(id, i, st.Runs, now), true
 	case st.Type == StepHTTP && st.Status == StepRunning && st.DueAt == nil:
 		if now.Before(roundUp(x.attemptLostAt())) {
 			return Command{}, false // the attempt may still be running
 		}
-		return RunStepCommand(id, i, st.Attempts, now), true // it seems lost: once more
+		return RunStepCommand(id, i, st.Runs, st.Attempts, now), true // it seems lost: once more
 	case st.Type == StepHTTP && st.Status == StepRunning && !now.Before(*st.DueAt):
 		// A retry runs once: the cleanup issues one too far off for the
 		// queue in the first runs after it is due, and any retry again only
@@ -136,22 +137,33 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 		long := st.DueAt.Sub(x.UpdatedAt) > maxDelay
 		lost := !now.Before(roundUp(st.DueAt.Add(stuckAttempt)))
 		if lost || long && now.Before(st.DueAt.Add(2*CleanupGrace)) {
-			return RunStepCommand(id, i, st.Attempts+1, now), true
+			return RunStepCommand(id, i, st.Runs, st.Attempts+1, now), true
 		}
 	}
 	return Command{}, false
 }
 
-// RunStepCommand is the command that runs attempt of http step step.
-func RunStepCommand(execution uuid.UUID, step, attempt int, now time.Time) Command {
-	return NewCommand(SystemCommandUUID(execution, "run", step, attempt),
+// RunStepCommand is the command that runs attempt of http step step, in
+// the step's run run (0 or 1: its first).
+func RunStepCommand(execution uuid.UUID, step, run, attempt int, now time.Time) Command {
+	return NewCommand(SystemCommandUUID(execution, ofRun("run", run), step, attempt),
 		RunStep{WorkflowExecutionUUID: execution, Step: step, Attempt: attempt}, now)
 }
 
-// TimerCommand is the command that ends wait step step.
-func TimerCommand(execution uuid.UUID, step int, now time.Time) Command {
-	return NewCommand(SystemCommandUUID(execution, "timer", step, 0),
+// TimerCommand is the command that ends wait step step, in the step's run
+// run (0 or 1: its first).
+func TimerCommand(execution uuid.UUID, step, run int, now time.Time) Command {
+	return NewCommand(SystemCommandUUID(execution, ofRun("timer", run), step, 0),
 		FireTimer{WorkflowExecutionUUID: execution, Step: step}, now)
+}
+
+// ofRun is the kind of a system command of a step's run: the kind alone
+// for the first run (the UUIDs of builds without loops), kind@run after.
+func ofRun(kind string, run int) string {
+	if run <= 1 {
+		return kind
+	}
+	return kind + "@" + strconv.Itoa(run)
 }
 
 // BeginCommand is the command that begins a created execution.

@@ -78,11 +78,17 @@ type ExecutionCreated struct {
 // event is that worker's claim on the attempt (see ClaimAttempt). An http
 // StepStarted without it (appended by an earlier build) is run through a
 // RunStep the dispatcher issues.
+//
+// Run counts the times the step has started, this one included, when it
+// is more than one (a loop came back to it): the commands the dispatcher
+// issues for it carry it in their UUIDs, so they are not taken for those
+// of an earlier run.
 type StepStarted struct {
 	Step  int        `json:"step"`
 	Type  string     `json:"type,omitempty"`
 	DueAt *time.Time `json:"dueAt,omitempty"`
 	Held  bool       `json:"held,omitempty"`
+	Run   int        `json:"run,omitempty"`
 }
 
 // StepAttemptStarted is the data of EventStepAttemptStarted: the worker
@@ -96,29 +102,40 @@ type StepAttemptStarted struct {
 }
 
 // StepCompleted is the data of EventStepCompleted. Attempt is the http
-// attempt that succeeded (0 for other steps).
+// attempt that succeeded (0 for other steps). Next is the step that
+// follows when it is not the next in the list (a next, a choice's rule;
+// -1: none, the execution ends).
 type StepCompleted struct {
 	Step    int             `json:"step"`
 	Output  json.RawMessage `json:"output,omitempty"`
 	Attempt int             `json:"attempt,omitempty"`
+	Next    *int            `json:"next,omitempty"`
 }
 
 // StepAttemptFailed is the data of EventStepAttemptFailed: attempt Attempt
 // of http step Step failed, and the next runs at RetryAt.
+//
+// Run is the step's run, when it is not the first (StepStarted.Run).
 type StepAttemptFailed struct {
 	Step    int       `json:"step"`
 	Attempt int       `json:"attempt"`
 	Error   string    `json:"error"`
 	RetryAt time.Time `json:"retryAt"`
+	Run     int       `json:"run,omitempty"`
 }
 
 // Failure is the data of EventExecutionFailed: step Step failed for
 // good (its last attempt, or one retrying cannot help), and so did the
 // execution.
+//
+// Name is the failure's name when it has one (a fail step's error,
+// ErrChoiceNoMatch, …) and Cause a fail step's cause.
 type Failure struct {
 	Step    int    `json:"step"`
 	Attempt int    `json:"attempt,omitempty"`
 	Error   string `json:"error"`
+	Name    string `json:"name,omitempty"`
+	Cause   string `json:"cause,omitempty"`
 }
 
 // TimedOut is the data of EventExecutionTimedOut: the execution, or its

@@ -50,15 +50,18 @@ func IsTerminal(s string) bool {
 
 // StepState is the state of one step of an execution.
 type StepState struct {
-	Name           string          `json:"name"`
-	Type           string          `json:"type"`
-	TimeoutSeconds int             `json:"timeoutSeconds,omitempty"`
-	Status         string          `json:"status"`
-	Attempts       int             `json:"attempts"`
-	Output         json.RawMessage `json:"output"`
-	Error          string          `json:"error,omitempty"`
-	StartedAt      *time.Time      `json:"startedAt"`
-	FinishedAt     *time.Time      `json:"finishedAt"`
+	Name           string `json:"name"`
+	Type           string `json:"type"`
+	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
+	Status         string `json:"status"`
+	// Runs counts the times the step started (more than once: a loop came
+	// back to it); Attempts and the rest are of its latest run.
+	Runs       int             `json:"runs,omitempty"`
+	Attempts   int             `json:"attempts"`
+	Output     json.RawMessage `json:"output"`
+	Error      string          `json:"error,omitempty"`
+	StartedAt  *time.Time      `json:"startedAt"`
+	FinishedAt *time.Time      `json:"finishedAt"`
 	// DueAt is when a waiting wait step ends, or when a failed http
 	// attempt is retried.
 	DueAt *time.Time `json:"dueAt,omitempty"`
@@ -85,6 +88,9 @@ type Execution struct {
 	Input                 json.RawMessage `json:"input"`
 	Output                json.RawMessage `json:"output"`
 	Error                 string          `json:"error,omitempty"`
+	// ErrorName is the name of the failure that ended the execution, when
+	// it has one (a fail step's error).
+	ErrorName string `json:"errorName,omitempty"`
 	// Version is the seq of the last event folded into this state.
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`
@@ -105,6 +111,9 @@ type Execution struct {
 	// them (the API does not show them), and nothing folding a view needs
 	// them.
 	Definitions []StepDefinition `json:"-"`
+	// StepsRun counts the steps started (MaxStepsRun bounds it), folded
+	// from the log.
+	StepsRun int `json:"-"`
 	// createdBytes is the size of the ExecutionCreated data (definition and
 	// input), folded from the log: its share of MaxExecutionData.
 	createdBytes int

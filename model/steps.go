@@ -67,6 +67,37 @@ func (s StepDefinition) validate(field string) error {
 		}
 		return nil
 	}
+	flowOnly := func() error {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"rules", s.Rules != nil}, {"default", s.Default != ""}, {"error", s.Error != ""}, {"cause", s.Cause != ""}} {
+			if err := notFor(f.name, f.set); err != nil {
+				return err
+			}
+		}
+		if s.Next != "" && s.End {
+			return bad(".end", "cannot be set with next: a step either names the next one or ends the execution")
+		}
+		return nil
+	}
+	if decided(s.Type) {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"timeoutSeconds", s.TimeoutSeconds != 0}, {"seconds", s.Seconds != 0}, {"next", s.Next != ""}, {"end", s.End}} {
+			if err := notFor(f.name, f.set); err != nil {
+				return err
+			}
+		}
+		if err := httpOnly(); err != nil {
+			return err
+		}
+		return s.validateDecided(field, bad, notFor)
+	}
+	if err := flowOnly(); err != nil {
+		return err
+	}
 	switch s.Type {
 	case StepManual:
 		if err := notFor("seconds", s.Seconds != 0); err != nil {
@@ -84,8 +115,11 @@ func (s StepDefinition) validate(field string) error {
 		}
 		return s.validateHTTP(bad)
 	}
-	return bad(".type", "unknown step type %q; use %q, %q or %q", s.Type, StepManual, StepWait, StepHTTP)
+	return bad(".type", "unknown step type %q; use %s", s.Type, strings.Join(StepTypes, ", "))
 }
+
+// StepTypes lists the step types.
+var StepTypes = []string{StepManual, StepWait, StepHTTP, StepChoice, StepSucceed, StepFail}
 
 func (s StepDefinition) validateHTTP(bad func(f, problem string, args ...any) error) error {
 	if s.TimeoutSeconds > MaxHTTPTimeout {

@@ -52,7 +52,7 @@ func (r *run) fold(events []model.Event) {
 
 func (r *run) outcome(step, attempt int, out model.StepOutcome) []model.Event {
 	r.t.Helper()
-	c := model.RunStepCommand(r.id, step, attempt, r.now)
+	c := model.RunStepCommand(r.id, step, 0, attempt, r.now)
 	h, ok := r.x.Held()
 	if !ok || h.Step != step || h.Attempt != attempt {
 		// Not held by the append that started it: a RunStep claims it.
@@ -78,7 +78,7 @@ func (r *run) outcome(step, attempt int, out model.StepOutcome) []model.Event {
 // now (and folds the claim when there is none).
 func (r *run) claim(step, attempt int, now time.Time) error {
 	r.t.Helper()
-	events, err := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, step, attempt, now), now)
+	events, err := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, step, 0, attempt, now), now)
 	if err == nil {
 		r.fold(events)
 	}
@@ -158,7 +158,7 @@ func TestHTTPStepFailsTheExecution(t *testing.T) {
 func TestLateHTTPOutcomeIsIgnored(t *testing.T) {
 	r := startRun(t, 0, httpStep(func(*model.StepDefinition) {}))
 	r.decide(model.NewCommand(uuid.New(), model.CancelExecution{WorkflowExecutionUUID: r.id}, t0), nil)
-	_, err := model.DecideStepOutcome(r.x, model.RunStepCommand(r.id, 0, 1, t0), model.StepOutcome{Output: json.RawMessage(`1`)}, t0)
+	_, err := model.DecideStepOutcome(r.x, model.RunStepCommand(r.id, 0, 0, 1, t0), model.StepOutcome{Output: json.RawMessage(`1`)}, t0)
 	wantRejection(t, err, false, "CANCELLED")
 }
 
@@ -171,7 +171,7 @@ func TestWaitStepCompletesWhenItsTimerFires(t *testing.T) {
 	increment := model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 0}, t0)
 	_, err := model.DecideExecution(r.x, increment, nil, t0)
 	wantRejection(t, err, false, "step 0 is a wait step; only manual steps take increments")
-	timer := model.TimerCommand(r.id, 0, t0)
+	timer := model.TimerCommand(r.id, 0, 0, t0)
 	_, err = model.DecideExecution(r.x, timer, nil, t0.Add(500*time.Millisecond))
 	wantTransientAfter(t, err, 1500*time.Millisecond)
 	r.now = t0.Add(2 * time.Second)
@@ -233,7 +233,7 @@ func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
 	if _, ok := r.x.DueCommand(t0.Add(time.Minute), maxDelay); ok {
 		t.Fatal("an attempt a minute old is issued again")
 	}
-	if c, ok := r.x.DueCommand(due, maxDelay); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 1, t0).CommandUUID {
+	if c, ok := r.x.DueCommand(due, maxDelay); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 0, 1, t0).CommandUUID {
 		t.Fatalf("DueCommand of a stuck attempt: %+v %v, want attempt 1 again", c, ok)
 	}
 	r.outcome(0, 1, model.StepOutcome{Err: "boom"})
@@ -246,7 +246,7 @@ func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
 			t.Fatalf("DueCommand %s after a retry the queue delivers: %+v, want none (it would run twice)", at, c)
 		}
 	}
-	if c, ok := r.x.DueCommand(due, maxDelay); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 2, t0).CommandUUID {
+	if c, ok := r.x.DueCommand(due, maxDelay); !ok || c.CommandUUID != model.RunStepCommand(r.id, 0, 0, 2, t0).CommandUUID {
 		t.Fatalf("DueCommand of a retry that seems lost: %+v %v, want attempt 2", c, ok)
 	}
 	// A retry an hour off is the cleanup's to issue: at once when due, not
@@ -365,7 +365,7 @@ func TestAnHTTPAttemptHasOneHolder(t *testing.T) {
 	wantTransientAfter(t, r.claim(0, 1, takeover.Add(-time.Millisecond)), time.Millisecond)
 	wantRejection(t, r.claim(0, 2, takeover), false, "not due")
 
-	claim, err := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, 0, 1, takeover), takeover)
+	claim, err := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, 0, 0, 1, takeover), takeover)
 	if err != nil {
 		t.Fatalf("take over at TakeoverAt: %v", err)
 	}
@@ -376,7 +376,7 @@ func TestAnHTTPAttemptHasOneHolder(t *testing.T) {
 	if err := json.Unmarshal(claim[0].Data, &data); err != nil || data != (model.StepAttemptStarted{Step: 0, Attempt: 1, Resumed: true}) {
 		t.Fatalf("claim data %s (%v), want attempt 1 resumed", claim[0].Data, err)
 	}
-	twin, _ := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, 0, 1, takeover), takeover.Add(time.Second))
+	twin, _ := model.ClaimAttempt(r.x, model.RunStepCommand(r.id, 0, 0, 1, takeover), takeover.Add(time.Second))
 	if twin[0].EventUUID != claim[0].EventUUID {
 		t.Fatal("two claims on one seq have different eventUUIDs: a backend could not tell them for twins")
 	}
@@ -387,7 +387,7 @@ func TestAnHTTPAttemptHasOneHolder(t *testing.T) {
 		t.Fatalf("after the takeover: held %+v", second)
 	}
 	// The first holder's late outcome is stale; the new holder's counts.
-	run1 := model.RunStepCommand(r.id, 0, 1, r.now)
+	run1 := model.RunStepCommand(r.id, 0, 0, 1, r.now)
 	_, err = model.DecideStepOutcome(r.x, run1, model.StepOutcome{Output: json.RawMessage(`1`), Claim: first.Claim}, r.now)
 	wantRejection(t, err, false, "taken over")
 	if _, err := model.ClaimAttempt(r.x, run1, r.now); err == nil {

@@ -14,7 +14,18 @@ const (
 	StepManual = "manual"
 	StepHTTP   = "http"
 	StepWait   = "wait"
+	// StepChoice goes on to the next of the first rule whose condition
+	// holds, or to its default.
+	StepChoice = "choice"
+	// StepSucceed ends the execution as SUCCEEDED.
+	StepSucceed = "succeed"
+	// StepFail ends the execution as FAILED with its error and cause.
+	StepFail = "fail"
 )
+
+// decided reports whether steps of type t are decided in the append of
+// the step before them: they wait for nothing and call nothing.
+func decided(t string) bool { return t == StepChoice || t == StepSucceed || t == StepFail }
 
 // Limits on what a workflow definition may hold.
 const (
@@ -49,6 +60,29 @@ type StepDefinition struct {
 	// step's start (default DefaultHTTPDeadline): past it the execution
 	// FAILS, with the reason, whatever attempts were left.
 	DeadlineSeconds int `json:"deadlineSeconds,omitempty"`
+
+	// Next names the step that follows a manual, wait or http step
+	// (default: the next in the list; after the last, the execution
+	// succeeds); End ends the execution after it, as SUCCEEDED.
+	Next string `json:"next,omitempty"`
+	End  bool   `json:"end,omitempty"`
+
+	// Rules are a choice step's conditions, tried in order; Default is
+	// where it goes when none holds (none: the execution FAILS).
+	Rules   []ChoiceRule `json:"rules,omitempty"`
+	Default string       `json:"default,omitempty"`
+
+	// Error and Cause are what a fail step ends the execution with.
+	Error string `json:"error,omitempty"`
+	Cause string `json:"cause,omitempty"`
+}
+
+// ChoiceRule is one rule of a choice step: When, an expression over the
+// execution's data (package expr) that must be a bool, and Next, the step
+// to go on to when it holds.
+type ChoiceRule struct {
+	When string `json:"when"`
+	Next string `json:"next"`
 }
 
 // Definition is what a client supplies to create a workflow or a new version
@@ -94,7 +128,7 @@ func (d Definition) Validate() error {
 		}
 		seen[s.Name] = true
 	}
-	return nil
+	return d.validateFlow()
 }
 
 // FieldError says which field of a request or command is wrong and why.

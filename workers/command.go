@@ -138,7 +138,7 @@ func (w *CommandWorker) follow(ctx context.Context, cmd model.Command, agg aggre
 	}
 	// runStep reads the log again: on a state moved on, the claim is
 	// stale and nothing is done.
-	run := model.RunStepCommand(agg.execution.WorkflowExecutionUUID, h.Step, h.Attempt, w.now())
+	run := model.RunStepCommand(agg.execution.WorkflowExecutionUUID, h.Step, h.Run, h.Attempt, w.now())
 	return w.runStep(ctx, run, run.Payload.(model.RunStep), receiveCount)
 }
 
@@ -457,7 +457,7 @@ func (w *CommandWorker) runAttempts(ctx context.Context, agg aggregate, h model.
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("attempt %d of step %d of %s cut short: %w", h.Attempt, h.Step, x.WorkflowExecutionUUID, err)
 		}
-		run := model.RunStepCommand(x.WorkflowExecutionUUID, h.Step, h.Attempt, w.now())
+		run := model.RunStepCommand(x.WorkflowExecutionUUID, h.Step, h.Run, h.Attempt, w.now())
 		next, appended, err := w.appendDecided(ctx, run, true, func(agg aggregate) ([]model.Event, error) {
 			return model.DecideStepOutcome(agg.execution, run, out, w.now())
 		})
@@ -547,7 +547,7 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 	start := time.Now()
 	output, err := caller.Call(ctx, HTTPRequest{
 		URL: def.URL, Method: def.HTTPMethod(), Headers: def.Headers, Timeout: timeout, Body: body,
-		IdempotencyKey: fmt.Sprintf("%s:%d:%d", x.WorkflowExecutionUUID, h.Step, h.Attempt),
+		IdempotencyKey: attemptKey(x.WorkflowExecutionUUID, h),
 	})
 	log := w.logger().With("execution", x.WorkflowExecutionUUID, "step", h.Step, "attempt", h.Attempt, "took", time.Since(start))
 	if err == nil {
@@ -560,6 +560,16 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 	}
 	log.Info("http step attempt failed", "reason", se.Reason, "retryable", se.Retryable)
 	return model.StepOutcome{Err: se.Reason, Final: !se.Retryable, Jitter: w.jitter()}
+}
+
+// attemptKey is the Idempotency-Key of http attempt h of execution x:
+// execution:step:attempt, and @run after it when a loop came back to the
+// step (each run's attempts are calls of their own).
+func attemptKey(x uuid.UUID, h model.HeldAttempt) string {
+	if h.Run > 1 {
+		return fmt.Sprintf("%s:%d:%d@%d", x, h.Step, h.Attempt, h.Run)
+	}
+	return fmt.Sprintf("%s:%d:%d", x, h.Step, h.Attempt)
 }
 
 // stepRequest is the JSON body an http step sends.

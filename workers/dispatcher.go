@@ -137,16 +137,16 @@ func (d *Dispatcher) followUp(e model.Event) (followUp, bool, error) {
 		case data.Type == model.StepHTTP && data.Held:
 			// The worker that appended it makes the attempt (CommandWorker.follow).
 		case data.Type == model.StepHTTP:
-			return followUp{cmd: model.RunStepCommand(id, data.Step, 1, e.OccurredAt), event: e}, true, nil
+			return followUp{cmd: model.RunStepCommand(id, data.Step, data.Run, 1, e.OccurredAt), event: e}, true, nil
 		case data.Type == model.StepWait && data.DueAt != nil:
-			return followUp{cmd: model.TimerCommand(id, data.Step, e.OccurredAt), delay: delayUntil(*data.DueAt, now), event: e}, true, nil
+			return followUp{cmd: model.TimerCommand(id, data.Step, data.Run, e.OccurredAt), delay: delayUntil(*data.DueAt, now), event: e}, true, nil
 		}
 	case model.EventStepAttemptFailed:
 		var data model.StepAttemptFailed
 		if err := decode(&data); err != nil {
 			return followUp{}, false, err
 		}
-		return followUp{cmd: model.RunStepCommand(id, data.Step, data.Attempt+1, e.OccurredAt), delay: delayUntil(data.RetryAt, now), event: e}, true, nil
+		return followUp{cmd: model.RunStepCommand(id, data.Step, data.Run, data.Attempt+1, e.OccurredAt), delay: delayUntil(data.RetryAt, now), event: e}, true, nil
 	}
 	return followUp{}, false, nil
 }

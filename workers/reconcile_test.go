@@ -164,7 +164,7 @@ func TestCleanupRepairsADueExecutionWhoseViewLagsItsLog(t *testing.T) {
 		t.Fatal("the view of a waiting execution is not due")
 	}
 	time.Sleep(1100 * time.Millisecond) // the timer's time (the worker reads the real clock)
-	fired := g.apply(t, model.TimerCommand(exID, 0, time.Now()), false, before.Version)
+	fired := g.apply(t, model.TimerCommand(exID, 0, 0, time.Now()), false, before.Version)
 	if len(fired) == 0 {
 		t.Fatal("the timer appended nothing")
 	}

@@ -85,7 +85,7 @@ func executionAppends(b testing.TB, n int) [][]model.Event {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ended, err := model.DecideStepOutcome(x, model.RunStepCommand(id, 0, 1, now), model.StepOutcome{Output: json.RawMessage(`{"ok":true}`), Claim: x.Version}, now)
+		ended, err := model.DecideStepOutcome(x, model.RunStepCommand(id, 0, 0, 1, now), model.StepOutcome{Output: json.RawMessage(`{"ok":true}`), Claim: x.Version}, now)
 		if err != nil {
 			b.Fatal(err)
 		}

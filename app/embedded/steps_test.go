@@ -255,3 +255,12 @@ func TestCancellationIgnoresALateHTTPAnswer(t *testing.T) {
 		t.Fatalf("the view moved on after the cancellation: version %d, then %d", x.Version, got.Version)
 	}
 }
+
+// The workflow language's control flow on the embedded runtime
+// (apitest.OrderFlow): a choice, an http step, a fail step and a loop
+// through a wait step.
+func TestControlFlow(t *testing.T) {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}}})
+	apitest.OrderFlow(t, c, hook)
+}

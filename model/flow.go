@@ -1,0 +1,376 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/workflowd/workflowd/expr"
+)
+
+// Limits of control flow.
+const (
+	// MaxRules bounds a choice step's rules.
+	MaxRules = 50
+	// MaxErrorNameLen and MaxCauseLen bound a fail step's error and cause.
+	MaxErrorNameLen = 100
+	MaxCauseLen     = 1000
+	// MaxStepsRun bounds the steps one execution runs, loops included:
+	// the step that would go past it is not started, and the execution
+	// FAILS with a reason that says so.
+	MaxStepsRun = 1000
+)
+
+// errorName is what a fail step's error may be: a dotted name.
+var errorName = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// validateDecided checks a choice, succeed or fail step's own fields.
+func (s StepDefinition) validateDecided(field string, bad func(f, problem string, args ...any) error, notFor func(f string, set bool) error) error {
+	switch s.Type {
+	case StepChoice:
+		if err := notFor("error", s.Error != ""); err != nil {
+			return err
+		}
+		if err := notFor("cause", s.Cause != ""); err != nil {
+			return err
+		}
+		switch {
+		case len(s.Rules) == 0:
+			return bad(".rules", "must hold at least one rule")
+		case len(s.Rules) > MaxRules:
+			return bad(".rules", "must hold at most %d rules", MaxRules)
+		}
+		for i, r := range s.Rules {
+			f := fmt.Sprintf(".rules[%d]", i)
+			if _, err := compile(r.When, expr.Bool); err != nil {
+				return bad(f+".when", "%v", err)
+			}
+			if r.Next == "" {
+				return bad(f+".next", "is required")
+			}
+		}
+	case StepFail:
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"rules", s.Rules != nil}, {"default", s.Default != ""}} {
+			if err := notFor(f.name, f.set); err != nil {
+				return err
+			}
+		}
+		switch {
+		case s.Error == "":
+			return bad(".error", "is required")
+		case len(s.Error) > MaxErrorNameLen || !errorName.MatchString(s.Error):
+			return bad(".error", "must be a dotted name of letters, digits, _ and - (order.rejected), at most %d characters", MaxErrorNameLen)
+		case utf8.RuneCountInString(s.Cause) > MaxCauseLen:
+			return bad(".cause", "must be at most %d characters", MaxCauseLen)
+		}
+	case StepSucceed:
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"rules", s.Rules != nil}, {"default", s.Default != ""}, {"error", s.Error != ""}, {"cause", s.Cause != ""}} {
+			if err := notFor(f.name, f.set); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validateFlow checks the steps as a graph: every step named as a next
+// exists, every step can be reached from the first, and no cycle is made
+// of choice steps alone (it would never wait or call, and never end).
+func (d Definition) validateFlow() error {
+	index := make(map[string]int, len(d.Steps))
+	for i, s := range d.Steps {
+		index[s.Name] = i
+	}
+	resolve := func(field, name string) (int, error) {
+		i, ok := index[name]
+		if !ok {
+			return 0, &FieldError{Field: field, Problem: fmt.Sprintf("names no step: %q", name)}
+		}
+		return i, nil
+	}
+	succ := make([][]int, len(d.Steps))
+	for i, s := range d.Steps {
+		field := fmt.Sprintf("steps[%d]", i)
+		switch {
+		case s.Type == StepChoice:
+			for j, r := range s.Rules {
+				n, err := resolve(fmt.Sprintf("%s.rules[%d].next", field, j), r.Next)
+				if err != nil {
+					return err
+				}
+				succ[i] = append(succ[i], n)
+			}
+			if s.Default != "" {
+				n, err := resolve(field+".default", s.Default)
+				if err != nil {
+					return err
+				}
+				succ[i] = append(succ[i], n)
+			}
+		case s.Type == StepSucceed || s.Type == StepFail || s.End:
+		case s.Next != "":
+			n, err := resolve(field+".next", s.Next)
+			if err != nil {
+				return err
+			}
+			succ[i] = append(succ[i], n)
+		case i+1 < len(d.Steps):
+			succ[i] = append(succ[i], i+1)
+		}
+	}
+	reached := make([]bool, len(d.Steps))
+	queue := []int{0}
+	reached[0] = true
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		for _, n := range succ[i] {
+			if !reached[n] {
+				reached[n] = true
+				queue = append(queue, n)
+			}
+		}
+	}
+	for i, ok := range reached {
+		if !ok {
+			return &FieldError{Field: fmt.Sprintf("steps[%d]", i), Problem: fmt.Sprintf("(%q) cannot be reached from the first step", d.Steps[i].Name)}
+		}
+	}
+	// A cycle of choice steps: depth-first over the choice steps alone.
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := make([]int, len(d.Steps))
+	var visit func(i int) error
+	visit = func(i int) error {
+		state[i] = onPath
+		for _, n := range succ[i] {
+			if d.Steps[n].Type != StepChoice {
+				continue
+			}
+			switch state[n] {
+			case onPath:
+				return &FieldError{Field: fmt.Sprintf("steps[%d]", n), Problem: fmt.Sprintf("(%q) is in a loop of choice steps alone, which would never end", d.Steps[n].Name)}
+			case unseen:
+				if err := visit(n); err != nil {
+					return err
+				}
+			}
+		}
+		state[i] = done
+		return nil
+	}
+	for i, s := range d.Steps {
+		if s.Type == StepChoice && state[i] == unseen {
+			if err := visit(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// programs caches compiled expressions by kind and source: a workflow's
+// are compiled once when it is defined and again, from here, at each
+// decision.
+var programs sync.Map // programKey → *expr.Program
+
+type programKey struct {
+	kind   expr.Kind
+	source string
+}
+
+// maxPrograms bounds the cache; past it, it is dropped whole (a workload
+// with that many distinct expressions pays a compile per decision).
+const maxPrograms = 10_000
+
+var programCount struct {
+	sync.Mutex
+	n int
+}
+
+func compile(source string, k expr.Kind) (*expr.Program, error) {
+	key := programKey{k, source}
+	if p, ok := programs.Load(key); ok {
+		return p.(*expr.Program), nil
+	}
+	p, err := expr.Compile(source, k)
+	if err != nil {
+		return nil, err
+	}
+	programCount.Lock()
+	if programCount.n >= maxPrograms {
+		programs.Clear()
+		programCount.n = 0
+	}
+	programCount.n++
+	programCount.Unlock()
+	programs.Store(key, p)
+	return p, nil
+}
+
+// vars returns what an expression sees in s: its input, the outputs of
+// its steps that succeeded (extra, the step completing now, on top), and
+// its metadata.
+func (s Execution) vars(extra *StepCompleted) expr.Vars {
+	outputs := make(map[string]json.RawMessage, len(s.Steps))
+	for _, st := range s.Steps {
+		if st.Status == StepSucceeded && st.Output != nil {
+			outputs[st.Name] = st.Output
+		}
+	}
+	if extra != nil && extra.Step < len(s.Steps) {
+		name := s.Steps[extra.Step].Name
+		if extra.Output != nil {
+			outputs[name] = extra.Output
+		} else {
+			delete(outputs, name)
+		}
+	}
+	return expr.Vars{
+		Input: s.Input,
+		Steps: outputs,
+		Execution: expr.Execution{
+			ID: s.WorkflowExecutionUUID.String(), WorkflowID: s.WorkflowUUID.String(),
+			WorkflowVersion: s.WorkflowVersion, StartedAt: s.CreatedAt.UTC().Format(time.RFC3339Nano),
+		},
+	}
+}
+
+// successor returns the step after step i of s, or -1 when the execution
+// ends after it (End, or the last step without a next).
+func (s Execution) successor(i int) int {
+	if i >= len(s.Definitions) {
+		if i+1 < len(s.Steps) {
+			return i + 1
+		}
+		return -1
+	}
+	def := s.Definitions[i]
+	switch {
+	case def.End:
+		return -1
+	case def.Next != "":
+		return s.stepNamed(def.Next)
+	case i+1 < len(s.Steps):
+		return i + 1
+	}
+	return -1
+}
+
+// stepNamed returns the index of the step called name, or -1.
+func (s Execution) stepNamed(name string) int {
+	for i, d := range s.Definitions {
+		if d.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// choose returns where choice step i of s goes, with vars v, or a reason
+// the execution fails.
+func (s Execution) choose(i int, v expr.Vars) (int, string) {
+	def := s.Definitions[i]
+	for j, r := range def.Rules {
+		p, err := compile(r.When, expr.Bool)
+		if err != nil {
+			return -1, fmt.Sprintf("choice step %q: rule %d does not compile: %v", def.Name, j, err)
+		}
+		ok, err := p.EvalBool(v)
+		if err != nil {
+			return -1, fmt.Sprintf("choice step %q: rule %d (%s): %v", def.Name, j, r.When, err)
+		}
+		if ok {
+			return s.stepNamed(r.Next), ""
+		}
+	}
+	if def.Default != "" {
+		return s.stepNamed(def.Default), ""
+	}
+	return -1, fmt.Sprintf("choice step %q: no rule holds and it has no default", def.Name)
+}
+
+// enter returns the events of entering step i of s (after the events of
+// the step before, in the same append): a step that waits or calls
+// starts; a choice is decided and goes on; succeed and fail end the
+// execution. output is the output the execution ends with if it
+// succeeds here; v is what the choices see.
+func (s Execution) enter(i int, output json.RawMessage, v expr.Vars, now time.Time) []draft {
+	var out []draft
+	started := s.StepsRun
+	for hops := 0; ; hops++ {
+		if i < 0 {
+			return append(out, draft{EventExecutionSucceeded, ExecutionFinished{Output: output}})
+		}
+		if started >= MaxStepsRun || hops > len(s.Steps) {
+			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: ErrStepsExceeded,
+				Error: fmt.Sprintf("the execution would run more than %d steps, the most one may run", MaxStepsRun)}})
+		}
+		started++
+		if i >= len(s.Definitions) || !decided(s.Definitions[i].Type) {
+			return append(out, draft{EventStepStarted, s.startStep(i, now)})
+		}
+		def := s.Definitions[i]
+		out = append(out, draft{EventStepStarted, StepStarted{Step: i, Type: def.Type, Run: s.runField(i)}})
+		switch def.Type {
+		case StepSucceed:
+			return append(out, draft{EventStepCompleted, StepCompleted{Step: i}}, draft{EventExecutionSucceeded, ExecutionFinished{Output: output}})
+		case StepFail:
+			reason := def.Error
+			if def.Cause != "" {
+				reason += ": " + def.Cause
+			}
+			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: def.Error, Cause: def.Cause, Error: reason}})
+		}
+		next, why := s.choose(i, v)
+		if why != "" {
+			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: ErrChoiceNoMatch, Error: why}})
+		}
+		out = append(out, draft{EventStepCompleted, StepCompleted{Step: i, Next: &next}})
+		i = next
+	}
+}
+
+// runOf returns the run of step i that starting it now begins: 1 the
+// first time, 2 the next, and so on.
+func (s Execution) runOf(i int) int {
+	if i < len(s.Steps) {
+		return s.Steps[i].Runs + 1
+	}
+	return 1
+}
+
+// runField is StepStarted.Run for step i: its run, or 0 for the first.
+func (s Execution) runField(i int) int {
+	if r := s.runOf(i); r > 1 {
+		return r
+	}
+	return 0
+}
+
+// runNow is the run step i is in, for the events of that run: 0 for the
+// first.
+func (s Execution) runNow(i int) int {
+	if i < len(s.Steps) && s.Steps[i].Runs > 1 {
+		return s.Steps[i].Runs
+	}
+	return 0
+}
+
+// Names of the failures the control flow decides.
+const (
+	ErrChoiceNoMatch = "choice.no-match"
+	ErrStepsExceeded = "execution.steps-exceeded"
+)
