@@ -187,7 +187,9 @@ func TestNextAndEnd(t *testing.T) {
 
 // Every malformed control flow is a FieldError naming the field.
 func TestValidateRefusesBadFlow(t *testing.T) {
-	manual := func(name string) model.StepDefinition { return model.StepDefinition{Name: name, Type: model.StepManual} }
+	manual := func(name string) model.StepDefinition {
+		return model.StepDefinition{Name: name, Type: model.StepManual}
+	}
 	choice := func(name, when, next, def string) model.StepDefinition {
 		return model.StepDefinition{Name: name, Type: model.StepChoice, Rules: []model.ChoiceRule{{When: when, Next: next}}, Default: def}
 	}
