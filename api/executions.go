@@ -35,6 +35,7 @@ type StartExecutionRequest struct {
 type IncrementRequest struct {
 	Step   *int            `json:"step"`
 	Output json.RawMessage `json:"output,omitempty"`
+	Run    int             `json:"run,omitempty"`
 }
 
 // CancelRequest is the body of POST .../cancellations.
@@ -124,9 +125,12 @@ func (s *Server) increment(w http.ResponseWriter, r *http.Request) error {
 	if req.Step == nil {
 		return invalidField(&model.FieldError{Field: "step", Problem: "is required"})
 	}
+	if req.Run < 0 || req.Run > model.MaxStepsRun {
+		return invalidField(&model.FieldError{Field: "run", Problem: fmt.Sprintf("must be between 1 and %d (0 or absent: the step's current run)", model.MaxStepsRun)})
+	}
 	req.Output = compactJSON(req.Output)
 	return s.accept(w, r, req, func(uuid.UUID) model.Payload {
-		return model.IncrementExecution{WorkflowExecutionUUID: id, Step: *req.Step, Output: req.Output}
+		return model.IncrementExecution{WorkflowExecutionUUID: id, Step: *req.Step, Output: req.Output, Run: req.Run}
 	})
 }
 

@@ -266,10 +266,15 @@ func (c BeginExecution) Validate() error {
 
 // IncrementExecution completes manual step Step (0-based) and moves
 // currentStep on. A Step other than currentStep is stale and rejected.
+//
+// Run, when set, is the run of the step the increment completes (a loop
+// may come back to a step): an increment of an earlier run is refused, so
+// a stale one changes nothing. 0 completes whatever run is current.
 type IncrementExecution struct {
 	WorkflowExecutionUUID uuid.UUID       `json:"workflowExecutionUUID"`
 	Step                  int             `json:"step"`
 	Output                json.RawMessage `json:"output,omitempty"`
+	Run                   int             `json:"run,omitempty"`
 }
 
 func (IncrementExecution) CommandType() string { return CommandIncrementExecution }

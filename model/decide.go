@@ -186,6 +186,9 @@ func (s Execution) increment(p IncrementExecution, now time.Time) ([]draft, erro
 	if err := s.checkCurrent(p.Step, StepManual); err != nil {
 		return nil, err
 	}
+	if run := max(s.Steps[p.Step].Runs, 1); p.Run != 0 && p.Run != run {
+		return nil, reject("step %d is in its run %d, not %d", p.Step, run, p.Run)
+	}
 	if err := s.roomFor(p.Output); err != nil {
 		return nil, reject("%v", err)
 	}

@@ -3,6 +3,7 @@ package model_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -224,5 +225,33 @@ func TestValidateRefusesBadFlow(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Problem, tc.want) {
 			t.Errorf("%s: got %v, want %s %q", tc.name, err, tc.field, tc.want)
 		}
+	}
+}
+
+// In a loop, an increment that names its run is refused once the step is
+// in a later run: a stale click changes nothing (the simulator found an
+// approval run three times without it).
+func TestAStaleIncrementOfAnEarlierRunIsRefused(t *testing.T) {
+	steps := []model.StepDefinition{
+		{Name: "ask", Type: model.StepManual},
+		{Name: "again?", Type: model.StepChoice, Rules: []model.ChoiceRule{{When: `steps.ask.more`, Next: "ask"}}, Default: "done"},
+		{Name: "done", Type: model.StepSucceed},
+	}
+	r := startWith(t, `{}`, steps...)
+	inc := func(run int, more bool) error {
+		_, err := model.DecideExecution(r.x, model.NewCommand(uuid.New(), model.IncrementExecution{
+			WorkflowExecutionUUID: r.id, Step: 0, Run: run, Output: json.RawMessage(fmt.Sprintf(`{"more":%t}`, more))}, r.now), nil, r.now)
+		return err
+	}
+	if err := inc(2, true); err == nil {
+		t.Fatal("an increment of run 2 while the step is in run 1: accepted")
+	}
+	r.decide(model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 0, Run: 1, Output: json.RawMessage(`{"more":true}`)}, r.now), nil)
+	var rej *model.Rejection
+	if err := inc(1, true); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "run 2, not 1") {
+		t.Fatalf("a stale increment of run 1 in run 2: got %v, want a rejection naming the runs", err)
+	}
+	if err := inc(0, false); err != nil {
+		t.Fatalf("an increment without a run: %v", err)
 	}
 }

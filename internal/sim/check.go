@@ -18,7 +18,7 @@ import (
 //     did not answer, which a client retries);
 //   - every command answered 202 ends APPLIED or REJECTED;
 //   - every view equals the fold of its events;
-//   - no step completes twice, no execution ends twice;
+//   - no run of a step completes twice, no execution ends twice;
 //   - every execution has ended (its client completed its manual step).
 //
 // The http target checks, as the run goes, that no attempt has two calls
@@ -80,15 +80,22 @@ func (w *world) check() {
 		if a, b := mustJSON(view), mustJSON(fold); a != b || view.Version != fold.Version || !slices.Equal(view.RecentCommands, fold.RecentCommands) || !view.Due.Equal(fold.Due) {
 			w.violate("execution %s: the view is not the fold of its events:\nview %s\nfold %s", id, a, b)
 		}
-		completed := map[int]int{}
+		type stepRun struct{ step, run int }
+		runs := map[int]int{}
+		completed := map[stepRun]int{}
 		ends := 0
 		for _, e := range events {
 			switch {
+			case e.Type == model.EventStepStarted:
+				var d model.StepStarted
+				_ = json.Unmarshal(e.Data, &d)
+				runs[d.Step]++
 			case e.Type == model.EventStepCompleted:
 				var d model.StepCompleted
 				_ = json.Unmarshal(e.Data, &d)
-				if completed[d.Step]++; completed[d.Step] > 1 {
-					w.violate("execution %s: step %d completed twice (seq %d)", id, d.Step, e.Seq)
+				k := stepRun{d.Step, runs[d.Step]}
+				if completed[k]++; completed[k] > 1 {
+					w.violate("execution %s: run %d of step %d completed twice (seq %d)", id, k.run, d.Step, e.Seq)
 				}
 			case model.IsTerminalEvent(e.Type):
 				if ends++; ends > 1 {
