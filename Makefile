@@ -10,6 +10,7 @@ FUZZ_MODEL ?= 300000x
 FUZZ_API ?= 20000x
 FUZZ_APP ?= 20000x
 FUZZ_EXPR ?= 20000x
+FUZZ_DEFINITION ?= 20000x
 # Packages with goroutines of their own; -race runs on all of them anyway.
 PKGS     := ./...
 
@@ -76,6 +77,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime $(FUZZ_API) -fuzzminimizetime 200x ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStreamFailure$$' -fuzztime $(FUZZ_APP) -fuzzminimizetime 200x ./app
 	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZ_EXPR) -fuzzminimizetime 200x ./expr
+	$(GO) test -run '^$$' -fuzz '^FuzzDefinition$$' -fuzztime $(FUZZ_DEFINITION) -fuzzminimizetime 200x ./model
 
 ## bench: store and bus micro-benchmarks, the stream handler with 5 ms calls,
 ## the end-to-end benchmark of workflowd, then the cost per step on AWS and

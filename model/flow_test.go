@@ -255,3 +255,47 @@ func TestAStaleIncrementOfAnEarlierRunIsRefused(t *testing.T) {
 		t.Fatalf("an increment without a run: %v", err)
 	}
 }
+
+// FuzzDefinition: any JSON decodes into a Definition or not, and a
+// decoded one validates or is refused with a FieldError, never a panic;
+// what validates survives its JSON round trip and validates again, and
+// starting an execution of it decides events or a rejection.
+func FuzzDefinition(f *testing.F) {
+	seed, _ := json.Marshal(model.Definition{Name: "order", Steps: order})
+	f.Add(seed)
+	f.Add([]byte(`{"name":"w","steps":[{"name":"a","type":"manual","next":"a"}]}`))
+	f.Add([]byte(`{"name":"w","steps":[{"name":"c","type":"choice","rules":[{"when":"input.x > 1","next":"d"}],"default":"d"},{"name":"d","type":"fail","error":"x.y"}]}`))
+	f.Add([]byte(`{"name":"w","steps":[{"name":"h","type":"http","url":"http://a:1/","retry":{"maxAttempts":2,"backoffSeconds":1},"end":true}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d model.Definition
+		if err := json.Unmarshal(data, &d); err != nil {
+			return
+		}
+		err := d.Validate()
+		if err != nil {
+			var fe *model.FieldError
+			if !errors.As(err, &fe) || fe.Field == "" || fe.Problem == "" {
+				t.Fatalf("Validate: %v (%T), want a FieldError naming a field", err, err)
+			}
+			return
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatalf("Marshal of a valid definition: %v", err)
+		}
+		var again model.Definition
+		if err := json.Unmarshal(b, &again); err != nil || again.Validate() != nil {
+			t.Fatalf("round trip of a valid definition: %v, %v", err, again.Validate())
+		}
+		wf := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: d.Steps, Seq: 1}
+		x := uuid.New()
+		events, err := model.DecideExecution(model.Execution{}, model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: x, WorkflowUUID: wf.WorkflowUUID, Input: json.RawMessage(`{"x":2}`)}, t0), &wf, t0)
+		var rej *model.Rejection
+		if err != nil && !errors.As(err, &rej) {
+			t.Fatalf("start: %v", err)
+		}
+		if _, err := model.FoldExecution(model.Execution{}, events); err != nil {
+			t.Fatalf("fold of the start: %v", err)
+		}
+	})
+}
