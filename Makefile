@@ -83,7 +83,7 @@ fuzz:
 ## the end-to-end benchmark of workflowd, then the cost per step on AWS and
 ## one stream shard's throughput (measured on the local stack)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/pebble ./bus/local
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/pebble ./bus/local ./model
 	$(GO) test -run '^$$' -bench 'StreamBatch' -benchtime 1x ./workers
 	CGO_ENABLED=0 $(GO) build -o bin/workflowd ./cmd/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd

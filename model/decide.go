@@ -150,7 +150,7 @@ func (s Execution) start(p StartExecution, wf *Workflow, now time.Time) ([]draft
 	x := created(wf.Steps)
 	x.WorkflowExecutionUUID, x.WorkflowUUID, x.WorkflowVersion = p.WorkflowExecutionUUID, wf.WorkflowUUID, wf.Version
 	x.Input, x.CreatedAt = p.Input, now.UTC()
-	return append([]draft{{EventExecutionCreated, json.RawMessage(data)}, {EventExecutionStarted, struct{}{}}}, x.enter(0, nil, x.vars(nil), now)...), nil
+	return x.enter(append(make([]draft, 0, 3), draft{EventExecutionCreated, json.RawMessage(data)}, draft{EventExecutionStarted, struct{}{}}), 0, nil, StepCompleted{Step: -1}, now), nil
 }
 
 // created is the state ExecutionCreated gives steps, as far as entering
@@ -172,7 +172,7 @@ func (s Execution) begin(now time.Time) ([]draft, error) {
 	if s.Status != ExecutionPending {
 		return nil, reject("execution is %s, not %s", s.Status, ExecutionPending)
 	}
-	return append([]draft{{EventExecutionStarted, struct{}{}}}, s.enter(0, nil, s.vars(nil), now)...), nil
+	return s.enter(append(make([]draft, 0, 2), draft{EventExecutionStarted, struct{}{}}), 0, nil, StepCompleted{Step: -1}, now), nil
 }
 
 // increment is the rule of IncrementExecution: the current manual step
@@ -323,7 +323,7 @@ func (s Execution) complete(done StepCompleted, now time.Time) []draft {
 	if next != done.Step+1 && (next >= 0 || done.Step+1 < len(s.Steps)) {
 		done.Next = &next
 	}
-	return append([]draft{{EventStepCompleted, done}}, s.enter(next, done.Output, s.vars(&done), now)...)
+	return s.enter(append(make([]draft, 0, 2), draft{EventStepCompleted, done}), next, done.Output, done, now)
 }
 
 // Deadline returns the earliest deadline the execution is under while it

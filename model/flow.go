@@ -223,14 +223,14 @@ func compile(source string, k expr.Kind) (*expr.Program, error) {
 // vars returns what an expression sees in s: its input, the outputs of
 // its steps that succeeded (extra, the step completing now, on top), and
 // its metadata.
-func (s Execution) vars(extra *StepCompleted) expr.Vars {
+func (s Execution) vars(extra StepCompleted) expr.Vars {
 	outputs := make(map[string]json.RawMessage, len(s.Steps))
 	for _, st := range s.Steps {
 		if st.Status == StepSucceeded && st.Output != nil {
 			outputs[st.Name] = st.Output
 		}
 	}
-	if extra != nil && extra.Step < len(s.Steps) {
+	if extra.Step >= 0 && extra.Step < len(s.Steps) {
 		name := s.Steps[extra.Step].Name
 		if extra.Output != nil {
 			outputs[name] = extra.Output
@@ -257,7 +257,7 @@ func (s Execution) successor(i int) int {
 		}
 		return -1
 	}
-	def := s.Definitions[i]
+	def := &s.Definitions[i]
 	switch {
 	case def.End:
 		return -1
@@ -282,7 +282,7 @@ func (s Execution) stepNamed(name string) int {
 // choose returns where choice step i of s goes, with vars v, or a reason
 // the execution fails.
 func (s Execution) choose(i int, v expr.Vars) (int, string) {
-	def := s.Definitions[i]
+	def := &s.Definitions[i]
 	for j, r := range def.Rules {
 		p, err := compile(r.When, expr.Bool)
 		if err != nil {
@@ -306,9 +306,10 @@ func (s Execution) choose(i int, v expr.Vars) (int, string) {
 // the step before, in the same append): a step that waits or calls
 // starts; a choice is decided and goes on; succeed and fail end the
 // execution. output is the output the execution ends with if it
-// succeeds here; v is what the choices see.
-func (s Execution) enter(i int, output json.RawMessage, v expr.Vars, now time.Time) []draft {
-	var out []draft
+// succeeds here; done, the step completing in the same append (Step -1:
+// none), is among what the choices see. The events are appended to out.
+func (s Execution) enter(out []draft, i int, output json.RawMessage, done StepCompleted, now time.Time) []draft {
+	var v *expr.Vars // built at the first choice: most steps meet none
 	started := s.StepsRun
 	for hops := 0; ; hops++ {
 		if i < 0 {
@@ -334,7 +335,11 @@ func (s Execution) enter(i int, output json.RawMessage, v expr.Vars, now time.Ti
 			}
 			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: def.Error, Cause: def.Cause, Error: reason}})
 		}
-		next, why := s.choose(i, v)
+		if v == nil {
+			vv := s.vars(done)
+			v = &vv
+		}
+		next, why := s.choose(i, *v)
 		if why != "" {
 			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: ErrChoiceNoMatch, Error: why}})
 		}
