@@ -53,13 +53,8 @@ func (s StepDefinition) validateDecided(field string, bad func(f, problem string
 			}
 		}
 	case StepFail:
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"rules", s.Rules != nil}, {"default", s.Default != ""}} {
-			if err := notFor(f.name, f.set); err != nil {
-				return err
-			}
+		if err := refuse(notFor, setField{"rules", s.Rules != nil}, setField{"default", s.Default != ""}); err != nil {
+			return err
 		}
 		switch {
 		case s.Error == "":
@@ -70,13 +65,8 @@ func (s StepDefinition) validateDecided(field string, bad func(f, problem string
 			return bad(".cause", "must be at most %d characters", MaxCauseLen)
 		}
 	case StepSucceed:
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"rules", s.Rules != nil}, {"default", s.Default != ""}, {"error", s.Error != ""}, {"cause", s.Cause != ""}} {
-			if err := notFor(f.name, f.set); err != nil {
-				return err
-			}
+		if err := refuse(notFor, setField{"rules", s.Rules != nil}, setField{"default", s.Default != ""}, setField{"error", s.Error != ""}, setField{"cause", s.Cause != ""}); err != nil {
+			return err
 		}
 	}
 	return nil

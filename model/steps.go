@@ -57,24 +57,12 @@ func (s StepDefinition) validate(field string) error {
 		return nil
 	}
 	httpOnly := func() error {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"url", s.URL != ""}, {"method", s.Method != ""}, {"headers", s.Headers != nil}, {"retry", s.Retry != nil}, {"deadlineSeconds", s.DeadlineSeconds != 0}} {
-			if err := notFor(f.name, f.set); err != nil {
-				return err
-			}
-		}
-		return nil
+		return refuse(notFor, setField{"url", s.URL != ""}, setField{"method", s.Method != ""}, setField{"headers", s.Headers != nil},
+			setField{"retry", s.Retry != nil}, setField{"deadlineSeconds", s.DeadlineSeconds != 0})
 	}
 	flowOnly := func() error {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"rules", s.Rules != nil}, {"default", s.Default != ""}, {"error", s.Error != ""}, {"cause", s.Cause != ""}} {
-			if err := notFor(f.name, f.set); err != nil {
-				return err
-			}
+		if err := refuse(notFor, setField{"rules", s.Rules != nil}, setField{"default", s.Default != ""}, setField{"error", s.Error != ""}, setField{"cause", s.Cause != ""}); err != nil {
+			return err
 		}
 		if s.Next != "" && s.End {
 			return bad(".end", "cannot be set with next: a step either names the next one or ends the execution")
@@ -82,13 +70,8 @@ func (s StepDefinition) validate(field string) error {
 		return nil
 	}
 	if decided(s.Type) {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"timeoutSeconds", s.TimeoutSeconds != 0}, {"seconds", s.Seconds != 0}, {"next", s.Next != ""}, {"end", s.End}} {
-			if err := notFor(f.name, f.set); err != nil {
-				return err
-			}
+		if err := refuse(notFor, setField{"timeoutSeconds", s.TimeoutSeconds != 0}, setField{"seconds", s.Seconds != 0}, setField{"next", s.Next != ""}, setField{"end", s.End}); err != nil {
+			return err
 		}
 		if err := httpOnly(); err != nil {
 			return err
@@ -173,6 +156,22 @@ func (s StepDefinition) validateHTTP(bad func(f, problem string, args ...any) er
 			return bad(".retry.maxBackoffSeconds", "must be between 0 and %d", MaxBackoffSeconds)
 		case r.MaxBackoffSeconds != 0 && r.MaxBackoffSeconds < r.BackoffSeconds:
 			return bad(".retry.maxBackoffSeconds", "must not be below backoffSeconds")
+		}
+	}
+	return nil
+}
+
+// setField is a field of a step definition and whether it is set.
+type setField struct {
+	name string
+	set  bool
+}
+
+// refuse returns notFor's error for the first of fields that is set.
+func refuse(notFor func(f string, set bool) error, fields ...setField) error {
+	for _, f := range fields {
+		if err := notFor(f.name, f.set); err != nil {
+			return err
 		}
 	}
 	return nil
