@@ -84,7 +84,6 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 			st.Status = StepWaiting
 		}
 		st.Runs++
-		n.StepsRun++
 		st.Attempts++
 		st.StartedAt = &at
 		st.DueAt = cloneTime(d.DueAt)

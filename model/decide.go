@@ -150,7 +150,7 @@ func (s Execution) start(p StartExecution, wf *Workflow, now time.Time) ([]draft
 	x := created(wf.Steps)
 	x.WorkflowExecutionUUID, x.WorkflowUUID, x.WorkflowVersion = p.WorkflowExecutionUUID, wf.WorkflowUUID, wf.Version
 	x.Input, x.CreatedAt = p.Input, now.UTC()
-	return x.enter(append(make([]draft, 0, 3), draft{EventExecutionCreated, json.RawMessage(data)}, draft{EventExecutionStarted, struct{}{}}), 0, nil, StepCompleted{Step: -1}, now), nil
+	return x.enter(append(make([]draft, 0, 3), draft{EventExecutionCreated, json.RawMessage(data)}, draft{EventExecutionStarted, struct{}{}}), 0, StepCompleted{Step: -1}, now), nil
 }
 
 // created is the state ExecutionCreated gives steps, as far as entering
@@ -158,7 +158,7 @@ func (s Execution) start(p StartExecution, wf *Workflow, now time.Time) ([]draft
 func created(steps []StepDefinition) Execution {
 	x := Execution{Definitions: steps, Steps: make([]StepState, len(steps))}
 	for i, st := range steps {
-		x.Steps[i].Name, x.Steps[i].Type, x.Steps[i].Status = st.Name, st.Type, StepPending
+		x.Steps[i].Type = st.Type
 	}
 	return x
 }
@@ -172,7 +172,7 @@ func (s Execution) begin(now time.Time) ([]draft, error) {
 	if s.Status != ExecutionPending {
 		return nil, reject("execution is %s, not %s", s.Status, ExecutionPending)
 	}
-	return s.enter(append(make([]draft, 0, 2), draft{EventExecutionStarted, struct{}{}}), 0, nil, StepCompleted{Step: -1}, now), nil
+	return s.enter(append(make([]draft, 0, 2), draft{EventExecutionStarted, struct{}{}}), 0, StepCompleted{Step: -1}, now), nil
 }
 
 // increment is the rule of IncrementExecution: the current manual step
@@ -323,7 +323,7 @@ func (s Execution) complete(done StepCompleted, now time.Time) []draft {
 	if next != done.Step+1 && (next >= 0 || done.Step+1 < len(s.Steps)) {
 		done.Next = &next
 	}
-	return s.enter(append(make([]draft, 0, 2), draft{EventStepCompleted, done}), next, done.Output, done, now)
+	return s.enter(append(make([]draft, 0, 2), draft{EventStepCompleted, done}), next, done, now)
 }
 
 // Deadline returns the earliest deadline the execution is under while it

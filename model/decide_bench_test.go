@@ -3,7 +3,6 @@ package model_test
 import (
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/model"
@@ -12,7 +11,6 @@ import (
 // BenchmarkIncrementDecideAndFold: an increment of a 3-step manual
 // execution decided and folded, as the worker does per step.
 func BenchmarkIncrementDecideAndFold(b *testing.B) {
-	t0 := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
 	steps := []model.StepDefinition{{Name: "a", Type: model.StepManual}, {Name: "b", Type: model.StepManual}, {Name: "c", Type: model.StepManual}}
 	wf := model.Workflow{WorkflowUUID: uuid.New(), Version: 1, Steps: steps, Seq: 1}
 	id := uuid.New()

@@ -111,9 +111,6 @@ type Execution struct {
 	// them (the API does not show them), and nothing folding a view needs
 	// them.
 	Definitions []StepDefinition `json:"-"`
-	// StepsRun counts the steps started (MaxStepsRun bounds it), folded
-	// from the log.
-	StepsRun int `json:"-"`
 	// createdBytes is the size of the ExecutionCreated data (definition and
 	// input), folded from the log: its share of MaxExecutionData.
 	createdBytes int

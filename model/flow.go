@@ -31,10 +31,7 @@ var errorName = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 func (s StepDefinition) validateDecided(field string, bad func(f, problem string, args ...any) error, notFor func(f string, set bool) error) error {
 	switch s.Type {
 	case StepChoice:
-		if err := notFor("error", s.Error != ""); err != nil {
-			return err
-		}
-		if err := notFor("cause", s.Cause != ""); err != nil {
+		if err := refuse(notFor, setField{"error", s.Error != ""}, setField{"cause", s.Cause != ""}); err != nil {
 			return err
 		}
 		switch {
@@ -172,9 +169,11 @@ func (d Definition) validateFlow() error {
 }
 
 // programs caches compiled expressions by kind and source: a workflow's
-// are compiled once when it is defined and again, from here, at each
-// decision.
-var programs sync.Map // programKey → *expr.Program
+// are compiled when it is defined, and a decision finds them here.
+var programs struct {
+	sync.Mutex
+	m map[programKey]*expr.Program
+}
 
 type programKey struct {
 	kind   expr.Kind
@@ -185,28 +184,24 @@ type programKey struct {
 // with that many distinct expressions pays a compile per decision).
 const maxPrograms = 10_000
 
-var programCount struct {
-	sync.Mutex
-	n int
-}
-
 func compile(source string, k expr.Kind) (*expr.Program, error) {
 	key := programKey{k, source}
-	if p, ok := programs.Load(key); ok {
-		return p.(*expr.Program), nil
+	programs.Lock()
+	p, ok := programs.m[key]
+	programs.Unlock()
+	if ok {
+		return p, nil
 	}
 	p, err := expr.Compile(source, k)
 	if err != nil {
 		return nil, err
 	}
-	programCount.Lock()
-	if programCount.n >= maxPrograms {
-		programs.Clear()
-		programCount.n = 0
+	programs.Lock()
+	if programs.m == nil || len(programs.m) >= maxPrograms {
+		programs.m = make(map[programKey]*expr.Program)
 	}
-	programCount.n++
-	programCount.Unlock()
-	programs.Store(key, p)
+	programs.m[key] = p
+	programs.Unlock()
 	return p, nil
 }
 
@@ -295,15 +290,15 @@ func (s Execution) choose(i int, v expr.Vars) (int, string) {
 // enter returns the events of entering step i of s (after the events of
 // the step before, in the same append): a step that waits or calls
 // starts; a choice is decided and goes on; succeed and fail end the
-// execution. output is the output the execution ends with if it
-// succeeds here; done, the step completing in the same append (Step -1:
-// none), is among what the choices see. The events are appended to out.
-func (s Execution) enter(out []draft, i int, output json.RawMessage, done StepCompleted, now time.Time) []draft {
+// execution. done is the step completing in the same append (Step -1:
+// none): the choices see its output, and the execution ends with it if it
+// succeeds here. The events are appended to out.
+func (s Execution) enter(out []draft, i int, done StepCompleted, now time.Time) []draft {
 	var v *expr.Vars // built at the first choice: most steps meet none
-	started := s.StepsRun
+	started := s.stepsRun()
 	for hops := 0; ; hops++ {
 		if i < 0 {
-			return append(out, draft{EventExecutionSucceeded, ExecutionFinished{Output: output}})
+			return append(out, draft{EventExecutionSucceeded, ExecutionFinished{Output: done.Output}})
 		}
 		if started >= MaxStepsRun || hops > len(s.Steps) {
 			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: ErrStepsExceeded,
@@ -313,11 +308,11 @@ func (s Execution) enter(out []draft, i int, output json.RawMessage, done StepCo
 		if i >= len(s.Definitions) || !decided(s.Definitions[i].Type) {
 			return append(out, draft{EventStepStarted, s.startStep(i, now)})
 		}
-		def := s.Definitions[i]
+		def := &s.Definitions[i]
 		out = append(out, draft{EventStepStarted, StepStarted{Step: i, Type: def.Type, Run: s.runField(i)}})
 		switch def.Type {
 		case StepSucceed:
-			return append(out, draft{EventStepCompleted, StepCompleted{Step: i}}, draft{EventExecutionSucceeded, ExecutionFinished{Output: output}})
+			return append(out, draft{EventStepCompleted, StepCompleted{Step: i}}, draft{EventExecutionSucceeded, ExecutionFinished{Output: done.Output}})
 		case StepFail:
 			reason := def.Error
 			if def.Cause != "" {
@@ -338,21 +333,23 @@ func (s Execution) enter(out []draft, i int, output json.RawMessage, done StepCo
 	}
 }
 
-// runOf returns the run of step i that starting it now begins: 1 the
-// first time, 2 the next, and so on.
-func (s Execution) runOf(i int) int {
-	if i < len(s.Steps) {
+// runField is StepStarted.Run for step i started now: the run it
+// begins, or 0 for the first.
+func (s Execution) runField(i int) int {
+	if i < len(s.Steps) && s.Steps[i].Runs > 0 {
 		return s.Steps[i].Runs + 1
 	}
-	return 1
+	return 0
 }
 
-// runField is StepStarted.Run for step i: its run, or 0 for the first.
-func (s Execution) runField(i int) int {
-	if r := s.runOf(i); r > 1 {
-		return r
+// stepsRun counts the steps s has started, each run of each (MaxStepsRun
+// bounds it).
+func (s Execution) stepsRun() int {
+	n := 0
+	for _, st := range s.Steps {
+		n += st.Runs
 	}
-	return 0
+	return n
 }
 
 // runNow is the run step i is in, for the events of that run: 0 for the
