@@ -1032,7 +1032,7 @@ func TestStepTypesRoundTripThroughTheAPI(t *testing.T) {
 	r.wantStatus(t, http.StatusOK)
 	var got model.Workflow
 	r.decode(t, &got)
-	if len(got.Steps) != 3 || got.Steps[1].Seconds != 2 || got.Steps[2].Retry == nil || got.Steps[2].Retry.MaxAttempts != 3 || got.Steps[2].Headers["X-Tenant"] != "t1" {
+	if len(got.Steps) != 3 || got.Steps[1].Seconds != 2 || got.Steps[2].Retry == nil || got.Steps[2].Retry.Policy == nil || got.Steps[2].Retry.Policy.MaxAttempts != 3 || got.Steps[2].Headers["X-Tenant"] != "t1" {
 		t.Fatalf("steps read back: %+v", got.Steps)
 	}
 	x := e.seedExecution(t, wf, t0, 1) // the manual step done: the wait step runs

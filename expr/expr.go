@@ -9,8 +9,9 @@
 //
 //	input      the execution's input (any JSON value)
 //	steps      the outputs of the steps that have run, by step name
-//	error      the caught failure in a catch's target: {name, cause}
+//	error      the failure the last catch routed: {name, cause, step}
 //	execution  {id, workflowId, workflowVersion, startedAt}
+//	result     in a step's output expression, the step's own answer
 //
 // JSON numbers that are whole and fit in 64 bits are ints, others doubles;
 // ints and doubles compare with each other (input.amount > 100 holds for
@@ -74,12 +75,16 @@ type Vars struct {
 	Steps     map[string]json.RawMessage
 	Error     *Caught
 	Execution Execution
+	// Result is the answer of the step an output expression shapes (its
+	// own output before the expression); nil elsewhere (null).
+	Result json.RawMessage
 }
 
 // Caught is the failure a catch routed: its name and cause.
 type Caught struct {
 	Name  string `json:"name"`
 	Cause string `json:"cause"`
+	Step  string `json:"step"` // the step that failed
 }
 
 // Execution is the metadata an expression sees.
@@ -97,6 +102,7 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("steps", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("error", cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable("execution", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("result", cel.DynType),
 		cel.CrossTypeNumericComparisons(true),
 		cel.ParserRecursionLimit(maxNesting),
 		cel.ParserExpressionSizeLimit(MaxSourceBytes),
@@ -247,13 +253,18 @@ func activation(v Vars) (map[string]any, error) {
 	}
 	caught := map[string]any{}
 	if v.Error != nil {
-		caught["name"], caught["cause"] = v.Error.Name, v.Error.Cause
+		caught["name"], caught["cause"], caught["step"] = v.Error.Name, v.Error.Cause, v.Error.Step
+	}
+	result, err := decode(v.Result)
+	if err != nil {
+		return nil, &Error{Problem: "the step's result is not JSON: " + err.Error()}
 	}
 	x := v.Execution
 	return map[string]any{
 		"input": input,
 		"steps": steps,
 		"error": caught,
+		"result": result,
 		"execution": map[string]any{
 			"id": x.ID, "workflowId": x.WorkflowID, "workflowVersion": int64(x.WorkflowVersion), "startedAt": x.StartedAt,
 		},

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"time"
+
+	"github.com/workflowd/workflowd/expr"
 )
 
 // ApplyWorkflow folds one event into workflow state. Events must come in seq
@@ -77,7 +79,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st := &n.Steps[d.Step]
 		if st.Status != StepPending {
 			// A loop came back to it: a new run.
-			st.Attempts, st.Error, st.FinishedAt, st.AttemptStartedAt, st.claim = 0, "", nil, nil, 0
+			st.Attempts, st.Error, st.ErrorName, st.FinishedAt, st.AttemptStartedAt, st.claim, st.retried = 0, "", "", nil, nil, 0, nil
 		}
 		st.Status = StepRunning
 		if st.Type == StepManual || st.Type == StepWait {
@@ -116,7 +118,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Output = cloneRaw(d.Output)
 		st.FinishedAt = &at
 		st.DueAt = nil
-		st.Error = ""
+		st.Error, st.ErrorName = "", ""
 		st.Attempts = max(st.Attempts, d.Attempt)
 		st.claim = 0
 		n.CurrentStep = d.Step + 1
@@ -136,10 +138,36 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 			return s, err
 		}
 		st.Attempts = max(st.Attempts, d.Attempt)
-		st.Error = d.Error
+		st.Error, st.ErrorName = d.Error, d.Name
 		retryAt := d.RetryAt
 		st.DueAt = &retryAt
 		st.claim = 0
+		if d.Rule > 0 {
+			for len(st.retried) < d.Rule {
+				st.retried = append(st.retried, 0)
+			}
+			st.retried[d.Rule-1]++
+		}
+	case EventStepFailed:
+		var d StepCaught
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		st, err := n.step(e, d.Step)
+		if err != nil {
+			return s, err
+		}
+		if d.Next < 0 || d.Next >= len(n.Steps) {
+			return s, fmt.Errorf("apply %s seq %d: next step %d out of range", e.AggregateID, e.Seq, d.Next)
+		}
+		st.Status = StepFailed
+		st.Attempts = max(st.Attempts, d.Attempt)
+		st.Error, st.ErrorName = d.Error, d.Name
+		st.FinishedAt = &at
+		st.DueAt = nil
+		st.claim = 0
+		n.Caught = &expr.Caught{Name: d.Name, Cause: d.Error, Step: st.Name}
+		n.CurrentStep = d.Next
 	case EventExecutionFailed:
 		var d Failure
 		if err := decodeData(e, &d); err != nil {
@@ -152,12 +180,17 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Attempts = max(st.Attempts, d.Attempt)
 		n.ErrorName = d.Name
 		n.end(ExecutionFailed, d.Error, d.Error, at)
+		st.ErrorName = d.Name
 	case EventExecutionTimedOut:
 		var d TimedOut
 		if err := decodeData(e, &d); err != nil {
 			return s, err
 		}
+		n.ErrorName = d.Name
 		n.end(ExecutionTimedOut, d.Reason, "timed out", at)
+		if d.Step >= 0 && d.Step < len(n.Steps) && n.Steps[d.Step].Status == StepFailed {
+			n.Steps[d.Step].ErrorName = d.Name
+		}
 	case EventExecutionSucceeded, EventExecutionCancelled:
 		var d ExecutionFinished
 		if err := decodeData(e, &d); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -270,12 +271,20 @@ func (c BeginExecution) Validate() error {
 // Run, when set, is the run of the step the increment completes (a loop
 // may come back to a step): an increment of an earlier run is refused, so
 // a stale one changes nothing. 0 completes whatever run is current.
+//
+// Error or Cause, when set, fail the step instead: the failure is named
+// Error (default manual.failed), and Cause says why.
 type IncrementExecution struct {
 	WorkflowExecutionUUID uuid.UUID       `json:"workflowExecutionUUID"`
 	Step                  int             `json:"step"`
 	Output                json.RawMessage `json:"output,omitempty"`
 	Run                   int             `json:"run,omitempty"`
+	Error                 string          `json:"error,omitempty"`
+	Cause                 string          `json:"cause,omitempty"`
 }
+
+// Failed reports whether the increment fails its step.
+func (c IncrementExecution) Failed() bool { return c.Error != "" || c.Cause != "" }
 
 func (IncrementExecution) CommandType() string { return CommandIncrementExecution }
 func (c IncrementExecution) AggregateID() string {
@@ -287,6 +296,20 @@ func (c IncrementExecution) Validate() error {
 	}
 	if c.Step < 0 || c.Step >= MaxSteps {
 		return &FieldError{Field: "step", Problem: fmt.Sprintf("must be between 0 and %d", MaxSteps-1)}
+	}
+	return ValidateStepFailure(c.Error, c.Cause, c.Output)
+}
+
+// ValidateStepFailure checks the error and cause a client fails a manual
+// step with (none: the increment completes it with output).
+func ValidateStepFailure(name, cause string, output json.RawMessage) error {
+	switch {
+	case name != "" && (len(name) > MaxErrorNameLen || !errorName.MatchString(name)):
+		return &FieldError{Field: "error", Problem: fmt.Sprintf("must be a dotted name of letters, digits, _ and - (order.rejected), at most %d characters", MaxErrorNameLen)}
+	case utf8.RuneCountInString(cause) > MaxCauseLen:
+		return &FieldError{Field: "cause", Problem: fmt.Sprintf("must be at most %d characters", MaxCauseLen)}
+	case (name != "" || cause != "") && len(output) > 0 && string(output) != "null":
+		return &FieldError{Field: "output", Problem: "cannot be given with error or cause: an increment either completes the step or fails it"}
 	}
 	return nil
 }

@@ -176,7 +176,8 @@ func (s Execution) begin(now time.Time) ([]draft, error) {
 }
 
 // increment is the rule of IncrementExecution: the current manual step
-// completes with the client's output.
+// completes with the client's output, or fails with the client's error
+// (then its retry and catch rules decide what follows).
 func (s Execution) increment(p IncrementExecution, now time.Time) ([]draft, error) {
 	if s.Exists() && s.Status == ExecutionPending {
 		// The dispatcher begins a new execution a moment after it is
@@ -186,13 +187,40 @@ func (s Execution) increment(p IncrementExecution, now time.Time) ([]draft, erro
 	if err := s.checkCurrent(p.Step, StepManual); err != nil {
 		return nil, err
 	}
-	if run := max(s.Steps[p.Step].Runs, 1); p.Run != 0 && p.Run != run {
+	st := s.Steps[p.Step]
+	if run := max(st.Runs, 1); p.Run != 0 && p.Run != run {
 		return nil, reject("step %d is in its run %d, not %d", p.Step, run, p.Run)
+	}
+	if st.Status != StepWaiting {
+		return nil, reject("step %d is %s", p.Step, st.Status)
+	}
+	if st.DueAt != nil && now.Before(*st.DueAt) {
+		return nil, reject("step %d failed (%s) and is offered again at %s", p.Step, st.ErrorName, st.DueAt.UTC().Format(time.RFC3339))
+	}
+	attempt := s.manualAttempt(p.Step)
+	if p.Failed() {
+		name := p.Error
+		if name == "" {
+			name = ErrManualFailed
+		}
+		cause := p.Cause
+		if cause == "" {
+			cause = "failed by a client"
+		}
+		end := func(cause string) draft {
+			return draft{EventExecutionFailed, Failure{Step: p.Step, Attempt: attempt, Name: name, Cause: p.Cause,
+				Error: fmt.Sprintf("step %q failed: %s: %s", st.Name, name, cause)}}
+		}
+		return s.fail(stepFailure{step: p.Step, attempt: attempt, name: name, cause: cause}, now, end), nil
 	}
 	if err := s.roomFor(p.Output); err != nil {
 		return nil, reject("%v", err)
 	}
-	return s.complete(StepCompleted{Step: p.Step, Output: p.Output}, now), nil
+	done := StepCompleted{Step: p.Step, Output: p.Output}
+	if attempt > 1 {
+		done.Attempt = attempt
+	}
+	return s.complete(done, now), nil
 }
 
 // fireTimer is the rule of FireTimer: the current wait step completes once
@@ -212,27 +240,49 @@ func (s Execution) fireTimer(p FireTimer, now time.Time) ([]draft, error) {
 }
 
 // timeOut is the rule of TimeOutExecution: a running execution past its
-// deadline (Deadline) ends as TIMED_OUT.
+// own deadline ends as TIMED_OUT; a step past its deadline fails with
+// step.timeout, which its retry and catch rules may take (else the
+// execution ends TIMED_OUT, or FAILED for an http step that ran out of
+// time for its attempts).
 func (s Execution) timeOut(now time.Time) ([]draft, error) {
 	if err := s.requireLive(); err != nil {
 		return nil, err
 	}
-	deadline, reason, ok := s.Deadline()
-	if ok && !now.Before(deadline) {
-		return []draft{{EventExecutionTimedOut, TimedOut{Step: s.CurrentStep, Reason: reason}}}, nil
+	if at, reason, ok := s.executionDeadline(); ok && !now.Before(at) {
+		return []draft{{EventExecutionTimedOut, TimedOut{Step: s.CurrentStep, Reason: reason, Name: ErrExecutionTimeout}}}, nil
 	}
-	at, failure, hok := s.HTTPDeadline()
-	if hok && !now.Before(at) {
-		st := s.Steps[s.CurrentStep]
-		return []draft{{EventExecutionFailed, Failure{Step: s.CurrentStep, Attempt: st.Attempts, Error: failure}}}, nil
+	if at, reason, ok := s.stepDeadline(); ok && !now.Before(at) {
+		i := s.CurrentStep
+		end := func(cause string) draft {
+			return draft{EventExecutionTimedOut, TimedOut{Step: i, Reason: cause, Name: ErrStepTimeout}}
+		}
+		return s.fail(stepFailure{step: i, attempt: s.manualAttempt(i), name: ErrStepTimeout, cause: reason}, now, end), nil
 	}
-	if hok && (!ok || at.Before(deadline)) {
+	if at, failure, ok := s.HTTPDeadline(); ok && !now.Before(at) {
+		i, st := s.CurrentStep, s.Steps[s.CurrentStep]
+		end := func(cause string) draft {
+			return draft{EventExecutionFailed, Failure{Step: i, Attempt: st.Attempts, Error: cause, Name: ErrStepTimeout}}
+		}
+		return s.fail(stepFailure{step: i, attempt: st.Attempts, name: ErrStepTimeout, cause: failure, final: true}, now, end), nil
+	}
+	deadline, _, ok := s.Deadline()
+	if at, _, hok := s.HTTPDeadline(); hok && (!ok || at.Before(deadline)) {
 		deadline, ok = at, true
 	}
 	if !ok {
 		return nil, reject("execution has no deadline")
 	}
 	return nil, &Rejection{Reason: "the deadline has not passed", Transient: true, After: deadline.Sub(now)}
+}
+
+// manualAttempt is the attempt step i is in: for a manual step offered
+// again after a failure (a retry due), the one after its last.
+func (s Execution) manualAttempt(i int) int {
+	st := s.Steps[i]
+	if st.Type == StepManual && st.DueAt != nil {
+		return st.Attempts + 1
+	}
+	return max(st.Attempts, 1)
 }
 
 // HTTPDeadline returns when the current step, if it is an http step that
@@ -328,26 +378,41 @@ func (s Execution) complete(done StepCompleted, now time.Time) []draft {
 
 // Deadline returns the earliest deadline the execution is under while it
 // runs, and what passing it means: the execution's own (createdAt +
-// timeoutSeconds), or its current manual or wait step's (startedAt + the
-// step's timeoutSeconds; an http step's bounds each attempt instead).
+// timeoutSeconds), or its current manual or wait step's (stepDeadline).
 func (s Execution) Deadline() (time.Time, string, bool) {
-	var at time.Time
-	var reason string
-	if s.TimeoutSeconds > 0 {
-		at = s.CreatedAt.Add(time.Duration(s.TimeoutSeconds) * time.Second)
-		reason = fmt.Sprintf("the execution timed out after %d seconds", s.TimeoutSeconds)
+	at, reason, ok := s.executionDeadline()
+	if sat, sreason, sok := s.stepDeadline(); sok && (!ok || sat.Before(at)) {
+		return sat, sreason, true
 	}
-	if s.Status == ExecutionRunning && s.CurrentStep < len(s.Steps) {
-		st := s.Steps[s.CurrentStep]
-		if st.Type != StepHTTP && st.TimeoutSeconds > 0 && st.StartedAt != nil {
-			stepAt := st.StartedAt.Add(time.Duration(st.TimeoutSeconds) * time.Second)
-			if at.IsZero() || stepAt.Before(at) {
-				at = stepAt
-				reason = fmt.Sprintf("step %q timed out after %d seconds", st.Name, st.TimeoutSeconds)
-			}
-		}
+	return at, reason, ok
+}
+
+// executionDeadline is createdAt + timeoutSeconds, when it has one.
+func (s Execution) executionDeadline() (time.Time, string, bool) {
+	if s.TimeoutSeconds <= 0 {
+		return time.Time{}, "", false
 	}
-	return at, reason, !at.IsZero()
+	at := s.CreatedAt.Add(time.Duration(s.TimeoutSeconds) * time.Second)
+	return at, fmt.Sprintf("the execution timed out after %d seconds", s.TimeoutSeconds), true
+}
+
+// stepDeadline is the deadline of the current manual or wait step (an
+// http step's timeoutSeconds bounds each attempt instead): its start, or,
+// for a manual step offered again after a failure, when it is offered,
+// plus its timeoutSeconds.
+func (s Execution) stepDeadline() (time.Time, string, bool) {
+	if s.Status != ExecutionRunning || s.CurrentStep >= len(s.Steps) {
+		return time.Time{}, "", false
+	}
+	st := s.Steps[s.CurrentStep]
+	if st.Type == StepHTTP || st.TimeoutSeconds <= 0 || st.StartedAt == nil || st.Status != StepWaiting {
+		return time.Time{}, "", false
+	}
+	from := *st.StartedAt
+	if st.Type == StepManual && st.DueAt != nil {
+		from = *st.DueAt
+	}
+	return from.Add(time.Duration(st.TimeoutSeconds) * time.Second), fmt.Sprintf("step %q timed out after %d seconds", st.Name, st.TimeoutSeconds), true
 }
 
 // MaxExecutionData bounds what an execution holds: its ExecutionCreated
@@ -376,6 +441,7 @@ func (s Execution) roomFor(output json.RawMessage) error {
 type StepOutcome struct {
 	Output json.RawMessage // the 2xx answer, when Err is ""
 	Err    string          // why the attempt failed ("" if it did not)
+	Name   string          // the failure's name (http.timeout, …)
 	Final  bool            // retrying cannot help (a host not allowed)
 	Jitter float64         // in [0, 1), drawn once for the retry delay
 	Claim  int64           // the seq of the claim the attempt was made under (HeldAttempt.Claim)
@@ -514,26 +580,23 @@ func DecideStepOutcome(s Execution, c Command, out StepOutcome, now time.Time) (
 	}
 	if out.Err == "" {
 		if err := s.roomFor(out.Output); err != nil {
-			out = StepOutcome{Err: err.Error(), Final: true}
+			out = StepOutcome{Err: err.Error(), Name: ErrOutputTooLarge, Final: true}
 		} else {
 			return eventsFor(p.AggregateID(), s.Version, c, now, s.complete(StepCompleted{Step: p.Step, Output: out.Output, Attempt: p.Attempt}, now)...)
 		}
 	}
-	def := StepDefinition{}
-	if p.Step < len(s.Definitions) {
-		def = s.Definitions[p.Step]
+	name := out.Name
+	if name == "" {
+		name = ErrHTTPConnection // an outcome of an earlier build's worker
 	}
-	if out.Final || p.Attempt >= def.MaxAttempts() {
-		reason := fmt.Sprintf("step %q failed after %d attempts: %s", s.Steps[p.Step].Name, p.Attempt, out.Err)
+	stepName := s.Steps[p.Step].Name
+	end := func(cause string) draft {
+		reason := fmt.Sprintf("step %q failed after %d attempts: %s", stepName, p.Attempt, cause)
 		if p.Attempt == 1 {
-			reason = fmt.Sprintf("step %q failed: %s", s.Steps[p.Step].Name, out.Err)
+			reason = fmt.Sprintf("step %q failed: %s", stepName, cause)
 		}
-		return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventExecutionFailed, Failure{Step: p.Step, Attempt: p.Attempt, Error: reason}})
+		return draft{EventExecutionFailed, Failure{Step: p.Step, Attempt: p.Attempt, Error: reason, Name: name}}
 	}
-	retryAt := now.UTC().Add(def.RetryDelay(p.Attempt, out.Jitter))
-	if at, _, ok := s.HTTPDeadline(); ok && !retryAt.Before(at) {
-		reason := fmt.Sprintf("step %q failed after %d attempts: %s; the next would start after the step's deadline of %d seconds", s.Steps[p.Step].Name, p.Attempt, out.Err, int(def.Deadline().Seconds()))
-		return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventExecutionFailed, Failure{Step: p.Step, Attempt: p.Attempt, Error: reason}})
-	}
-	return eventsFor(p.AggregateID(), s.Version, c, now, draft{EventStepAttemptFailed, StepAttemptFailed{Step: p.Step, Attempt: p.Attempt, Error: out.Err, RetryAt: retryAt, Run: s.runNow(p.Step)}})
+	f := stepFailure{step: p.Step, attempt: p.Attempt, name: name, cause: out.Err, final: out.Final, jitter: out.Jitter}
+	return eventsFor(p.AggregateID(), s.Version, c, now, s.fail(f, now, end)...)
 }

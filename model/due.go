@@ -58,6 +58,8 @@ func (x Execution) DueAt(maxDelay time.Duration) (time.Time, bool) {
 		}
 		st := x.Steps[x.CurrentStep]
 		switch {
+		case st.Type == StepManual:
+			// A retry due only offers the step again: nothing to issue.
 		case st.DueAt != nil && st.DueAt.Sub(x.UpdatedAt) > maxDelay:
 			consider(*st.DueAt) // no delayed message: the cleanup fires it
 		case st.DueAt != nil && st.Type == StepHTTP:
@@ -103,13 +105,20 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 	if IsTerminal(x.Status) || !x.Exists() {
 		return Command{}, false
 	}
-	if at, _, ok := x.Deadline(); ok && !now.Before(at) {
+	if at, _, ok := x.executionDeadline(); ok && !now.Before(at) {
 		return NewCommand(SystemCommandUUID(id, "timeout", 0, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
 	}
+	if at, _, ok := x.stepDeadline(); ok && !now.Before(at) {
+		// A step's timeout may be retried or caught, and come again: each
+		// attempt's is a command of its own.
+		i := x.CurrentStep
+		return NewCommand(SystemCommandUUID(id, ofRun("step-timeout", x.Steps[i].Runs), i, x.manualAttempt(i)), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
+	}
 	if at, _, ok := x.HTTPDeadline(); ok && !now.Before(at) {
-		// The same command: its rule fails an execution whose http step
-		// ran out of time.
-		return NewCommand(SystemCommandUUID(id, "timeout", 0, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
+		// The same command: its rule fails an http step that ran out of
+		// time (which a catch may route on, and a loop meet again).
+		i := x.CurrentStep
+		return NewCommand(SystemCommandUUID(id, ofRun("http-timeout", x.Steps[i].Runs), i, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
 	}
 	if x.Status == ExecutionPending {
 		if now.Before(x.CreatedAt.Add(CleanupGrace)) {

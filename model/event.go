@@ -20,6 +20,7 @@ const (
 	EventExecutionSucceeded     = "ExecutionSucceeded"
 	EventExecutionCancelled     = "ExecutionCancelled"
 	EventStepAttemptFailed      = "StepAttemptFailed"
+	EventStepFailed             = "StepFailed"
 	EventStepAttemptStarted     = "StepAttemptStarted"
 	EventExecutionFailed        = "ExecutionFailed"
 	EventExecutionTimedOut      = "ExecutionTimedOut"
@@ -30,7 +31,7 @@ var EventTypes = []string{
 	EventWorkflowCreated, EventWorkflowVersionCreated, EventWorkflowDeleted,
 	EventExecutionCreated, EventExecutionStarted, EventStepStarted, EventStepCompleted,
 	EventExecutionSucceeded, EventExecutionCancelled, EventStepAttemptFailed, EventExecutionFailed, EventExecutionTimedOut,
-	EventStepAttemptStarted,
+	EventStepAttemptStarted, EventStepFailed,
 }
 
 // Event is one immutable fact in an aggregate's log: the envelope every
@@ -113,15 +114,32 @@ type StepCompleted struct {
 }
 
 // StepAttemptFailed is the data of EventStepAttemptFailed: attempt Attempt
-// of http step Step failed, and the next runs at RetryAt.
+// of step Step failed with the failure Name (Error says why), and the
+// next runs at RetryAt (an http step's), or is offered then (a manual
+// step's). Rule is the retry rule that retries it (1-based; 0: an http
+// step's policy of earlier builds, or an event of one).
 //
 // Run is the step's run, when it is not the first (StepStarted.Run).
 type StepAttemptFailed struct {
 	Step    int       `json:"step"`
 	Attempt int       `json:"attempt"`
 	Error   string    `json:"error"`
+	Name    string    `json:"name,omitempty"`
+	Rule    int       `json:"rule,omitempty"`
 	RetryAt time.Time `json:"retryAt"`
 	Run     int       `json:"run,omitempty"`
+}
+
+// StepCaught is the data of EventStepFailed: step Step failed for good
+// with the failure Name (Error says why) and a catch rule routed the
+// execution to step Next, which the same append enters.
+type StepCaught struct {
+	Step    int    `json:"step"`
+	Attempt int    `json:"attempt,omitempty"`
+	Name    string `json:"name"`
+	Error   string `json:"error"`
+	Next    int    `json:"next"`
+	Run     int    `json:"run,omitempty"`
 }
 
 // Failure is the data of EventExecutionFailed: step Step failed for
@@ -143,6 +161,7 @@ type Failure struct {
 type TimedOut struct {
 	Step   int    `json:"step"`
 	Reason string `json:"reason"`
+	Name   string `json:"name,omitempty"` // execution.timeout or step.timeout
 }
 
 // ExecutionFinished is the data of the events that end an execution.

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/workflowd/workflowd/expr"
 )
 
 // Execution statuses.
@@ -56,12 +58,14 @@ type StepState struct {
 	Status         string `json:"status"`
 	// Runs counts the times the step started (more than once: a loop came
 	// back to it); Attempts and the rest are of its latest run.
-	Runs       int             `json:"runs,omitempty"`
-	Attempts   int             `json:"attempts"`
-	Output     json.RawMessage `json:"output"`
-	Error      string          `json:"error,omitempty"`
-	StartedAt  *time.Time      `json:"startedAt"`
-	FinishedAt *time.Time      `json:"finishedAt"`
+	Runs     int             `json:"runs,omitempty"`
+	Attempts int             `json:"attempts"`
+	Output   json.RawMessage `json:"output"`
+	Error    string          `json:"error,omitempty"`
+	// ErrorName names the failure Error describes (docs/api.md, "Errors").
+	ErrorName  string     `json:"errorName,omitempty"`
+	StartedAt  *time.Time `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt"`
 	// DueAt is when a waiting wait step ends, or when a failed http
 	// attempt is retried.
 	DueAt *time.Time `json:"dueAt,omitempty"`
@@ -74,6 +78,9 @@ type StepState struct {
 	// (0: none): the holder's token, which its outcome must match. The
 	// workers fold it from the log; views do not keep it.
 	claim int64
+	// retried counts the retries each retry rule made in the step's run
+	// (folded from the log, like claim).
+	retried []int
 }
 
 // Execution is the state of a workflow execution aggregate and its view.
@@ -111,6 +118,9 @@ type Execution struct {
 	// them (the API does not show them), and nothing folding a view needs
 	// them.
 	Definitions []StepDefinition `json:"-"`
+	// Caught is the failure the last catch routed: what expressions see
+	// as error. The workers fold it from the log; views do not keep it.
+	Caught *expr.Caught `json:"-"`
 	// createdBytes is the size of the ExecutionCreated data (definition and
 	// input), folded from the log: its share of MaxExecutionData.
 	createdBytes int
@@ -128,6 +138,7 @@ func (x Execution) Clone() Execution {
 		x.Steps[i].FinishedAt = cloneTime(x.Steps[i].FinishedAt)
 		x.Steps[i].DueAt = cloneTime(x.Steps[i].DueAt)
 		x.Steps[i].AttemptStartedAt = cloneTime(x.Steps[i].AttemptStartedAt)
+		x.Steps[i].retried = append([]int(nil), x.Steps[i].retried...)
 	}
 	x.Input = cloneRaw(x.Input)
 	x.Output = cloneRaw(x.Output)

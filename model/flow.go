@@ -113,6 +113,13 @@ func (d Definition) validateFlow() error {
 		case i+1 < len(d.Steps):
 			succ[i] = append(succ[i], i+1)
 		}
+		for j, c := range s.Catch {
+			n, err := resolve(fmt.Sprintf("%s.catch[%d].next", field, j), c.Next)
+			if err != nil {
+				return err
+			}
+			succ[i] = append(succ[i], n)
+		}
 	}
 	reached := make([]bool, len(d.Steps))
 	queue := []int{0}
@@ -226,6 +233,7 @@ func (s Execution) vars(extra StepCompleted) expr.Vars {
 	return expr.Vars{
 		Input: s.Input,
 		Steps: outputs,
+		Error: s.Caught,
 		Execution: expr.Execution{
 			ID: s.WorkflowExecutionUUID.String(), WorkflowID: s.WorkflowUUID.String(),
 			WorkflowVersion: s.WorkflowVersion, StartedAt: s.CreatedAt.UTC().Format(time.RFC3339Nano),
@@ -264,27 +272,27 @@ func (s Execution) stepNamed(name string) int {
 	return -1
 }
 
-// choose returns where choice step i of s goes, with vars v, or a reason
-// the execution fails.
-func (s Execution) choose(i int, v expr.Vars) (int, string) {
+// choose returns where choice step i of s goes, with vars v, or the
+// failure (its name and reason) the execution fails with.
+func (s Execution) choose(i int, v expr.Vars) (next int, name, why string) {
 	def := &s.Definitions[i]
 	for j, r := range def.Rules {
 		p, err := compile(r.When, expr.Bool)
 		if err != nil {
-			return -1, fmt.Sprintf("choice step %q: rule %d does not compile: %v", def.Name, j, err)
+			return -1, ErrExpression, fmt.Sprintf("choice step %q: rule %d does not compile: %v", def.Name, j, err)
 		}
 		ok, err := p.EvalBool(v)
 		if err != nil {
-			return -1, fmt.Sprintf("choice step %q: rule %d (%s): %v", def.Name, j, r.When, err)
+			return -1, ErrExpression, fmt.Sprintf("choice step %q: rule %d (%s): %v", def.Name, j, r.When, err)
 		}
 		if ok {
-			return s.stepNamed(r.Next), ""
+			return s.stepNamed(r.Next), "", ""
 		}
 	}
 	if def.Default != "" {
-		return s.stepNamed(def.Default), ""
+		return s.stepNamed(def.Default), "", ""
 	}
-	return -1, fmt.Sprintf("choice step %q: no rule holds and it has no default", def.Name)
+	return -1, ErrChoiceNoMatch, fmt.Sprintf("choice step %q: no rule holds and it has no default", def.Name)
 }
 
 // enter returns the events of entering step i of s (after the events of
@@ -324,9 +332,9 @@ func (s Execution) enter(out []draft, i int, done StepCompleted, now time.Time) 
 			vv := s.vars(done)
 			v = &vv
 		}
-		next, why := s.choose(i, *v)
+		next, name, why := s.choose(i, *v)
 		if why != "" {
-			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: ErrChoiceNoMatch, Error: why}})
+			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: name, Error: why}})
 		}
 		out = append(out, draft{EventStepCompleted, StepCompleted{Step: i, Next: &next}})
 		i = next
@@ -360,9 +368,3 @@ func (s Execution) runNow(i int) int {
 	}
 	return 0
 }
-
-// Names of the failures the control flow decides.
-const (
-	ErrChoiceNoMatch = "choice.no-match"
-	ErrStepsExceeded = "execution.steps-exceeded"
-)

@@ -68,7 +68,7 @@ func TestDefinitionValidate(t *testing.T) {
 		{name: "http_step_full", change: func(d *model.Definition) {
 			d.Steps[0] = httpStep(func(s *model.StepDefinition) {
 				s.Method, s.TimeoutSeconds, s.Headers = "PUT", model.MaxHTTPTimeout, map[string]string{"Authorization": "Bearer x", "X-Trace": "1"}
-				s.Retry = &model.RetryPolicy{MaxAttempts: model.MaxHTTPAttempts, BackoffSeconds: 0.5, MaxBackoffSeconds: 60}
+				s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: model.MaxHTTPAttempts, BackoffSeconds: 0.5, MaxBackoffSeconds: 60}}
 			})
 		}},
 		{name: "wait_without_seconds", change: func(d *model.Definition) { d.Steps[1].Type = model.StepWait }, wantField: "steps[1].seconds"},
@@ -79,7 +79,7 @@ func TestDefinitionValidate(t *testing.T) {
 			d.Steps[1] = model.StepDefinition{Name: "w", Type: model.StepWait, Seconds: 1, URL: "http://x"}
 		}, wantField: "steps[1].url"},
 		{name: "manual_with_seconds", change: func(d *model.Definition) { d.Steps[0].Seconds = 3 }, wantField: "steps[0].seconds"},
-		{name: "manual_with_retry", change: func(d *model.Definition) { d.Steps[0].Retry = &model.RetryPolicy{MaxAttempts: 1} }, wantField: "steps[0].retry"},
+		{name: "manual_with_retry", change: func(d *model.Definition) { d.Steps[0].Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 1}} }, wantField: "steps[0].retry"},
 		{name: "http_without_url", change: func(d *model.Definition) { d.Steps[0].Type = model.StepHTTP }, wantField: "steps[0].url"},
 		{name: "http_relative_url", change: func(d *model.Definition) { d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.URL = "/hook" }) }, wantField: "steps[0].url"},
 		{name: "http_ftp_url", change: func(d *model.Definition) {
@@ -111,14 +111,14 @@ func TestDefinitionValidate(t *testing.T) {
 			d.Steps[0] = model.StepDefinition{Name: "m", Type: model.StepManual, DeadlineSeconds: 60}
 		}, wantField: "steps[0].deadlineSeconds"},
 		{name: "http_zero_attempts", change: func(d *model.Definition) {
-			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{} })
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.Retry{Policy: &model.RetryPolicy{}} })
 		}, wantField: "steps[0].retry.maxAttempts"},
 		{name: "http_negative_backoff", change: func(d *model.Definition) {
-			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{MaxAttempts: 2, BackoffSeconds: -1} })
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 2, BackoffSeconds: -1}} })
 		}, wantField: "steps[0].retry.backoffSeconds"},
 		{name: "http_max_backoff_below_backoff", change: func(d *model.Definition) {
 			d.Steps[0] = httpStep(func(s *model.StepDefinition) {
-				s.Retry = &model.RetryPolicy{MaxAttempts: 2, BackoffSeconds: 10, MaxBackoffSeconds: 5}
+				s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 2, BackoffSeconds: 10, MaxBackoffSeconds: 5}}
 			})
 		}, wantField: "steps[0].retry.maxBackoffSeconds"},
 		{name: "http_with_seconds", change: func(d *model.Definition) { d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Seconds = 1 }) }, wantField: "steps[0].seconds"},

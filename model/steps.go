@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-// RetryPolicy says how an http step tries again after a failed attempt:
+// RetryPolicy, the retry of earlier builds, says how an http step tries
+// again after a failed attempt (whatever the failure's name, unless
+// retrying cannot help):
 // up to MaxAttempts attempts in all, the n-th retry after BackoffSeconds ×
 // 2^(n-1), at most MaxBackoffSeconds (default DefaultMaxBackoffSeconds),
 // each delay with up to 20% jitter taken off.
@@ -58,7 +60,7 @@ func (s StepDefinition) validate(field string) error {
 	}
 	httpOnly := func() error {
 		return refuse(notFor, setField{"url", s.URL != ""}, setField{"method", s.Method != ""}, setField{"headers", s.Headers != nil},
-			setField{"retry", s.Retry != nil}, setField{"deadlineSeconds", s.DeadlineSeconds != 0})
+			setField{"deadlineSeconds", s.DeadlineSeconds != 0})
 	}
 	flowOnly := func() error {
 		if err := refuse(notFor, setField{"rules", s.Rules != nil}, setField{"default", s.Default != ""}, setField{"error", s.Error != ""}, setField{"cause", s.Cause != ""}); err != nil {
@@ -67,10 +69,11 @@ func (s StepDefinition) validate(field string) error {
 		if s.Next != "" && s.End {
 			return bad(".end", "cannot be set with next: a step either names the next one or ends the execution")
 		}
-		return nil
+		return s.validateCatch(field)
 	}
 	if decided(s.Type) {
-		if err := refuse(notFor, setField{"timeoutSeconds", s.TimeoutSeconds != 0}, setField{"seconds", s.Seconds != 0}, setField{"next", s.Next != ""}, setField{"end", s.End}); err != nil {
+		if err := refuse(notFor, setField{"timeoutSeconds", s.TimeoutSeconds != 0}, setField{"seconds", s.Seconds != 0}, setField{"next", s.Next != ""}, setField{"end", s.End},
+			setField{"retry", s.Retry != nil}, setField{"catch", s.Catch != nil}); err != nil {
 			return err
 		}
 		if err := httpOnly(); err != nil {
@@ -86,17 +89,29 @@ func (s StepDefinition) validate(field string) error {
 		if err := notFor("seconds", s.Seconds != 0); err != nil {
 			return err
 		}
-		return httpOnly()
+		if s.Retry != nil && s.Retry.Policy != nil {
+			return bad(".retry", "of a manual step is a list of rules ({errors, maxAttempts, intervalSeconds, …}); the {maxAttempts, backoffSeconds} form is an http step's")
+		}
+		if err := httpOnly(); err != nil {
+			return err
+		}
+		return s.validateRetry(field)
 	case StepWait:
 		if s.Seconds < 1 || s.Seconds > MaxTimeoutSeconds {
 			return bad(".seconds", "must be between 1 and %d", MaxTimeoutSeconds)
+		}
+		if s.Retry != nil {
+			return bad(".retry", "is not a field of wait steps: a wait step fails only by its timeout, which a retry would meet again (catch it instead)")
 		}
 		return httpOnly()
 	case StepHTTP:
 		if err := notFor("seconds", s.Seconds != 0); err != nil {
 			return err
 		}
-		return s.validateHTTP(bad)
+		if err := s.validateHTTP(bad); err != nil {
+			return err
+		}
+		return s.validateRetry(field)
 	}
 	return bad(".type", "unknown step type %q; use %s", s.Type, strings.Join(StepTypes, ", "))
 }
@@ -146,7 +161,8 @@ func (s StepDefinition) validateHTTP(bad func(f, problem string, args ...any) er
 			return bad(".headers", "value of %s must be at most %d bytes with no line breaks", name, MaxHeaderLen)
 		}
 	}
-	if r := s.Retry; r != nil {
+	if s.Retry != nil && s.Retry.Policy != nil {
+		r := s.Retry.Policy
 		switch {
 		case r.MaxAttempts < 1 || r.MaxAttempts > MaxHTTPAttempts:
 			return bad(".retry.maxAttempts", "must be between 1 and %d", MaxHTTPAttempts)
@@ -216,28 +232,20 @@ func (s StepDefinition) AttemptTimeout() time.Duration {
 	return DefaultHTTPTimeout * time.Second
 }
 
-// MaxAttempts returns how many attempts an http step gets (1 without a
-// retry policy).
-func (s StepDefinition) MaxAttempts() int {
-	if s.Retry == nil {
-		return 1
-	}
-	return s.Retry.MaxAttempts
-}
-
 // RetryDelay returns how long to wait after failed attempt n (1-based)
 // before the next: BackoffSeconds × 2^(n-1), capped, minus up to 20%
 // jitter drawn from jitter (a number in [0, 1): the worker draws it once
 // and records the result in the event, so replays agree).
 func (s StepDefinition) RetryDelay(n int, jitter float64) time.Duration {
-	if s.Retry == nil || n < 1 {
+	if s.Retry == nil || s.Retry.Policy == nil || n < 1 {
 		return 0
 	}
-	limit := s.Retry.MaxBackoffSeconds
+	p := s.Retry.Policy
+	limit := p.MaxBackoffSeconds
 	if limit == 0 {
-		limit = math.Max(DefaultMaxBackoffSeconds, s.Retry.BackoffSeconds)
+		limit = math.Max(DefaultMaxBackoffSeconds, p.BackoffSeconds)
 	}
-	d := math.Min(s.Retry.BackoffSeconds*math.Pow(2, float64(min(n-1, 40))), limit)
+	d := math.Min(p.BackoffSeconds*math.Pow(2, float64(min(n-1, 40))), limit)
 	d *= 1 - 0.2*min(max(jitter, 0), 1)
 	return time.Duration(d * float64(time.Second))
 }

@@ -95,7 +95,7 @@ func wantTransientAfter(t *testing.T, err error, after time.Duration) {
 
 func TestHTTPStepRetriesWithBackoffThenCompletes(t *testing.T) {
 	call := httpStep(func(s *model.StepDefinition) {
-		s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 2}
+		s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 2}}
 	})
 	r := startRun(t, 0, call, model.StepDefinition{Name: "after", Type: model.StepManual})
 	if st := r.x.Steps[0]; st.Status != model.StepRunning || st.Attempts != 1 || st.DueAt != nil {
@@ -136,7 +136,7 @@ func TestHTTPStepFailsTheExecution(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			call := httpStep(func(s *model.StepDefinition) {
-				s.Retry = &model.RetryPolicy{MaxAttempts: tt.attempts, BackoffSeconds: 1}
+				s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: tt.attempts, BackoffSeconds: 1}}
 			})
 			r := startRun(t, 0, call, model.StepDefinition{Name: "next", Type: model.StepManual})
 			r.outcome(0, 1, tt.out)
@@ -224,7 +224,7 @@ func TestDeadlinesTimeOutTheExecution(t *testing.T) {
 // The cleanup's view of what is due, for work the queue should have
 // delivered, issues the same commands the dispatcher did.
 func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
-	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1} }))
+	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) { s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1}} }))
 	due, ok := r.x.DueAt(maxDelay)
 	lost := t0.Add(model.DefaultHTTPTimeout*time.Second + model.AttemptGrace + model.CleanupGrace)
 	if !ok || due.Before(lost) || due.Sub(lost) >= 5*time.Minute {
@@ -252,7 +252,7 @@ func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
 	// A retry an hour off is the cleanup's to issue: at once when due, not
 	// again while it runs, and again if it seems lost.
 	hourly := startRun(t, 0, httpStep(func(s *model.StepDefinition) {
-		s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 3600}
+		s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 3600}}
 	}))
 	hourly.outcome(0, 1, model.StepOutcome{Err: "boom"})
 	retryAt := t0.Add(time.Hour)
@@ -275,7 +275,7 @@ func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
 }
 
 func TestRetryDelay(t *testing.T) {
-	s := model.StepDefinition{Retry: &model.RetryPolicy{MaxAttempts: 10, BackoffSeconds: 1, MaxBackoffSeconds: 5}}
+	s := model.StepDefinition{Retry: &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 10, BackoffSeconds: 1, MaxBackoffSeconds: 5}}}
 	for _, tt := range []struct {
 		n      int
 		jitter float64
@@ -299,7 +299,7 @@ func TestRetryDelay(t *testing.T) {
 func TestOutputsThatWouldOverflowTheViewAreRefused(t *testing.T) {
 	big := json.RawMessage(`"` + strings.Repeat("x", model.MaxExecutionData/2) + `"`)
 	r := startRun(t, 0, model.StepDefinition{Name: "a", Type: model.StepManual}, model.StepDefinition{Name: "b", Type: model.StepManual},
-		httpStep(func(s *model.StepDefinition) { s.Retry = &model.RetryPolicy{MaxAttempts: 5, BackoffSeconds: 1} }))
+		httpStep(func(s *model.StepDefinition) { s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 5, BackoffSeconds: 1}} }))
 	r.decide(model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 0, Output: big}, t0), nil)
 	_, err := model.DecideExecution(r.x, model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 1, Output: big}, t0), nil, t0)
 	wantRejection(t, err, false, "over the")
@@ -352,7 +352,7 @@ func TestTheDefinitionCountsAgainstTheExecutionsData(t *testing.T) {
 func TestAnHTTPAttemptHasOneHolder(t *testing.T) {
 	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) {
 		s.TimeoutSeconds = 5
-		s.Retry = &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1}
+		s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1}}
 	}), model.StepDefinition{Name: "after", Type: model.StepManual})
 	first, ok := r.x.Held()
 	if !ok || first.Step != 0 || first.Attempt != 1 || first.Claim != r.x.Version || !first.Until.Equal(t0.Add(5*time.Second)) {
@@ -439,7 +439,7 @@ func TestAnUnheldHTTPStepIsClaimedByItsRunStep(t *testing.T) {
 func TestAnHTTPStepsDeadlineBoundsItsAttempts(t *testing.T) {
 	step := httpStep(func(s *model.StepDefinition) {
 		s.DeadlineSeconds = 30
-		s.Retry = &model.RetryPolicy{MaxAttempts: 5, BackoffSeconds: 20}
+		s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 5, BackoffSeconds: 20}}
 	})
 	r := startRun(t, 0, step)
 	r.now = t0.Add(5 * time.Second)

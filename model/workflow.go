@@ -55,7 +55,10 @@ type StepDefinition struct {
 	URL     string            `json:"url,omitempty"`
 	Method  string            `json:"method,omitempty"` // default POST
 	Headers map[string]string `json:"headers,omitempty"`
-	Retry   *RetryPolicy      `json:"retry,omitempty"`
+	// Retry says when a failed attempt is tried again: a list of rules
+	// (http and manual steps), or an http step's policy of earlier
+	// builds.
+	Retry *Retry `json:"retry,omitempty"`
 	// DeadlineSeconds bounds an http step's attempts together, from the
 	// step's start (default DefaultHTTPDeadline): past it the execution
 	// FAILS, with the reason, whatever attempts were left.
@@ -66,6 +69,10 @@ type StepDefinition struct {
 	// succeeds); End ends the execution after it, as SUCCEEDED.
 	Next string `json:"next,omitempty"`
 	End  bool   `json:"end,omitempty"`
+
+	// Catch routes a failure no retry rule retries to another step
+	// (manual, wait and http steps).
+	Catch []CatchRule `json:"catch,omitempty"`
 
 	// Rules are a choice step's conditions, tried in order; Default is
 	// where it goes when none holds (none: the execution FAILS).

@@ -302,7 +302,7 @@ func TestRetryJitterComesFromTheWorker(t *testing.T) {
 			HTTP:   &workers.HTTPCaller{AllowHosts: []string{"hook.test:80"}, Transport: failingEndpoint{}}}
 		wfID, id := uuid.New(), uuid.New()
 		def := model.Definition{Name: "wf", Steps: []model.StepDefinition{{Name: "one", Type: model.StepHTTP, URL: "http://hook.test/one",
-			TimeoutSeconds: 1, Retry: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 10}}}}
+			TimeoutSeconds: 1, Retry: &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 10}}}}}
 		if err := w.Handle(ctx, body(t, model.CreateWorkflow{WorkflowUUID: wfID, Definition: def}), 1); err != nil {
 			t.Fatal(err)
 		}
