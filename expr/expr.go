@@ -261,9 +261,9 @@ func activation(v Vars) (map[string]any, error) {
 	}
 	x := v.Execution
 	return map[string]any{
-		"input": input,
-		"steps": steps,
-		"error": caught,
+		"input":  input,
+		"steps":  steps,
+		"error":  caught,
 		"result": result,
 		"execution": map[string]any{
 			"id": x.ID, "workflowId": x.WorkflowID, "workflowVersion": int64(x.WorkflowVersion), "startedAt": x.StartedAt,

@@ -114,7 +114,9 @@ func TestDefinitionValidate(t *testing.T) {
 			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.Retry{Policy: &model.RetryPolicy{}} })
 		}, wantField: "steps[0].retry.maxAttempts"},
 		{name: "http_negative_backoff", change: func(d *model.Definition) {
-			d.Steps[0] = httpStep(func(s *model.StepDefinition) { s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 2, BackoffSeconds: -1}} })
+			d.Steps[0] = httpStep(func(s *model.StepDefinition) {
+				s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 2, BackoffSeconds: -1}}
+			})
 		}, wantField: "steps[0].retry.backoffSeconds"},
 		{name: "http_max_backoff_below_backoff", change: func(d *model.Definition) {
 			d.Steps[0] = httpStep(func(s *model.StepDefinition) {

@@ -224,7 +224,9 @@ func TestDeadlinesTimeOutTheExecution(t *testing.T) {
 // The cleanup's view of what is due, for work the queue should have
 // delivered, issues the same commands the dispatcher did.
 func TestDueCommandsRepeatTheDispatchersCommands(t *testing.T) {
-	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) { s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1}} }))
+	r := startRun(t, 0, httpStep(func(s *model.StepDefinition) {
+		s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 3, BackoffSeconds: 1}}
+	}))
 	due, ok := r.x.DueAt(maxDelay)
 	lost := t0.Add(model.DefaultHTTPTimeout*time.Second + model.AttemptGrace + model.CleanupGrace)
 	if !ok || due.Before(lost) || due.Sub(lost) >= 5*time.Minute {
@@ -299,7 +301,9 @@ func TestRetryDelay(t *testing.T) {
 func TestOutputsThatWouldOverflowTheViewAreRefused(t *testing.T) {
 	big := json.RawMessage(`"` + strings.Repeat("x", model.MaxExecutionData/2) + `"`)
 	r := startRun(t, 0, model.StepDefinition{Name: "a", Type: model.StepManual}, model.StepDefinition{Name: "b", Type: model.StepManual},
-		httpStep(func(s *model.StepDefinition) { s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 5, BackoffSeconds: 1}} }))
+		httpStep(func(s *model.StepDefinition) {
+			s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: 5, BackoffSeconds: 1}}
+		}))
 	r.decide(model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 0, Output: big}, t0), nil)
 	_, err := model.DecideExecution(r.x, model.NewCommand(uuid.New(), model.IncrementExecution{WorkflowExecutionUUID: r.id, Step: 1, Output: big}, t0), nil, t0)
 	wantRejection(t, err, false, "over the")
