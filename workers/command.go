@@ -522,12 +522,12 @@ func (w *CommandWorker) timeFor(ctx context.Context, x model.Execution, h model.
 // attempt over.
 func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.HeldAttempt) model.StepOutcome {
 	if h.Step >= len(x.Definitions) {
-		return model.StepOutcome{Err: "the step's definition is missing", Final: true}
+		return model.StepOutcome{Err: "the step's definition is missing", Name: model.ErrHTTPInvalidRequest, Final: true}
 	}
 	def := x.Definitions[h.Step]
 	timeout := min(def.AttemptTimeout(), h.CallBy().Sub(w.now()))
 	if timeout <= 0 {
-		return model.StepOutcome{Err: fmt.Sprintf("timed out: the attempt's %s had passed before its request was sent", def.AttemptTimeout()), Jitter: w.jitter()}
+		return model.StepOutcome{Err: fmt.Sprintf("timed out: the attempt's %s had passed before its request was sent", def.AttemptTimeout()), Name: model.ErrHTTPTimeout, Jitter: w.jitter()}
 	}
 	outputs := make(map[string]json.RawMessage, h.Step)
 	for _, st := range x.Steps[:h.Step] {
@@ -538,7 +538,7 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 		Step: h.Step, StepName: def.Name, Attempt: h.Attempt, Input: x.Input, Outputs: outputs,
 	})
 	if err != nil {
-		return model.StepOutcome{Err: "encode the request: " + err.Error(), Final: true}
+		return model.StepOutcome{Err: "encode the request: " + err.Error(), Name: model.ErrHTTPInvalidRequest, Final: true}
 	}
 	caller := w.HTTP
 	if caller == nil {
@@ -556,10 +556,10 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 	}
 	var se *StepError
 	if !errors.As(err, &se) {
-		se = &StepError{Reason: err.Error(), Retryable: true}
+		se = &StepError{Name: model.ErrHTTPConnection, Reason: err.Error(), Retryable: true}
 	}
-	log.Info("http step attempt failed", "reason", se.Reason, "retryable", se.Retryable)
-	return model.StepOutcome{Err: se.Reason, Final: !se.Retryable, Jitter: w.jitter()}
+	log.Info("http step attempt failed", "error", se.Name, "reason", se.Reason, "retryable", se.Retryable)
+	return model.StepOutcome{Err: se.Reason, Name: se.Name, Final: !se.Retryable, Jitter: w.jitter()}
 }
 
 // attemptKey is the Idempotency-Key of http attempt h of execution x:

@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/workflowd/workflowd/model"
 )
 
 const (
@@ -52,13 +54,16 @@ type HTTPRequest struct {
 	IdempotencyKey string            // sent as the Idempotency-Key header
 }
 
-// StepError is why an attempt failed. Retryable is false only when retrying
-// cannot help (host refused, invalid request); every other failure (network
-// error, timeout, non-2xx status, body too large or not JSON) is retryable.
+// StepError is why an attempt failed: its name (model.ErrHTTPTimeout, …;
+// docs/api.md, "Errors") and its reason. Retryable is false only when
+// retrying cannot help (http.host-not-allowed, http.invalid-request); every
+// other failure (network error, timeout, non-2xx status, body too large or
+// not JSON) is retryable.
 //
 // Reason is one short line of printable text; it never holds the request's
 // header values.
 type StepError struct {
+	Name      string
 	Reason    string
 	Retryable bool
 }
@@ -216,15 +221,16 @@ type attempt struct {
 	secrets []string      // header values never to be quoted
 }
 
-// fail returns a StepError whose reason is the formatted text, prefixed
-// with the attempt's label if any, with secrets redacted, on one printable
-// line.
-func (a *attempt) fail(retryable bool, format string, args ...any) *StepError {
+// fail returns a StepError named name whose reason is the formatted text,
+// prefixed with the attempt's label if any, with secrets redacted, on one
+// printable line.
+func (a *attempt) fail(name string, format string, args ...any) *StepError {
 	reason := fmt.Sprintf(format, args...)
 	if a.label != "" {
 		reason = a.label + ": " + reason
 	}
-	return &StepError{Reason: truncate(printable(redact(reason, a.secrets)), maxReasonBytes), Retryable: retryable}
+	retryable := name != model.ErrHTTPInvalidRequest && name != model.ErrHTTPHostNotAllowed
+	return &StepError{Name: name, Reason: truncate(printable(redact(reason, a.secrets)), maxReasonBytes), Retryable: retryable}
 }
 
 // Call performs the attempt. On a 2xx answer whose body is JSON (or empty:
@@ -250,15 +256,15 @@ func (c *HTTPCaller) Call(ctx context.Context, r HTTPRequest) (json.RawMessage, 
 		a.timeout = DefaultHTTPTimeout
 	}
 	if !validHeaderName(method) {
-		return nil, a.fail(false, "invalid request method %q", method)
+		return nil, a.fail(model.ErrHTTPInvalidRequest, "invalid request method %q", method)
 	}
 	u, err := url.Parse(r.URL)
 	if err != nil {
-		return nil, a.fail(false, "invalid url")
+		return nil, a.fail(model.ErrHTTPInvalidRequest, "invalid url")
 	}
 	target, err := targetOf(u)
 	if err != nil {
-		return nil, a.fail(false, "invalid url: %v", err)
+		return nil, a.fail(model.ErrHTTPInvalidRequest, "invalid url: %v", err)
 	}
 	if !c.allows(target) {
 		return nil, c.refusal(a, target)
@@ -282,9 +288,9 @@ func (c *HTTPCaller) Call(ctx context.Context, r HTTPRequest) (json.RawMessage, 
 // refusal is the failure of a call to a host that is not allowlisted.
 func (c *HTTPCaller) refusal(a *attempt, target string) *StepError {
 	if len(c.AllowHosts) == 0 {
-		return a.fail(false, "host %s is not in %s (the list is empty)", target, allowHostsVar)
+		return a.fail(model.ErrHTTPHostNotAllowed, "host %s is not in %s (the list is empty)", target, allowHostsVar)
 	}
-	return a.fail(false, "host %s is not in %s", target, allowHostsVar)
+	return a.fail(model.ErrHTTPHostNotAllowed, "host %s is not in %s", target, allowHostsVar)
 }
 
 // secretsOf returns the strings of the step's header values that reasons
@@ -318,7 +324,7 @@ func secretsOf(h map[string]string) []string {
 func newHTTPRequest(ctx context.Context, a *attempt, method string, u *url.URL, r HTTPRequest) (*http.Request, *StepError) {
 	sendBody := len(r.Body) > 0 && method != http.MethodGet && method != http.MethodHead
 	if sendBody && !json.Valid(r.Body) {
-		return nil, a.fail(false, "request body is not JSON")
+		return nil, a.fail(model.ErrHTTPInvalidRequest, "request body is not JSON")
 	}
 	var body io.Reader
 	if sendBody {
@@ -326,7 +332,7 @@ func newHTTPRequest(ctx context.Context, a *attempt, method string, u *url.URL, 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return nil, a.fail(false, "invalid request")
+		return nil, a.fail(model.ErrHTTPInvalidRequest, "invalid request")
 	}
 	if sendBody {
 		req.Header.Set("Content-Type", "application/json")
@@ -335,10 +341,10 @@ func newHTTPRequest(ctx context.Context, a *attempt, method string, u *url.URL, 
 	req.Header.Set("User-Agent", httpUserAgent)
 	for name, value := range r.Headers {
 		if !validHeaderName(name) {
-			return nil, a.fail(false, "invalid header name %q", name)
+			return nil, a.fail(model.ErrHTTPInvalidRequest, "invalid header name %q", name)
 		}
 		if !validHeaderValue(value) {
-			return nil, a.fail(false, "header %s has an invalid value", name)
+			return nil, a.fail(model.ErrHTTPInvalidRequest, "header %s has an invalid value", name)
 		}
 		switch key := http.CanonicalHeaderKey(name); key {
 		case "Idempotency-Key", "Content-Length", "Host":
@@ -419,18 +425,18 @@ func (a *attempt) transportFailure(ctx, actx context.Context, err error) *StepEr
 	var re *redirectError
 	switch {
 	case errors.As(err, &re):
-		return a.fail(true, "%s", re.reason)
+		return a.fail(model.ErrHTTPRedirect, "%s", re.reason)
 	case ctx.Err() != nil:
-		return a.fail(true, "cancelled (%v)", ctx.Err())
+		return a.fail(model.ErrHTTPConnection, "cancelled (%v)", ctx.Err())
 	case errors.Is(actx.Err(), context.DeadlineExceeded):
-		return a.fail(true, "timed out after %v", a.timeout)
+		return a.fail(model.ErrHTTPTimeout, "timed out after %v", a.timeout)
 	}
 	// A *url.Error repeats the method and the whole URL; keep its cause.
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return a.fail(true, "request failed: %s", truncate(err.Error(), reasonBodyBytes))
+	return a.fail(model.ErrHTTPConnection, "request failed: %s", truncate(err.Error(), reasonBodyBytes))
 }
 
 // readOutput turns the answer into the step's output or a failure.
@@ -444,28 +450,28 @@ func (c *HTTPCaller) readOutput(ctx, actx context.Context, a *attempt, resp *htt
 		if q := bodyQuote(quote, a.secrets); q != "" {
 			reason += ": " + q
 		}
-		return nil, a.fail(true, "%s", reason)
+		return nil, a.fail(model.HTTPStatusError(resp.StatusCode), "%s", reason)
 	}
 	limit := c.MaxResponseBytes
 	if limit <= 0 {
 		limit = MaxHTTPResponseBytes
 	}
 	if resp.ContentLength > limit {
-		return nil, a.fail(true, "response body over %d bytes", limit)
+		return nil, a.fail(model.ErrHTTPBadResponse, "response body over %d bytes", limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, a.transportFailure(ctx, actx, err)
 	}
 	if int64(len(body)) > limit {
-		return nil, a.fail(true, "response body over %d bytes", limit)
+		return nil, a.fail(model.ErrHTTPBadResponse, "response body over %d bytes", limit)
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, nil
 	}
 	if !json.Valid(body) {
-		return nil, a.fail(true, "response is not JSON")
+		return nil, a.fail(model.ErrHTTPBadResponse, "response is not JSON")
 	}
 	return json.RawMessage(body), nil
 }

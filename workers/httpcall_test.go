@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/workers"
 )
 
@@ -129,6 +130,7 @@ func TestHTTPCall(t *testing.T) {
 		noKey     bool   // send no HTTPRequest.IdempotencyKey
 		want      string // output; "" means nil
 		wantErr   bool   // a retryable StepError
+		errName   string // its name
 		reasonHas []string
 		check     func(t *testing.T, seen []httpSeen)
 	}{
@@ -241,6 +243,7 @@ func TestHTTPCall(t *testing.T) {
 			name:      "500_is_retryable_with_status_and_body",
 			handler:   httpAnswer(500, "boom:\nqueue\x00full\r\n"),
 			wantErr:   true,
+			errName:   "http.status.5xx",
 			reasonHas: []string{"500", "boom: queue full"},
 		},
 		{
@@ -250,24 +253,28 @@ func TestHTTPCall(t *testing.T) {
 				_, _ = fmt.Fprintf(w, "bad credentials %s", r.Header.Get("Authorization"))
 			},
 			wantErr:   true,
+			errName:   "http.status.4xx",
 			reasonHas: []string{"401", "bad credentials [redacted]"},
 		},
 		{
 			name:      "long_error_body_is_cut",
 			handler:   httpAnswer(503, strings.Repeat("y", 1000)+"TAIL"),
 			wantErr:   true,
+			errName:   "http.status.5xx",
 			reasonHas: []string{"503", strings.Repeat("y", 200) + "..."},
 		},
 		{
 			name:      "2xx_not_json_is_retryable",
 			handler:   httpAnswer(200, "<html>ok</html>"),
 			wantErr:   true,
+			errName:   "http.bad-response",
 			reasonHas: []string{"response is not JSON"},
 		},
 		{
 			name:      "body_over_limit_with_length_is_retryable",
 			handler:   httpAnswer(200, big),
 			wantErr:   true,
+			errName:   "http.bad-response",
 			reasonHas: []string{"response body over 1024 bytes"},
 		},
 		{
@@ -278,6 +285,7 @@ func TestHTTPCall(t *testing.T) {
 				_, _ = w.Write([]byte(big))
 			},
 			wantErr:   true,
+			errName:   "http.bad-response",
 			reasonHas: []string{"response body over 1024 bytes"},
 		},
 		{
@@ -290,6 +298,7 @@ func TestHTTPCall(t *testing.T) {
 			handler:   httpBlockUntilGone(false),
 			timeout:   100 * time.Millisecond,
 			wantErr:   true,
+			errName:   "http.timeout",
 			reasonHas: []string{"timed out after 100ms"},
 		},
 		{
@@ -297,6 +306,7 @@ func TestHTTPCall(t *testing.T) {
 			handler:   httpBlockUntilGone(true),
 			timeout:   100 * time.Millisecond,
 			wantErr:   true,
+			errName:   "http.timeout",
 			reasonHas: []string{"timed out after 100ms"},
 		},
 		{
@@ -327,6 +337,7 @@ func TestHTTPCall(t *testing.T) {
 			handler:   httpHops,
 			path:      "/hop/6",
 			wantErr:   true,
+			errName:   "http.redirect",
 			reasonHas: []string{"stopped after 5 redirects"},
 		},
 	}
@@ -363,8 +374,8 @@ func TestHTTPCall(t *testing.T) {
 			}
 			if tt.wantErr {
 				se := mustHTTPStepError(t, err)
-				if !se.Retryable {
-					t.Errorf("Retryable = false, want true (%s)", se.Reason)
+				if !se.Retryable || se.Name != tt.errName {
+					t.Errorf("Retryable, Name = %v, %q, want true, %q (%s)", se.Retryable, se.Name, tt.errName, se.Reason)
 				}
 				for _, s := range tt.reasonHas {
 					if !strings.Contains(se.Reason, s) {
@@ -441,8 +452,8 @@ func TestHTTPCallRefusesHostsNotAllowed(t *testing.T) {
 				Body:    []byte(`{}`),
 			})
 			se := mustHTTPStepError(t, err)
-			if se.Retryable {
-				t.Errorf("Retryable = true, want false (%s)", se.Reason)
+			if se.Retryable || se.Name != model.ErrHTTPHostNotAllowed {
+				t.Errorf("Retryable, Name = %v, %q, want false, %s (%s)", se.Retryable, se.Name, model.ErrHTTPHostNotAllowed, se.Reason)
 			}
 			for _, s := range []string{srv.hostPort(), "not in WORKFLOW_HTTP_ALLOW_HOSTS"} {
 				if !strings.Contains(se.Reason, s) {
@@ -470,7 +481,7 @@ func TestHTTPCallCrossHostRedirectIsNotFollowed(t *testing.T) {
 			c := &workers.HTTPCaller{AllowHosts: allow}
 			got, err := c.Call(context.Background(), workers.HTTPRequest{URL: origin.URL + "/start", IdempotencyKey: "k"})
 			se := mustHTTPStepError(t, err)
-			if !se.Retryable || !strings.Contains(se.Reason, "redirected to http://"+target.hostPort()) {
+			if !se.Retryable || se.Name != model.ErrHTTPRedirect || !strings.Contains(se.Reason, "redirected to http://"+target.hostPort()) {
 				t.Errorf("got %+v, want a retryable failure naming http://%s", se, target.hostPort())
 			}
 			if got != nil {
@@ -503,7 +514,7 @@ func TestHTTPCallCancelled(t *testing.T) {
 			tt.cancel(cancel)
 			_, err := c.Call(ctx, workers.HTTPRequest{URL: srv.URL, Timeout: time.Minute})
 			se := mustHTTPStepError(t, err)
-			if !se.Retryable || !strings.Contains(se.Reason, "cancelled") {
+			if !se.Retryable || se.Name != model.ErrHTTPConnection || !strings.Contains(se.Reason, "cancelled") {
 				t.Errorf("got %+v, want a retryable failure mentioning cancellation", se)
 			}
 		})
@@ -517,7 +528,7 @@ func TestHTTPCallNetworkErrorIsRetryable(t *testing.T) {
 	c := &workers.HTTPCaller{AllowHosts: []string{hp}}
 	_, err := c.Call(context.Background(), workers.HTTPRequest{URL: srv.URL, Headers: map[string]string{"Authorization": httpSecret}})
 	se := mustHTTPStepError(t, err)
-	if !se.Retryable || !strings.Contains(se.Reason, "request failed") || strings.Contains(se.Reason, srv.URL) {
+	if !se.Retryable || se.Name != model.ErrHTTPConnection || !strings.Contains(se.Reason, "request failed") || strings.Contains(se.Reason, srv.URL) {
 		t.Errorf("got %+v, want a retryable network failure without the URL", se)
 	}
 }
@@ -598,8 +609,8 @@ func TestHTTPCallInvalidRequestIsNotRetryable(t *testing.T) {
 			c := &workers.HTTPCaller{AllowHosts: []string{"ok.example:80", "ok.example:21"}, Transport: httpStubTransport(&n)}
 			_, err := c.Call(context.Background(), tt.req)
 			se := mustHTTPStepError(t, err)
-			if se.Retryable || !strings.Contains(se.Reason, tt.reasonHas) || n.Load() != 0 {
-				t.Errorf("got %+v after %d requests, want a non-retryable failure containing %q, nothing sent", se, n.Load(), tt.reasonHas)
+			if se.Retryable || se.Name != model.ErrHTTPInvalidRequest || !strings.Contains(se.Reason, tt.reasonHas) || n.Load() != 0 {
+				t.Errorf("got %+v after %d requests, want a non-retryable %s containing %q, nothing sent", se, n.Load(), model.ErrHTTPInvalidRequest, tt.reasonHas)
 			}
 		})
 	}
