@@ -31,11 +31,14 @@ type StartExecutionRequest struct {
 	Input        json.RawMessage `json:"input,omitempty"`
 }
 
-// IncrementRequest is the body of POST .../increments.
+// IncrementRequest is the body of POST .../increments: it completes the
+// manual step with Output, or, with Error or Cause, fails it.
 type IncrementRequest struct {
 	Step   *int            `json:"step"`
 	Output json.RawMessage `json:"output,omitempty"`
 	Run    int             `json:"run,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	Cause  string          `json:"cause,omitempty"`
 }
 
 // CancelRequest is the body of POST .../cancellations.
@@ -130,7 +133,7 @@ func (s *Server) increment(w http.ResponseWriter, r *http.Request) error {
 	}
 	req.Output = compactJSON(req.Output)
 	return s.accept(w, r, req, func(uuid.UUID) model.Payload {
-		return model.IncrementExecution{WorkflowExecutionUUID: id, Step: *req.Step, Output: req.Output, Run: req.Run}
+		return model.IncrementExecution{WorkflowExecutionUUID: id, Step: *req.Step, Output: req.Output, Run: req.Run, Error: req.Error, Cause: req.Cause}
 	})
 }
 
