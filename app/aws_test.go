@@ -345,3 +345,11 @@ func TestAWSControlFlow(t *testing.T) {
 	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}, CleanupInterval: -1})
 	apitest.OrderFlow(t, c, hook)
 }
+
+// The workflow language's errors on AWS (apitest.ErrorsFlow): retry
+// rules, catch, a client's failure of a manual step.
+func TestAWSErrorsRetryAndCatch(t *testing.T) {
+	failing := apitest.NewHookServer(t, 1<<30)
+	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{failing.Host()}, CleanupInterval: -1})
+	apitest.ErrorsFlow(t, c, failing)
+}

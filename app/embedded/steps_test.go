@@ -264,3 +264,12 @@ func TestControlFlow(t *testing.T) {
 	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}}})
 	apitest.OrderFlow(t, c, hook)
 }
+
+// The workflow language's errors on the embedded runtime
+// (apitest.ErrorsFlow): retry rules, catch, a client's failure of a
+// manual step.
+func TestErrorsRetryAndCatch(t *testing.T) {
+	failing := apitest.NewHookServer(t, 1<<30)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{failing.Host()}}})
+	apitest.ErrorsFlow(t, c, failing)
+}

@@ -90,3 +90,85 @@ func OrderFlow(t *testing.T, c *Client, hook *HookServer) {
 		t.Fatalf("the loop: %s (%s), runs %d and %d; want SUCCEEDED after two runs of each", x.Status, x.Error, x.Steps[0].Runs, x.Steps[1].Runs)
 	}
 }
+
+// ErrorsFlow is the workflow language's errors run end to end through a
+// runtime's API, the same on both backends: an http step (failing, which
+// answers 503 to every call and must be allowed) retried by a rule and
+// then caught into a manual review; the reviewer's failure retried (the
+// step offered again after two seconds, an increment before then refused)
+// and then caught into a choice over the caught error; each failure
+// named in the view and the history.
+func ErrorsFlow(t *testing.T, c *Client, failing *HookServer) {
+	t.Helper()
+	def := fmt.Sprintf(`{"name":"pay","steps":[
+		{"name":"charge","type":"http","url":%q,
+		 "retry":[{"errors":["http.status.5xx"],"maxAttempts":1,"intervalSeconds":1}],
+		 "catch":[{"errors":["http.*"],"next":"review"}]},
+		{"name":"ship","type":"manual","end":true},
+		{"name":"review","type":"manual","end":true,
+		 "retry":[{"errors":["review.later"],"maxAttempts":1,"intervalSeconds":2}],
+		 "catch":[{"errors":["*"],"next":"refund?"}]},
+		{"name":"refund?","type":"choice","rules":[{"when":"error.name == 'order.rejected' && error.step == 'review' && error.cause == 'no stock'","next":"refunded"}],"default":"broken"},
+		{"name":"refunded","type":"succeed"},
+		{"name":"broken","type":"fail","error":"test.unexpected"}]}`, failing.URL+"/charge")
+	wf := c.MustApply(t, "POST", "/v1/workflows", def).String("workflowUUID")
+	calls := len(failing.Recorded())
+	id := c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+	inc := "/v1/workflow-executions/" + id + "/increments"
+
+	// The 503 is retried once, then caught: the review waits.
+	c.WaitExecution(t, id, 20*time.Second, "at the review", func(r Response) bool { return r.Number("currentStep") == 2 })
+	x := c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if st := x.Steps[0]; st.Status != model.StepFailed || st.ErrorName != model.ErrHTTPStatus5xx || st.Attempts != 2 || !strings.Contains(st.Error, "503") {
+		t.Fatalf("the caught http step: %+v, want FAILED http.status.5xx after 2 attempts", st)
+	}
+	if n := len(failing.Recorded()) - calls; n != 2 {
+		t.Fatalf("the http step was called %d times, want 2 (one retry)", n)
+	}
+
+	// An increment that fails and completes at once is refused.
+	c.Expect(t, 400, "POST", inc, `{"step":2,"error":"x","output":{"ok":true}}`)
+	c.Expect(t, 400, "POST", inc, `{"step":2,"error":"not a name"}`)
+	// The reviewer asks for later: retried, offered again in a second.
+	c.MustApply(t, "POST", inc, `{"step":2,"error":"review.later","cause":"out to lunch"}`)
+	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if st := x.Steps[2]; st.Status != model.StepWaiting || st.ErrorName != "review.later" || st.DueAt == nil {
+		t.Fatalf("the review after its failure: %+v, want WAITING, offered again", st)
+	}
+	early := c.Expect(t, 202, "POST", inc, `{"step":2,"output":{}}`)
+	if st := c.WaitCommand(t, early.String("commandUUID"), 10*time.Second); st.String("status") != "REJECTED" || !strings.Contains(string(st.Raw), "offered again") {
+		t.Fatalf("an increment before the retry is due (at %s, now %s): %s", x.Steps[2].DueAt, time.Now().UTC(), st.Raw)
+	}
+	time.Sleep(time.Until(*x.Steps[2].DueAt) + 50*time.Millisecond)
+	// Rejected this time: caught, and the choice reads the caught error.
+	c.MustApply(t, "POST", inc, `{"step":2,"error":"order.rejected","cause":"no stock"}`)
+	x = c.WaitStatus(t, id, 20*time.Second, model.ExecutionSucceeded, model.ExecutionFailed)
+	if x.Status != model.ExecutionSucceeded {
+		t.Fatalf("after the rejection: %s %q %q, want SUCCEEDED through refunded", x.Status, x.ErrorName, x.Error)
+	}
+	var b []string
+	for _, st := range x.Steps {
+		b = append(b, st.Name+"="+st.Status)
+	}
+	if got, want := strings.Join(b, " "), "charge=FAILED ship=SKIPPED review=FAILED refund?=SUCCEEDED refunded=SUCCEEDED broken=SKIPPED"; got != want {
+		t.Fatalf("steps: got %s, want %s", got, want)
+	}
+	if st := x.Steps[2]; st.ErrorName != "order.rejected" || st.Attempts != 2 {
+		t.Fatalf("the review: %+v, want order.rejected on attempt 2", st)
+	}
+	var page struct{ Items []model.Event }
+	if err := json.Unmarshal(c.Expect(t, 200, "GET", "/v1/workflow-executions/"+id+"/events", "").Raw, &page); err != nil {
+		t.Fatal(err)
+	}
+	var failed []string
+	for _, e := range page.Items {
+		if e.Type == model.EventStepFailed || e.Type == model.EventStepAttemptFailed {
+			var d struct{ Name string }
+			json.Unmarshal(e.Data, &d)
+			failed = append(failed, e.Type+":"+d.Name)
+		}
+	}
+	if got, want := strings.Join(failed, " "), "StepAttemptFailed:http.status.5xx StepFailed:http.status.5xx StepAttemptFailed:review.later StepFailed:order.rejected"; got != want {
+		t.Fatalf("the failures in the history: %s, want %s", got, want)
+	}
+}
