@@ -353,3 +353,10 @@ func TestAWSErrorsRetryAndCatch(t *testing.T) {
 	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{failing.Host()}, CleanupInterval: -1})
 	apitest.ErrorsFlow(t, c, failing)
 }
+
+// Data between steps on AWS (apitest.DataFlow).
+func TestAWSDataBetweenSteps(t *testing.T) {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}, CleanupInterval: -1})
+	apitest.DataFlow(t, c, hook)
+}

@@ -24,7 +24,7 @@ func ApplyWorkflow(s Workflow, e Event) (Workflow, error) {
 			n.WorkflowUUID = d.WorkflowUUID
 			n.CreatedAt = e.OccurredAt
 		}
-		n.Name, n.Description, n.TimeoutSeconds = d.Name, d.Description, d.TimeoutSeconds
+		n.Name, n.Description, n.TimeoutSeconds, n.Output = d.Name, d.Description, d.TimeoutSeconds, d.Output
 		n.Steps = append([]StepDefinition(nil), d.Steps...)
 		n.Version = d.Version
 	case EventWorkflowDeleted:
@@ -61,6 +61,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		n.createdBytes = len(e.Data)
 		n.Status = ExecutionPending
 		n.Definitions = d.Steps
+		n.OutputExpression = d.OutputExpression
 		n.Steps = make([]StepState, len(d.Steps))
 		for i, st := range d.Steps {
 			n.Steps[i] = StepState{Name: st.Name, Type: st.Type, TimeoutSeconds: st.TimeoutSeconds, Status: StepPending}
@@ -180,7 +181,9 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Attempts = max(st.Attempts, d.Attempt)
 		n.ErrorName = d.Name
 		n.end(ExecutionFailed, d.Error, d.Error, at)
-		st.ErrorName = d.Name
+		if st.Status == StepFailed {
+			st.ErrorName = d.Name
+		}
 	case EventExecutionTimedOut:
 		var d TimedOut
 		if err := decodeData(e, &d); err != nil {

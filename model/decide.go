@@ -140,6 +140,7 @@ func (s Execution) start(p StartExecution, wf *Workflow, now time.Time) ([]draft
 		TimeoutSeconds:        wf.TimeoutSeconds,
 		Steps:                 wf.Steps,
 		Input:                 p.Input,
+		OutputExpression:      wf.Output,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", EventExecutionCreated, err)
@@ -369,6 +370,16 @@ func (s Execution) startStep(i int, now time.Time) StepStarted {
 // or, after the last step or one that ends the execution,
 // ExecutionSucceeded with the step's output.
 func (s Execution) complete(done StepCompleted, now time.Time) []draft {
+	if done.Step < len(s.Definitions) && s.Definitions[done.Step].Output != "" {
+		shaped, f := s.shapeOutput(done)
+		if f != nil {
+			end := func(cause string) draft {
+				return draft{EventExecutionFailed, Failure{Step: f.step, Attempt: f.attempt, Name: f.name, Error: cause}}
+			}
+			return s.fail(*f, now, end)
+		}
+		done.Output = shaped
+	}
 	next := s.successor(done.Step)
 	if next != done.Step+1 && (next >= 0 || done.Step+1 < len(s.Steps)) {
 		done.Next = &next

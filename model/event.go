@@ -70,6 +70,8 @@ type ExecutionCreated struct {
 	TimeoutSeconds        int              `json:"timeoutSeconds,omitempty"`
 	Steps                 []StepDefinition `json:"steps"`
 	Input                 json.RawMessage  `json:"input,omitempty"`
+	// OutputExpression is the workflow version's output expression.
+	OutputExpression string `json:"outputExpression,omitempty"`
 }
 
 // StepStarted is the data of EventStepStarted. Type is the step's type

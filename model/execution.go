@@ -118,6 +118,10 @@ type Execution struct {
 	// them (the API does not show them), and nothing folding a view needs
 	// them.
 	Definitions []StepDefinition `json:"-"`
+	// OutputExpression shapes the output of the execution when it
+	// succeeds (Definition.Output), as ExecutionCreated copied it; like
+	// Definitions, only the workers have it.
+	OutputExpression string `json:"-"`
 	// Caught is the failure the last catch routed: what expressions see
 	// as error. The workers fold it from the log; views do not keep it.
 	Caught *expr.Caught `json:"-"`

@@ -306,7 +306,11 @@ func (s Execution) enter(out []draft, i int, done StepCompleted, now time.Time) 
 	started := s.stepsRun()
 	for hops := 0; ; hops++ {
 		if i < 0 {
-			return append(out, draft{EventExecutionSucceeded, ExecutionFinished{Output: done.Output}})
+			last := done.Step
+			if last < 0 {
+				last = s.CurrentStep
+			}
+			return append(out, s.succeeded(last, done))
 		}
 		if started >= MaxStepsRun || hops > len(s.Steps) {
 			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: ErrStepsExceeded,
@@ -320,7 +324,7 @@ func (s Execution) enter(out []draft, i int, done StepCompleted, now time.Time) 
 		out = append(out, draft{EventStepStarted, StepStarted{Step: i, Type: def.Type, Run: s.runField(i)}})
 		switch def.Type {
 		case StepSucceed:
-			return append(out, draft{EventStepCompleted, StepCompleted{Step: i}}, draft{EventExecutionSucceeded, ExecutionFinished{Output: done.Output}})
+			return append(out, draft{EventStepCompleted, StepCompleted{Step: i}}, s.succeeded(i, done))
 		case StepFail:
 			reason := def.Error
 			if def.Cause != "" {

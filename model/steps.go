@@ -60,7 +60,7 @@ func (s StepDefinition) validate(field string) error {
 	}
 	httpOnly := func() error {
 		return refuse(notFor, setField{"url", s.URL != ""}, setField{"method", s.Method != ""}, setField{"headers", s.Headers != nil},
-			setField{"deadlineSeconds", s.DeadlineSeconds != 0})
+			setField{"body", s.Body != ""}, setField{"deadlineSeconds", s.DeadlineSeconds != 0})
 	}
 	flowOnly := func() error {
 		if err := refuse(notFor, setField{"rules", s.Rules != nil}, setField{"default", s.Default != ""}, setField{"error", s.Error != ""}, setField{"cause", s.Cause != ""}); err != nil {
@@ -73,7 +73,7 @@ func (s StepDefinition) validate(field string) error {
 	}
 	if decided(s.Type) {
 		if err := refuse(notFor, setField{"timeoutSeconds", s.TimeoutSeconds != 0}, setField{"seconds", s.Seconds != 0}, setField{"next", s.Next != ""}, setField{"end", s.End},
-			setField{"retry", s.Retry != nil}, setField{"catch", s.Catch != nil}); err != nil {
+			setField{"retry", s.Retry != nil}, setField{"catch", s.Catch != nil}, setField{"output", s.Output != ""}); err != nil {
 			return err
 		}
 		if err := httpOnly(); err != nil {
@@ -95,6 +95,9 @@ func (s StepDefinition) validate(field string) error {
 		if err := httpOnly(); err != nil {
 			return err
 		}
+		if err := s.validateData(bad); err != nil {
+			return err
+		}
 		return s.validateRetry(field)
 	case StepWait:
 		if s.Seconds < 1 || s.Seconds > MaxTimeoutSeconds {
@@ -103,12 +106,18 @@ func (s StepDefinition) validate(field string) error {
 		if s.Retry != nil {
 			return bad(".retry", "is not a field of wait steps: a wait step fails only by its timeout, which a retry would meet again (catch it instead)")
 		}
-		return httpOnly()
+		if err := httpOnly(); err != nil {
+			return err
+		}
+		return s.validateData(bad)
 	case StepHTTP:
 		if err := notFor("seconds", s.Seconds != 0); err != nil {
 			return err
 		}
 		if err := s.validateHTTP(bad); err != nil {
+			return err
+		}
+		if err := s.validateData(bad); err != nil {
 			return err
 		}
 		return s.validateRetry(field)
@@ -132,7 +141,14 @@ func (s StepDefinition) validateHTTP(bad func(f, problem string, args ...any) er
 	case len(s.URL) > MaxURLLen:
 		return bad(".url", "must be at most %d bytes", MaxURLLen)
 	}
-	u, err := url.Parse(s.URL)
+	literal := s.URL
+	if hasTemplate(s.URL) {
+		var err error
+		if literal, err = validateURLTemplate(s.URL); err != nil {
+			return bad(".url", "%v", err)
+		}
+	}
+	u, err := url.Parse(literal)
 	switch {
 	case err != nil:
 		return bad(".url", "is not a URL: %v", err)

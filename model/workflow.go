@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/expr"
 )
 
 // Step types (their fields: docs/api.md and the StepDefinition schema of
@@ -52,9 +53,13 @@ type StepDefinition struct {
 	// Seconds is how long a wait step waits.
 	Seconds int `json:"seconds,omitempty"`
 
+	// URL and the Headers' values may hold {{ expression }} parts, and
+	// Body is an expression whose value is the request's body (default:
+	// the service's envelope of input and outputs); see data.go.
 	URL     string            `json:"url,omitempty"`
 	Method  string            `json:"method,omitempty"` // default POST
 	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
 	// Retry says when a failed attempt is tried again: a list of rules
 	// (http and manual steps), or an http step's policy of earlier
 	// builds.
@@ -82,6 +87,11 @@ type StepDefinition struct {
 	// Error and Cause are what a fail step ends the execution with.
 	Error string `json:"error,omitempty"`
 	Cause string `json:"cause,omitempty"`
+
+	// Output is an expression whose value becomes the step's output, over
+	// the step's own answer (result) and the execution's data (manual,
+	// wait and http steps).
+	Output string `json:"output,omitempty"`
 }
 
 // ChoiceRule is one rule of a choice step: When, an expression over the
@@ -99,6 +109,9 @@ type Definition struct {
 	Description    string           `json:"description,omitempty"`
 	TimeoutSeconds int              `json:"timeoutSeconds,omitempty"`
 	Steps          []StepDefinition `json:"steps"`
+	// Output is an expression whose value becomes the output of an
+	// execution that succeeds (default: the last step's output).
+	Output string `json:"output,omitempty"`
 }
 
 // Validate reports the first problem with d as a *FieldError, or nil.
@@ -116,6 +129,11 @@ func (d Definition) Validate() error {
 		return &FieldError{Field: "steps", Problem: "must hold at least one step"}
 	case len(d.Steps) > MaxSteps:
 		return &FieldError{Field: "steps", Problem: fmt.Sprintf("must hold at most %d steps", MaxSteps)}
+	}
+	if d.Output != "" {
+		if _, err := compile(d.Output, expr.Any); err != nil {
+			return &FieldError{Field: "output", Problem: err.Error()}
+		}
 	}
 	seen := make(map[string]bool, len(d.Steps))
 	for i, s := range d.Steps {
@@ -154,6 +172,7 @@ type Workflow struct {
 	TimeoutSeconds int              `json:"timeoutSeconds,omitempty"`
 	Version        int              `json:"version"`
 	Steps          []StepDefinition `json:"steps"`
+	Output         string           `json:"output,omitempty"`
 	CreatedAt      time.Time        `json:"createdAt"`
 	UpdatedAt      time.Time        `json:"updatedAt"`
 	DeletedAt      *time.Time       `json:"deletedAt,omitempty"`

@@ -515,7 +515,9 @@ func (w *CommandWorker) timeFor(ctx context.Context, x model.Execution, h model.
 		Reason: fmt.Sprintf("%s left in this invocation, too little for attempt %d of step %d (%s and %s to append its outcome)", time.Until(deadline).Round(time.Millisecond), h.Attempt, h.Step, need-outcomeMargin, outcomeMargin)}
 }
 
-// call makes the request of the http attempt h of x. The body holds the
+// call makes the request of the http attempt h of x: its URL, headers
+// and body as the step's expressions build them (model.Execution.Request;
+// one that fails is a final expression.failed), the body by default the
 // execution's input and the outputs of the steps before, by name; the
 // Idempotency-Key names the execution, the step and the attempt; the
 // request must end by h.CallBy(), well before another worker may take the
@@ -529,16 +531,22 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 	if timeout <= 0 {
 		return model.StepOutcome{Err: fmt.Sprintf("timed out: the attempt's %s had passed before its request was sent", def.AttemptTimeout()), Name: model.ErrHTTPTimeout, Jitter: w.jitter()}
 	}
-	outputs := make(map[string]json.RawMessage, h.Step)
-	for _, st := range x.Steps[:h.Step] {
-		outputs[st.Name] = st.Output
-	}
-	body, err := json.Marshal(stepRequest{
-		WorkflowExecutionUUID: x.WorkflowExecutionUUID, WorkflowUUID: x.WorkflowUUID,
-		Step: h.Step, StepName: def.Name, Attempt: h.Attempt, Input: x.Input, Outputs: outputs,
-	})
+	target, headers, body, err := x.Request(h.Step)
 	if err != nil {
-		return model.StepOutcome{Err: "encode the request: " + err.Error(), Name: model.ErrHTTPInvalidRequest, Final: true}
+		return model.StepOutcome{Err: fmt.Sprintf("step %q: %v", def.Name, err), Name: model.ErrExpression, Final: true}
+	}
+	if body == nil {
+		outputs := make(map[string]json.RawMessage, h.Step)
+		for _, st := range x.Steps[:h.Step] {
+			outputs[st.Name] = st.Output
+		}
+		body, err = json.Marshal(stepRequest{
+			WorkflowExecutionUUID: x.WorkflowExecutionUUID, WorkflowUUID: x.WorkflowUUID,
+			Step: h.Step, StepName: def.Name, Attempt: h.Attempt, Input: x.Input, Outputs: outputs,
+		})
+		if err != nil {
+			return model.StepOutcome{Err: "encode the request: " + err.Error(), Name: model.ErrHTTPInvalidRequest, Final: true}
+		}
 	}
 	caller := w.HTTP
 	if caller == nil {
@@ -546,7 +554,7 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 	}
 	start := time.Now()
 	output, err := caller.Call(ctx, HTTPRequest{
-		URL: def.URL, Method: def.HTTPMethod(), Headers: def.Headers, Timeout: timeout, Body: body,
+		URL: target, Method: def.HTTPMethod(), Headers: headers, Timeout: timeout, Body: body,
 		IdempotencyKey: attemptKey(x.WorkflowExecutionUUID, h),
 	})
 	log := w.logger().With("execution", x.WorkflowExecutionUUID, "step", h.Step, "attempt", h.Attempt, "took", time.Since(start))

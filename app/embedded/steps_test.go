@@ -273,3 +273,10 @@ func TestErrorsRetryAndCatch(t *testing.T) {
 	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{failing.Host()}}})
 	apitest.ErrorsFlow(t, c, failing)
 }
+
+// Data between steps on the embedded runtime (apitest.DataFlow).
+func TestDataBetweenSteps(t *testing.T) {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}}})
+	apitest.DataFlow(t, c, hook)
+}

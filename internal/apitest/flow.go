@@ -172,3 +172,45 @@ func ErrorsFlow(t *testing.T, c *Client, failing *HookServer) {
 		t.Fatalf("the failures in the history: %s, want %s", got, want)
 	}
 }
+
+// DataFlow is data between steps run end to end through a runtime's API,
+// the same on both backends: an http step (hook, which must be allowed)
+// whose url, header and body are built from the input and an earlier
+// step's output, an output expression over its answer, and the
+// execution's output expression.
+func DataFlow(t *testing.T, c *Client, hook *HookServer) {
+	t.Helper()
+	def := fmt.Sprintf(`{"name":"data","output":"{'order': input.id, 'charged': steps.charge.ok, 'total': steps.quote.total}","steps":[
+		{"name":"quote","type":"manual","output":"{'total': result.amount * 2}"},
+		{"name":"charge","type":"http","url":%q,
+		 "headers":{"X-Order":"{{ input.id }}"},
+		 "body":"{'order': input.id, 'amount': steps.quote.total}",
+		 "output":"{'ok': result.charged}"}]}`, hook.URL+"/orders/{{ input.id }}/charge")
+	wf := c.MustApply(t, "POST", "/v1/workflows", def).String("workflowUUID")
+	calls := len(hook.Recorded())
+	id := c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"id":"A 7/1"}}`, wf)).String("workflowExecutionUUID")
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+id+"/increments", `{"step":0,"output":{"amount":21}}`)
+	x := c.WaitStatus(t, id, 20*time.Second, model.ExecutionSucceeded, model.ExecutionFailed)
+	if x.Status != model.ExecutionSucceeded || string(x.Output) != `{"charged":true,"order":"A 7/1","total":42}` {
+		t.Fatalf("the execution: %s (%s) output %s", x.Status, x.Error, x.Output)
+	}
+	if got := string(x.Steps[0].Output); got != `{"total":42}` {
+		t.Errorf("the quote's shaped output: %s", got)
+	}
+	rec := hook.Recorded()[calls:]
+	if len(rec) != 1 {
+		t.Fatalf("the hook got %d calls, want 1", len(rec))
+	}
+	call := rec[0]
+	if call.URI != "/orders/A%207%2F1/charge" || call.Header.Get("X-Order") != "A 7/1" {
+		t.Errorf("the call: %s, X-Order %q", call.URI, call.Header.Get("X-Order"))
+	}
+	if b, _ := json.Marshal(call.Body); string(b) != `{"amount":42,"order":"A 7/1"}` {
+		t.Errorf("the body: %s", b)
+	}
+	// A mistake in an expression is a 400 naming the field.
+	r := c.Expect(t, 400, "POST", "/v1/workflows", `{"name":"bad","steps":[{"name":"h","type":"http","url":"http://a.example/{{ input. }}"}]}`)
+	if !strings.Contains(string(r.Raw), `"field":"steps[0].url"`) {
+		t.Errorf("a bad url expression: %s", r.Raw)
+	}
+}

@@ -75,8 +75,10 @@ type HookServer struct {
 
 // HookCall is a call a HookServer received.
 type HookCall struct {
-	Key  string         // its Idempotency-Key
-	Body map[string]any // its JSON body
+	Key    string         // its Idempotency-Key
+	Body   map[string]any // its JSON body
+	URI    string         // its path and query, as sent
+	Header http.Header
 }
 
 // NewHookServer starts a HookServer; it stops at the end of the test.
@@ -86,7 +88,7 @@ func NewHookServer(tb testing.TB, failures int) *HookServer {
 		var body map[string]any
 		json.NewDecoder(r.Body).Decode(&body)
 		h.mu.Lock()
-		h.calls = append(h.calls, HookCall{Key: r.Header.Get("Idempotency-Key"), Body: body})
+		h.calls = append(h.calls, HookCall{Key: r.Header.Get("Idempotency-Key"), Body: body, URI: r.RequestURI, Header: r.Header.Clone()})
 		n := len(h.calls)
 		h.mu.Unlock()
 		if n <= h.failures {
