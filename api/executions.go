@@ -22,7 +22,18 @@ func (s *Server) registerExecutionRoutes() {
 	s.handle("/v1/workflow-executions/{id}/events", s.listEvents, http.MethodGet)
 	s.handle("/v1/workflow-executions/{id}/stream", s.streamExecution, http.MethodGet)
 	s.handle("/v1/workflow-executions/{id}/increments", s.increment, http.MethodPost)
-	s.handle("/v1/workflow-executions/{id}/cancellations", s.cancel, http.MethodPost)
+	s.handle("/v1/workflow-executions/{id}/cancellations", s.operation(func(id uuid.UUID, reason string) model.Payload {
+		return model.CancelExecution{WorkflowExecutionUUID: id, Reason: reason}
+	}), http.MethodPost)
+	s.handle("/v1/workflow-executions/{id}/redrives", s.operation(func(id uuid.UUID, reason string) model.Payload {
+		return model.RedriveExecution{WorkflowExecutionUUID: id, Reason: reason}
+	}), http.MethodPost)
+	s.handle("/v1/workflow-executions/{id}/pauses", s.operation(func(id uuid.UUID, reason string) model.Payload {
+		return model.PauseExecution{WorkflowExecutionUUID: id, Reason: reason}
+	}), http.MethodPost)
+	s.handle("/v1/workflow-executions/{id}/resumes", s.operation(func(id uuid.UUID, reason string) model.Payload {
+		return model.ResumeExecution{WorkflowExecutionUUID: id, Reason: reason}
+	}), http.MethodPost)
 }
 
 // StartExecutionRequest is the body of POST /v1/workflow-executions.
@@ -41,7 +52,8 @@ type IncrementRequest struct {
 	Cause  string          `json:"cause,omitempty"`
 }
 
-// CancelRequest is the body of POST .../cancellations.
+// CancelRequest is the body of POST .../cancellations, .../redrives,
+// .../pauses and .../resumes (which may also be empty).
 type CancelRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
@@ -137,22 +149,25 @@ func (s *Server) increment(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-func (s *Server) cancel(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathUUID(mux.Vars(r), "id")
-	if err != nil {
-		return err
+// operation is the handler of a command on an execution whose body is
+// at most a reason (CancelRequest): cancel, redrive, pause, resume. The
+// worker decides whether the execution is in a state it applies to.
+func (s *Server) operation(payload func(id uuid.UUID, reason string) model.Payload) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathUUID(mux.Vars(r), "id")
+		if err != nil {
+			return err
+		}
+		body, err := readBody(w, r, true)
+		if err != nil {
+			return err
+		}
+		var req CancelRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return err
+		}
+		return s.accept(w, r, req, func(uuid.UUID) model.Payload { return payload(id, req.Reason) })
 	}
-	body, err := readBody(w, r, true)
-	if err != nil {
-		return err
-	}
-	var req CancelRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return err
-	}
-	return s.accept(w, r, req, func(uuid.UUID) model.Payload {
-		return model.CancelExecution{WorkflowExecutionUUID: id, Reason: req.Reason}
-	})
 }
 
 func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) error {

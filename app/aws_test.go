@@ -360,3 +360,10 @@ func TestAWSDataBetweenSteps(t *testing.T) {
 	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}, CleanupInterval: -1})
 	apitest.DataFlow(t, c, hook)
 }
+
+// Redrive, pause and resume on AWS (apitest.OperateFlow).
+func TestAWSRedrivePauseAndResume(t *testing.T) {
+	flaky := apitest.NewHookServer(t, 1)
+	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{flaky.Host()}, CleanupInterval: -1})
+	apitest.OperateFlow(t, c, flaky)
+}

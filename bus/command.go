@@ -32,6 +32,9 @@ var routes = map[string]string{
 	model.CommandRunStep:            QueueExecutions,
 	model.CommandFireTimer:          QueueExecutions,
 	model.CommandTimeOutExecution:   QueueExecutions,
+	model.CommandRedriveExecution:   QueueExecutions,
+	model.CommandPauseExecution:     QueueExecutions,
+	model.CommandResumeExecution:    QueueExecutions,
 }
 
 // QueueFor returns the queue that handles commands of type commandType (""

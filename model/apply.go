@@ -194,6 +194,25 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		if d.Step >= 0 && d.Step < len(n.Steps) && n.Steps[d.Step].Status == StepFailed {
 			n.Steps[d.Step].ErrorName = d.Name
 		}
+	case EventExecutionRedriven:
+		var d Redriven
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		if d.Step < 0 || d.Step > len(n.Steps) {
+			return s, fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
+		}
+		n.Status, n.Error, n.ErrorName, n.Output, n.Paused = ExecutionRunning, "", "", nil, false
+		n.Redrives, n.RedrivenAt, n.CurrentStep = d.Redrive, &at, d.Step
+		for i := range n.Steps {
+			if n.Steps[i].Status == StepSkipped {
+				n.Steps[i].Status = StepPending
+			}
+		}
+	case EventExecutionPaused:
+		n.Paused = true
+	case EventExecutionResumed:
+		n.Paused = false
 	case EventExecutionSucceeded, EventExecutionCancelled:
 		var d ExecutionFinished
 		if err := decodeData(e, &d); err != nil {
@@ -232,6 +251,7 @@ func (n *Execution) step(e Event, i int) (*StepState, error) {
 // stepError, the steps not started are skipped.
 func (n *Execution) end(status, reason, stepError string, at time.Time) {
 	n.Status = status
+	n.Paused = false
 	n.Error = reason
 	for i := range n.Steps {
 		st := &n.Steps[i]

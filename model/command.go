@@ -23,6 +23,9 @@ const (
 	CommandRunStep            = "RunStep"
 	CommandFireTimer          = "FireTimer"
 	CommandTimeOutExecution   = "TimeOutExecution"
+	CommandRedriveExecution   = "RedriveExecution"
+	CommandPauseExecution     = "PauseExecution"
+	CommandResumeExecution    = "ResumeExecution"
 )
 
 // CommandTypes lists every command type.
@@ -30,6 +33,7 @@ var CommandTypes = []string{
 	CommandCreateWorkflow, CommandUpdateWorkflow, CommandDeleteWorkflow,
 	CommandStartExecution, CommandBeginExecution, CommandIncrementExecution, CommandCancelExecution,
 	CommandRunStep, CommandFireTimer, CommandTimeOutExecution,
+	CommandRedriveExecution, CommandPauseExecution, CommandResumeExecution,
 }
 
 // IsSystemCommand reports whether commands of type t come from the service
@@ -132,6 +136,12 @@ func DecodeCommand(b []byte) (Command, error) {
 		p = &FireTimer{}
 	case CommandTimeOutExecution:
 		p = &TimeOutExecution{}
+	case CommandRedriveExecution:
+		p = &RedriveExecution{}
+	case CommandPauseExecution:
+		p = &PauseExecution{}
+	case CommandResumeExecution:
+		p = &ResumeExecution{}
 	default:
 		return Command{}, fmt.Errorf("%w: unknown type %q", ErrBadCommand, w.Type)
 	}
@@ -170,6 +180,12 @@ func derefPayload(p Payload) Payload {
 	case *FireTimer:
 		return *v
 	case *TimeOutExecution:
+		return *v
+	case *RedriveExecution:
+		return *v
+	case *PauseExecution:
+		return *v
+	case *ResumeExecution:
 		return *v
 	}
 	return p

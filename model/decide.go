@@ -104,6 +104,12 @@ func DecideExecution(s Execution, c Command, wf *Workflow, now time.Time) ([]Eve
 		drafts, err = s.timeOut(now)
 	case CancelExecution:
 		drafts, err = s.cancel(p)
+	case RedriveExecution:
+		drafts, err = s.redrive(p, now)
+	case PauseExecution:
+		drafts, err = s.pause(p)
+	case ResumeExecution:
+		drafts, err = s.resume(p, now)
 	case RunStep:
 		return nil, errors.New("RunStep is decided as a claim and an outcome: use ClaimAttempt and DecideStepOutcome")
 	default:
@@ -228,6 +234,9 @@ func (s Execution) increment(p IncrementExecution, now time.Time) ([]draft, erro
 // its time has come (a timer that came early is retried when it is due).
 func (s Execution) fireTimer(p FireTimer, now time.Time) ([]draft, error) {
 	if err := s.checkCurrent(p.Step, StepWait); err != nil {
+		return nil, err
+	}
+	if err := s.requireUnpaused(); err != nil {
 		return nil, err
 	}
 	st := s.Steps[p.Step]
@@ -369,14 +378,15 @@ func (s Execution) startStep(i int, now time.Time) StepStarted {
 // next in the list: choices decided, a step that waits or calls started),
 // or, after the last step or one that ends the execution,
 // ExecutionSucceeded with the step's output.
-func (s Execution) complete(done StepCompleted, now time.Time) []draft {
+func (s Execution) complete(done StepCompleted, now time.Time, before ...draft) []draft {
+	out := append(make([]draft, 0, len(before)+2), before...)
 	if done.Step < len(s.Definitions) && s.Definitions[done.Step].Output != "" {
 		shaped, f := s.shapeOutput(done)
 		if f != nil {
 			end := func(cause string) draft {
 				return draft{EventExecutionFailed, Failure{Step: f.step, Attempt: f.attempt, Name: f.name, Error: cause}}
 			}
-			return s.fail(*f, now, end)
+			return append(out, s.fail(*f, now, end)...)
 		}
 		done.Output = shaped
 	}
@@ -384,7 +394,7 @@ func (s Execution) complete(done StepCompleted, now time.Time) []draft {
 	if next != done.Step+1 && (next >= 0 || done.Step+1 < len(s.Steps)) {
 		done.Next = &next
 	}
-	return s.enter(append(make([]draft, 0, 2), draft{EventStepCompleted, done}), next, done, now)
+	return s.enter(append(out, draft{EventStepCompleted, done}), next, done, now)
 }
 
 // Deadline returns the earliest deadline the execution is under while it
@@ -403,7 +413,11 @@ func (s Execution) executionDeadline() (time.Time, string, bool) {
 	if s.TimeoutSeconds <= 0 {
 		return time.Time{}, "", false
 	}
-	at := s.CreatedAt.Add(time.Duration(s.TimeoutSeconds) * time.Second)
+	from := s.CreatedAt
+	if s.RedrivenAt != nil {
+		from = *s.RedrivenAt
+	}
+	at := from.Add(time.Duration(s.TimeoutSeconds) * time.Second)
 	return at, fmt.Sprintf("the execution timed out after %d seconds", s.TimeoutSeconds), true
 }
 
@@ -530,6 +544,9 @@ func ClaimAttempt(s Execution, c Command, now time.Time) ([]Event, error) {
 		return nil, fmt.Errorf("ClaimAttempt: command %s is not %s", c.Type, CommandRunStep)
 	}
 	if err := s.checkCurrent(p.Step, StepHTTP); err != nil {
+		return nil, err
+	}
+	if err := s.requireUnpaused(); err != nil {
 		return nil, err
 	}
 	st := s.Steps[p.Step]

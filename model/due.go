@@ -49,10 +49,12 @@ func (x Execution) DueAt(maxDelay time.Duration) (time.Time, bool) {
 	if at, _, ok := x.HTTPDeadline(); ok {
 		consider(at)
 	}
-	switch x.Status {
-	case ExecutionPending:
+	switch {
+	case x.Paused:
+		// Deadlines only (above): the resume issues what the pause held.
+	case x.Status == ExecutionPending:
 		consider(roundUp(x.CreatedAt.Add(CleanupGrace)))
-	case ExecutionRunning:
+	case x.Status == ExecutionRunning:
 		if x.CurrentStep >= len(x.Steps) {
 			break
 		}
@@ -119,6 +121,9 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 		// time (which a catch may route on, and a loop meet again).
 		i := x.CurrentStep
 		return NewCommand(SystemCommandUUID(id, ofRun("http-timeout", x.Steps[i].Runs), i, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
+	}
+	if x.Paused {
+		return Command{}, false // timeouts only (above); the resume issues the rest
 	}
 	if x.Status == ExecutionPending {
 		if now.Before(x.CreatedAt.Add(CleanupGrace)) {

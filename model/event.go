@@ -24,6 +24,9 @@ const (
 	EventStepAttemptStarted     = "StepAttemptStarted"
 	EventExecutionFailed        = "ExecutionFailed"
 	EventExecutionTimedOut      = "ExecutionTimedOut"
+	EventExecutionRedriven      = "ExecutionRedriven"
+	EventExecutionPaused        = "ExecutionPaused"
+	EventExecutionResumed       = "ExecutionResumed"
 )
 
 // EventTypes lists every event type.
@@ -31,7 +34,7 @@ var EventTypes = []string{
 	EventWorkflowCreated, EventWorkflowVersionCreated, EventWorkflowDeleted,
 	EventExecutionCreated, EventExecutionStarted, EventStepStarted, EventStepCompleted,
 	EventExecutionSucceeded, EventExecutionCancelled, EventStepAttemptFailed, EventExecutionFailed, EventExecutionTimedOut,
-	EventStepAttemptStarted, EventStepFailed,
+	EventStepAttemptStarted, EventStepFailed, EventExecutionRedriven, EventExecutionPaused, EventExecutionResumed,
 }
 
 // Event is one immutable fact in an aggregate's log: the envelope every
@@ -170,6 +173,28 @@ type TimedOut struct {
 type ExecutionFinished struct {
 	Output json.RawMessage `json:"output,omitempty"`
 	Reason string          `json:"reason,omitempty"`
+}
+
+// Redriven is the data of EventExecutionRedriven: a FAILED or TIMED_OUT
+// execution goes on from Step (the one it ended at), its Redrive-th
+// redrive; the same append enters the step again, as a new run.
+type Redriven struct {
+	Step    int    `json:"step"`
+	Redrive int    `json:"redrive"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Paused is the data of EventExecutionPaused and EventExecutionResumed.
+// A resume names the work a pause held back that the dispatcher issues
+// again: the timer of wait step Step (Type wait) or attempt Attempt of
+// http step Step (Type http), due at DueAt, in the step's run Run.
+type Paused struct {
+	Reason  string     `json:"reason,omitempty"`
+	Step    *int       `json:"step,omitempty"`
+	Type    string     `json:"type,omitempty"`
+	Run     int        `json:"run,omitempty"`
+	Attempt int        `json:"attempt,omitempty"`
+	DueAt   *time.Time `json:"dueAt,omitempty"`
 }
 
 // decodeData decodes an event's data into v, naming the event on failure.

@@ -41,7 +41,8 @@ func IsTerminalEvent(t string) bool {
 	return false
 }
 
-// IsTerminal reports whether an execution in status s can change no more.
+// IsTerminal reports whether an execution in status s has ended: it
+// changes no more, but for a redrive of a FAILED or TIMED_OUT one.
 func IsTerminal(s string) bool {
 	switch s {
 	case ExecutionSucceeded, ExecutionFailed, ExecutionCancelled, ExecutionTimedOut:
@@ -98,6 +99,13 @@ type Execution struct {
 	// ErrorName is the name of the failure that ended the execution, when
 	// it has one (a fail step's error).
 	ErrorName string `json:"errorName,omitempty"`
+	// Paused: the execution starts no step and fires no timer until it
+	// is resumed.
+	Paused bool `json:"paused,omitempty"`
+	// Redrives counts the redrives; RedrivenAt is the latest, from which
+	// the execution's timeoutSeconds counts.
+	Redrives   int        `json:"redrives,omitempty"`
+	RedrivenAt *time.Time `json:"redrivenAt,omitempty"`
 	// Version is the seq of the last event folded into this state.
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`

@@ -305,6 +305,9 @@ func (s Execution) enter(out []draft, i int, done StepCompleted, now time.Time) 
 	var v *expr.Vars // built at the first choice: most steps meet none
 	started := s.stepsRun()
 	for hops := 0; ; hops++ {
+		if s.Paused && i >= 0 {
+			return out // entered on resume
+		}
 		if i < 0 {
 			last := done.Step
 			if last < 0 {

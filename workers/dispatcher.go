@@ -147,6 +147,20 @@ func (d *Dispatcher) followUp(e model.Event) (followUp, bool, error) {
 			return followUp{}, false, err
 		}
 		return followUp{cmd: model.RunStepCommand(id, data.Step, data.Run, data.Attempt+1, e.OccurredAt), delay: delayUntil(data.RetryAt, now), event: e}, true, nil
+	case model.EventExecutionResumed:
+		// The timer or retry the pause held back, issued again (its
+		// command, dropped while paused, has the same UUID).
+		var data model.Paused
+		if err := decode(&data); err != nil {
+			return followUp{}, false, err
+		}
+		switch {
+		case data.Step == nil || data.DueAt == nil:
+		case data.Type == model.StepWait:
+			return followUp{cmd: model.TimerCommand(id, *data.Step, data.Run, e.OccurredAt), delay: delayUntil(*data.DueAt, now), event: e}, true, nil
+		case data.Type == model.StepHTTP:
+			return followUp{cmd: model.RunStepCommand(id, *data.Step, data.Run, data.Attempt, e.OccurredAt), delay: delayUntil(*data.DueAt, now), event: e}, true, nil
+		}
 	}
 	return followUp{}, false, nil
 }

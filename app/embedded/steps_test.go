@@ -280,3 +280,11 @@ func TestDataBetweenSteps(t *testing.T) {
 	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}}})
 	apitest.DataFlow(t, c, hook)
 }
+
+// Redrive, pause and resume on the embedded runtime
+// (apitest.OperateFlow).
+func TestRedrivePauseAndResume(t *testing.T) {
+	flaky := apitest.NewHookServer(t, 1)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{flaky.Host()}}})
+	apitest.OperateFlow(t, c, flaky)
+}

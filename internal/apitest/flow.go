@@ -214,3 +214,107 @@ func DataFlow(t *testing.T, c *Client, hook *HookServer) {
 		t.Errorf("a bad url expression: %s", r.Raw)
 	}
 }
+
+// OperateFlow is redrive, pause and resume run end to end through a
+// runtime's API, the same on both backends. flaky must answer 503 to its
+// first call only, and be allowed: the http step fails the execution once,
+// and the redrive goes on from it, with the approval's output kept. A
+// pause holds a wait step's timer and the step after an increment until
+// the resume.
+func OperateFlow(t *testing.T, c *Client, flaky *HookServer) {
+	t.Helper()
+	history := func(id string) []model.Event {
+		var page struct{ Items []model.Event }
+		if err := json.Unmarshal(c.Expect(t, 200, "GET", "/v1/workflow-executions/"+id+"/events", "").Raw, &page); err != nil {
+			t.Fatal(err)
+		}
+		return page.Items
+	}
+	count := func(events []model.Event, typ string) int {
+		n := 0
+		for _, e := range events {
+			if e.Type == typ {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Redrive.
+	wf := c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"redrive","steps":[
+		{"name":"approve","type":"manual"},
+		{"name":"charge","type":"http","url":%q},
+		{"name":"ship","type":"manual"}]}`, flaky.URL+"/charge")).String("workflowUUID")
+	id := c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+	path := "/v1/workflow-executions/" + id
+	c.MustApply(t, "POST", path+"/increments", `{"step":0,"output":{"ok":true}}`)
+	x := c.WaitStatus(t, id, 20*time.Second, model.ExecutionFailed, model.ExecutionSucceeded)
+	if x.Status != model.ExecutionFailed || x.ErrorName != model.ErrHTTPStatus5xx {
+		t.Fatalf("before the redrive: %s %q", x.Status, x.ErrorName)
+	}
+	first := c.Expect(t, 202, "POST", path+"/redrives", `{"reason":"the shop is back"}`, "Idempotency-Key", "redrive-"+id)
+	again := c.Expect(t, 202, "POST", path+"/redrives", `{"reason":"the shop is back"}`, "Idempotency-Key", "redrive-"+id)
+	if first.String("commandUUID") != again.String("commandUUID") {
+		t.Fatalf("the same key made two redrives: %s, %s", first.String("commandUUID"), again.String("commandUUID"))
+	}
+	if st := c.WaitCommand(t, first.String("commandUUID"), 20*time.Second); st.String("status") != "APPLIED" {
+		t.Fatalf("the redrive: %s", st.Raw)
+	}
+	r := c.WaitExecution(t, id, 20*time.Second, "at ship after the redrive", func(r Response) bool { return r.Number("currentStep") == 2 })
+	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if x.Redrives != 1 || x.RedrivenAt == nil || string(x.Steps[0].Output) != `{"ok":true}` || x.Steps[1].Status != model.StepSucceeded || x.Steps[1].Runs != 2 || x.ErrorName != "" {
+		t.Fatalf("after the redrive: %s", r.Raw)
+	}
+	c.MustApply(t, "POST", path+"/increments", `{"step":2,"output":{}}`)
+	c.WaitStatus(t, id, 20*time.Second, model.ExecutionSucceeded)
+	late := c.Expect(t, 202, "POST", path+"/redrives", "")
+	if st := c.WaitCommand(t, late.String("commandUUID"), 20*time.Second); st.String("status") != "REJECTED" || !strings.Contains(string(st.Raw), "only a FAILED or TIMED_OUT") {
+		t.Fatalf("a redrive of a SUCCEEDED execution: %s", st.Raw)
+	}
+	if n := count(history(id), model.EventExecutionRedriven); n != 1 {
+		t.Fatalf("%d ExecutionRedriven events, want 1", n)
+	}
+
+	// Pause and resume.
+	wf = c.MustApply(t, "POST", "/v1/workflows", `{"name":"pause","steps":[
+		{"name":"cool","type":"wait","seconds":1},
+		{"name":"approve","type":"manual"},
+		{"name":"settle","type":"wait","seconds":1},
+		{"name":"ship","type":"manual"}]}`).String("workflowUUID")
+	id = c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+	path = "/v1/workflow-executions/" + id
+	c.MustApply(t, "POST", path+"/pauses", `{"reason":"incident"}`)
+	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if !x.Paused || x.Steps[0].DueAt == nil {
+		t.Fatalf("after the pause: paused %v, %+v", x.Paused, x.Steps[0])
+	}
+	time.Sleep(time.Until(*x.Steps[0].DueAt) + 1500*time.Millisecond)
+	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if x.CurrentStep != 0 || x.Steps[0].Status != model.StepWaiting {
+		t.Fatalf("the paused wait step ended: at %d, %s", x.CurrentStep, x.Steps[0].Status)
+	}
+	c.MustApply(t, "POST", path+"/resumes", "")
+	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if x.Paused || x.CurrentStep != 1 || x.Steps[1].Status != model.StepWaiting {
+		t.Fatalf("after the resume: paused %v at %d (%s)", x.Paused, x.CurrentStep, x.Steps[1].Status)
+	}
+	// An increment while paused is recorded; the step after it waits.
+	c.MustApply(t, "POST", path+"/pauses", "")
+	c.MustApply(t, "POST", path+"/increments", `{"step":1,"output":{}}`)
+	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if x.CurrentStep != 2 || x.Steps[1].Status != model.StepSucceeded || x.Steps[2].Status != model.StepPending {
+		t.Fatalf("an increment while paused: at %d, %s then %s", x.CurrentStep, x.Steps[1].Status, x.Steps[2].Status)
+	}
+	c.MustApply(t, "POST", path+"/resumes", "")
+	c.WaitExecution(t, id, 20*time.Second, "at ship", func(r Response) bool { return r.Number("currentStep") == 3 })
+	// Cancellation works while paused.
+	c.MustApply(t, "POST", path+"/pauses", "")
+	c.MustApply(t, "POST", path+"/cancellations", "")
+	if x = c.WaitStatus(t, id, 10*time.Second, model.ExecutionCancelled); x.Paused {
+		t.Fatal("a cancelled execution is still paused")
+	}
+	events := history(id)
+	if p, r := count(events, model.EventExecutionPaused), count(events, model.EventExecutionResumed); p != 3 || r != 2 {
+		t.Fatalf("the history has %d pauses and %d resumes, want 3 and 2", p, r)
+	}
+}
