@@ -81,6 +81,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		if st.Status != StepPending {
 			// A loop came back to it: a new run.
 			st.Attempts, st.Error, st.ErrorName, st.FinishedAt, st.AttemptStartedAt, st.claim, st.retried = 0, "", "", nil, nil, 0, nil
+			st.Failures = nil
 		}
 		st.Status = StepRunning
 		if st.Type == StepManual || st.Type == StepWait {
@@ -140,6 +141,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		}
 		st.Attempts = max(st.Attempts, d.Attempt)
 		st.Error, st.ErrorName = d.Error, d.Name
+		st.failed(d.Attempt, d.Name, at)
 		retryAt := d.RetryAt
 		st.DueAt = &retryAt
 		st.claim = 0
@@ -164,6 +166,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Status = StepFailed
 		st.Attempts = max(st.Attempts, d.Attempt)
 		st.Error, st.ErrorName = d.Error, d.Name
+		st.failed(d.Attempt, d.Name, at)
 		st.FinishedAt = &at
 		st.DueAt = nil
 		st.claim = 0
@@ -180,9 +183,11 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		}
 		st.Attempts = max(st.Attempts, d.Attempt)
 		n.ErrorName = d.Name
+		running := st.Status == StepRunning || st.Status == StepWaiting
 		n.end(ExecutionFailed, d.Error, d.Error, at)
-		if st.Status == StepFailed {
+		if running {
 			st.ErrorName = d.Name
+			st.failed(max(st.Attempts, 1), d.Name, at)
 		}
 	case EventExecutionTimedOut:
 		var d TimedOut
@@ -190,9 +195,12 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 			return s, err
 		}
 		n.ErrorName = d.Name
+		running := d.Step >= 0 && d.Step < len(n.Steps) && (n.Steps[d.Step].Status == StepRunning || n.Steps[d.Step].Status == StepWaiting)
 		n.end(ExecutionTimedOut, d.Reason, "timed out", at)
-		if d.Step >= 0 && d.Step < len(n.Steps) && n.Steps[d.Step].Status == StepFailed {
-			n.Steps[d.Step].ErrorName = d.Name
+		if running {
+			st := &n.Steps[d.Step]
+			st.ErrorName = d.Name
+			st.failed(max(st.Attempts, 1), d.Name, at)
 		}
 	case EventExecutionRedriven:
 		var d Redriven

@@ -3,6 +3,7 @@ package model_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,13 @@ func TestRetryRulesCountPerRuleAndTheFirstMatchDecides(t *testing.T) {
 			}
 			if !strings.Contains(r.x.Error, "after 4 attempts") {
 				t.Errorf("error %q does not count the attempts", r.x.Error)
+			}
+			var shown []string
+			for _, f := range st.Failures {
+				shown = append(shown, fmt.Sprintf("%d:%s", f.Attempt, f.Name))
+			}
+			if got, want := strings.Join(shown, " "), "1:http.status.5xx 2:http.timeout 3:http.status.5xx 4:http.status.5xx"; got != want {
+				t.Errorf("the step's failures: %s, want %s", got, want)
 			}
 			break
 		}

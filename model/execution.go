@@ -51,6 +51,26 @@ func IsTerminal(s string) bool {
 	return false
 }
 
+// MaxFailuresShown bounds a step view's Failures: the view must stay
+// well within a DynamoDB item whatever the retries.
+const MaxFailuresShown = 5
+
+// AttemptFailure is one failed attempt of a step, in its view: the
+// attempt, the failure's name and when (Error holds the latest's cause).
+type AttemptFailure struct {
+	Attempt int       `json:"attempt"`
+	Name    string    `json:"name,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// failed records a failed attempt in the step's view.
+func (st *StepState) failed(attempt int, name string, at time.Time) {
+	if len(st.Failures) >= MaxFailuresShown {
+		st.Failures = st.Failures[len(st.Failures)-MaxFailuresShown+1:]
+	}
+	st.Failures = append(st.Failures, AttemptFailure{Attempt: attempt, Name: name, At: at})
+}
+
 // StepState is the state of one step of an execution.
 type StepState struct {
 	Name           string `json:"name"`
@@ -64,7 +84,10 @@ type StepState struct {
 	Output   json.RawMessage `json:"output"`
 	Error    string          `json:"error,omitempty"`
 	// ErrorName names the failure Error describes (docs/api.md, "Errors").
-	ErrorName  string     `json:"errorName,omitempty"`
+	ErrorName string `json:"errorName,omitempty"`
+	// Failures are the latest failed attempts of the step's run, oldest
+	// first, at most MaxFailuresShown (the history has every one).
+	Failures   []AttemptFailure `json:"failures,omitempty"`
 	StartedAt  *time.Time `json:"startedAt"`
 	FinishedAt *time.Time `json:"finishedAt"`
 	// DueAt is when a waiting wait step ends, or when a failed http
@@ -150,6 +173,7 @@ func (x Execution) Clone() Execution {
 		x.Steps[i].FinishedAt = cloneTime(x.Steps[i].FinishedAt)
 		x.Steps[i].DueAt = cloneTime(x.Steps[i].DueAt)
 		x.Steps[i].AttemptStartedAt = cloneTime(x.Steps[i].AttemptStartedAt)
+		x.Steps[i].Failures = append([]AttemptFailure(nil), x.Steps[i].Failures...)
 		x.Steps[i].retried = append([]int(nil), x.Steps[i].retried...)
 	}
 	x.Input = cloneRaw(x.Input)

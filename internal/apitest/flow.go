@@ -125,6 +125,9 @@ func ErrorsFlow(t *testing.T, c *Client, failing *HookServer) {
 	if n := len(failing.Recorded()) - calls; n != 2 {
 		t.Fatalf("the http step was called %d times, want 2 (one retry)", n)
 	}
+	if f := x.Steps[0].Failures; len(f) != 2 || f[0].Attempt != 1 || f[1].Attempt != 2 || f[0].Name != model.ErrHTTPStatus5xx || f[1].Name != model.ErrHTTPStatus5xx {
+		t.Fatalf("the http step's failures in its view: %+v, want attempts 1 and 2, both http.status.5xx", f)
+	}
 
 	// An increment that fails and completes at once is refused.
 	c.Expect(t, 400, "POST", inc, `{"step":2,"error":"x","output":{"ok":true}}`)
