@@ -347,7 +347,10 @@ func TestValidateRefusesBadRetryAndCatch(t *testing.T) {
 		}
 	}
 	// A step reached only through a catch is reachable.
-	ok := manual(func(s *model.StepDefinition) { s.End = true; s.Catch = []model.CatchRule{{Errors: []string{"*"}, Next: "n"}} })
+	ok := manual(func(s *model.StepDefinition) {
+		s.End = true
+		s.Catch = []model.CatchRule{{Errors: []string{"*"}, Next: "n"}}
+	})
 	if err := (model.Definition{Name: "w", Steps: ok}).Validate(); err != nil {
 		t.Errorf("a step reached through a catch: %v", err)
 	}

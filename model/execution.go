@@ -88,8 +88,8 @@ type StepState struct {
 	// Failures are the latest failed attempts of the step's run, oldest
 	// first, at most MaxFailuresShown (the history has every one).
 	Failures   []AttemptFailure `json:"failures,omitempty"`
-	StartedAt  *time.Time `json:"startedAt"`
-	FinishedAt *time.Time `json:"finishedAt"`
+	StartedAt  *time.Time       `json:"startedAt"`
+	FinishedAt *time.Time       `json:"finishedAt"`
 	// DueAt is when a waiting wait step ends, or when a failed http
 	// attempt is retried.
 	DueAt *time.Time `json:"dueAt,omitempty"`
