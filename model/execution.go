@@ -60,7 +60,7 @@ const MaxFailuresShown = 5
 type AttemptFailure struct {
 	Attempt int       `json:"attempt"`
 	Name    string    `json:"name,omitempty"`
-	At      time.Time `json:"at"`
+	At      time.Time `json:"failedAt"`
 }
 
 // failed records a failed attempt in the step's view.
