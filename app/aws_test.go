@@ -367,3 +367,10 @@ func TestAWSRedrivePauseAndResume(t *testing.T) {
 	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{flaky.Host()}, CleanupInterval: -1})
 	apitest.OperateFlow(t, c, flaky)
 }
+
+// Parallel steps on AWS (apitest.ParallelFlow).
+func TestAWSParallelSteps(t *testing.T) {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}, CleanupInterval: -1})
+	apitest.ParallelFlow(t, c, hook)
+}

@@ -62,9 +62,16 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		n.Status = ExecutionPending
 		n.Definitions = d.Steps
 		n.OutputExpression = d.OutputExpression
-		n.Steps = make([]StepState, len(d.Steps))
-		for i, st := range d.Steps {
+		var parent, branch []int
+		if hasParallel(d.Steps) {
+			n.Definitions, parent, branch = flatten(d.Steps)
+		}
+		n.Steps = make([]StepState, len(n.Definitions))
+		for i, st := range n.Definitions {
 			n.Steps[i] = StepState{Name: st.Name, Type: st.Type, TimeoutSeconds: st.TimeoutSeconds, Status: StepPending}
+			if parent != nil && parent[i] >= 0 {
+				n.Steps[i].Parallel, n.Steps[i].Branch = n.Definitions[parent[i]].Name, branch[i]
+			}
 		}
 		n.CreatedAt = at
 	case EventExecutionStarted:
@@ -94,7 +101,18 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		if d.Held {
 			st.AttemptStartedAt, st.claim = &at, e.Seq
 		}
-		n.CurrentStep = d.Step
+		if st.Type == StepParallel {
+			kept := st.Branches
+			st.Branches = make([]BranchState, len(d.Branches))
+			for k, start := range d.Branches {
+				if start < 0 && k < len(kept) {
+					st.Branches[k] = kept[k] // a redrive keeps a branch that succeeded
+				} else {
+					st.Branches[k] = BranchState{Status: BranchRunning, CurrentStep: start, last: -1}
+				}
+			}
+		}
+		*n.cursorOf(d.Step) = d.Step
 	case EventStepAttemptStarted:
 		var d StepAttemptStarted
 		if err := decodeData(e, &d); err != nil {
@@ -123,10 +141,17 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.Error, st.ErrorName = "", ""
 		st.Attempts = max(st.Attempts, d.Attempt)
 		st.claim = 0
-		n.CurrentStep = d.Step + 1
+		next := d.Step + 1
 		if d.Next != nil {
-			n.CurrentStep = *d.Next
+			next = *d.Next
 		}
+		if st.Parallel != "" {
+			if next >= 0 && next < len(n.Steps) {
+				*n.cursorOf(d.Step) = next
+			} // else the branch ends here (BranchSucceeded)
+			break
+		}
+		n.CurrentStep = next
 		if n.CurrentStep < 0 {
 			n.CurrentStep = len(n.Steps)
 		}
@@ -171,7 +196,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 		st.DueAt = nil
 		st.claim = 0
 		n.Caught = &expr.Caught{Name: d.Name, Cause: d.Error, Step: st.Name}
-		n.CurrentStep = d.Next
+		*n.cursorOf(d.Step) = d.Next
 	case EventExecutionFailed:
 		var d Failure
 		if err := decodeData(e, &d); err != nil {
@@ -217,6 +242,37 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 				n.Steps[i].Status = StepPending
 			}
 		}
+	case EventBranchSucceeded, EventBranchFailed:
+		var d BranchEnded
+		if err := decodeData(e, &d); err != nil {
+			return s, err
+		}
+		if d.Step < 0 || d.Step >= len(n.Steps) || d.Branch < 0 || d.Branch >= len(n.Steps[d.Step].Branches) {
+			return s, fmt.Errorf("apply %s seq %d: branch %d of step %d out of range", e.AggregateID, e.Seq, d.Branch, d.Step)
+		}
+		ps := &n.Steps[d.Step]
+		br := &ps.Branches[d.Branch]
+		if e.Type == EventBranchSucceeded {
+			br.Status, br.last = BranchSucceeded, -1
+			if d.Last != nil {
+				br.last = *d.Last
+			}
+			break
+		}
+		br.Status = BranchFailed
+		if f := d.FailedStep; f != nil && *f >= 0 && *f < len(n.Steps) {
+			st := &n.Steps[*f]
+			st.Status, st.Error, st.ErrorName = StepFailed, d.Error, d.Name
+			st.Attempts = max(st.Attempts, d.Attempt)
+			st.failed(max(d.Attempt, 1), d.Name, at)
+			st.FinishedAt, st.DueAt, st.claim = &at, nil, 0
+		}
+		reason := fmt.Sprintf("cancelled: branch %d of %q failed", d.Branch, ps.Name)
+		for k := range ps.Branches {
+			if ps.Branches[k].Status == BranchRunning {
+				n.cancelBranch(d.Step, k, reason, at)
+			}
+		}
 	case EventExecutionPaused:
 		n.Paused = true
 	case EventExecutionResumed:
@@ -260,6 +316,13 @@ func (n *Execution) step(e Event, i int) (*StepState, error) {
 func (n *Execution) end(status, reason, stepError string, at time.Time) {
 	n.Status = status
 	n.Paused = false
+	for i := range n.Steps {
+		for k := range n.Steps[i].Branches {
+			if n.Steps[i].Branches[k].Status == BranchRunning {
+				n.Steps[i].Branches[k].Status = BranchCancelled
+			}
+		}
+	}
 	n.Error = reason
 	for i := range n.Steps {
 		st := &n.Steps[i]
@@ -272,6 +335,28 @@ func (n *Execution) end(status, reason, stepError string, at time.Time) {
 			st.FinishedAt = &at
 			st.DueAt = nil
 		}
+	}
+}
+
+// cancelBranch ends branch k of parallel step p as CANCELLED: its step in
+// progress (and, in a parallel step, its branches) fails with reason.
+func (n *Execution) cancelBranch(p, k int, reason string, at time.Time) {
+	br := &n.Steps[p].Branches[k]
+	br.Status = BranchCancelled
+	if br.CurrentStep < 0 || br.CurrentStep >= len(n.Steps) {
+		return
+	}
+	cur := br.CurrentStep
+	st := &n.Steps[cur]
+	if st.Type == StepParallel && st.Status == StepRunning {
+		for kk := range st.Branches {
+			if st.Branches[kk].Status == BranchRunning {
+				n.cancelBranch(cur, kk, reason, at)
+			}
+		}
+	}
+	if st.Status == StepRunning || st.Status == StepWaiting {
+		st.Status, st.Error, st.FinishedAt, st.DueAt, st.claim = StepFailed, reason, &at, nil, 0
 	}
 }
 

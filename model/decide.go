@@ -154,10 +154,15 @@ func (s Execution) start(p StartExecution, wf *Workflow, now time.Time) ([]draft
 	if len(data) > MaxExecutionData {
 		return nil, reject("the workflow's definition and the input take %d bytes encoded (the input %d), over the %d an execution may hold", len(data), len(p.Input), MaxExecutionData)
 	}
+	out := append(make([]draft, 0, 3), draft{EventExecutionCreated, json.RawMessage(data)}, draft{EventExecutionStarted, struct{}{}})
+	if hasParallel(wf.Steps) {
+		// Its steps are laid out flat as the fold does it.
+		return Execution{WorkflowExecutionUUID: p.WorkflowExecutionUUID}.after(out, now).enter(out, 0, StepCompleted{Step: -1}, now), nil
+	}
 	x := created(wf.Steps)
 	x.WorkflowExecutionUUID, x.WorkflowUUID, x.WorkflowVersion = p.WorkflowExecutionUUID, wf.WorkflowUUID, wf.Version
 	x.Input, x.CreatedAt = p.Input, now.UTC()
-	return x.enter(append(make([]draft, 0, 3), draft{EventExecutionCreated, json.RawMessage(data)}, draft{EventExecutionStarted, struct{}{}}), 0, StepCompleted{Step: -1}, now), nil
+	return x.enter(out, 0, StepCompleted{Step: -1}, now), nil
 }
 
 // created is the state ExecutionCreated gives steps, as far as entering
@@ -261,15 +266,14 @@ func (s Execution) timeOut(now time.Time) ([]draft, error) {
 	if at, reason, ok := s.executionDeadline(); ok && !now.Before(at) {
 		return []draft{{EventExecutionTimedOut, TimedOut{Step: s.CurrentStep, Reason: reason, Name: ErrExecutionTimeout}}}, nil
 	}
-	if at, reason, ok := s.stepDeadline(); ok && !now.Before(at) {
-		i := s.CurrentStep
+	if at, reason, i, ok := s.earliest(s.stepDeadlineOf); ok && !now.Before(at) {
 		end := func(cause string) draft {
 			return draft{EventExecutionTimedOut, TimedOut{Step: i, Reason: cause, Name: ErrStepTimeout}}
 		}
 		return s.fail(stepFailure{step: i, attempt: s.manualAttempt(i), name: ErrStepTimeout, cause: reason}, now, end), nil
 	}
-	if at, failure, ok := s.HTTPDeadline(); ok && !now.Before(at) {
-		i, st := s.CurrentStep, s.Steps[s.CurrentStep]
+	if at, failure, i, ok := s.earliest(s.httpDeadlineOf); ok && !now.Before(at) {
+		st := s.Steps[i]
 		end := func(cause string) draft {
 			return draft{EventExecutionFailed, Failure{Step: i, Attempt: st.Attempts, Error: cause, Name: ErrStepTimeout}}
 		}
@@ -295,14 +299,35 @@ func (s Execution) manualAttempt(i int) int {
 	return max(st.Attempts, 1)
 }
 
-// HTTPDeadline returns when the current step, if it is an http step that
-// has not ended, runs out of time for all its attempts (its start plus its
-// definition's Deadline), and the reason the execution then FAILS with.
+// HTTPDeadline returns the earliest time an http step in progress runs
+// out of time for all its attempts (httpDeadlineOf), and the reason.
 func (s Execution) HTTPDeadline() (time.Time, string, bool) {
-	if s.Status != ExecutionRunning || s.CurrentStep >= len(s.Steps) || s.CurrentStep >= len(s.Definitions) {
+	at, reason, _, ok := s.earliest(s.httpDeadlineOf)
+	return at, reason, ok
+}
+
+// earliest returns the earliest of the deadlines of the steps in progress,
+// as deadline gives them, its reason and its step.
+func (s Execution) earliest(deadline func(i int) (time.Time, string, bool)) (time.Time, string, int, bool) {
+	var at time.Time
+	var reason string
+	step := -1
+	for _, i := range s.activeSteps() {
+		if t, r, ok := deadline(i); ok && (step < 0 || t.Before(at)) {
+			at, reason, step = t, r, i
+		}
+	}
+	return at, reason, step, step >= 0
+}
+
+// httpDeadlineOf returns when step i, if it is an http step in progress,
+// runs out of time for all its attempts (its start plus its definition's
+// Deadline), and the reason it then fails with (step.timeout).
+func (s Execution) httpDeadlineOf(i int) (time.Time, string, bool) {
+	if !s.active(i) || i >= len(s.Definitions) {
 		return time.Time{}, "", false
 	}
-	st, def := s.Steps[s.CurrentStep], s.Definitions[s.CurrentStep]
+	st, def := s.Steps[i], s.Definitions[i]
 	if st.Type != StepHTTP || st.Status != StepRunning || st.StartedAt == nil {
 		return time.Time{}, "", false
 	}
@@ -352,7 +377,11 @@ func (s Execution) checkCurrent(step int, typ string) error {
 	switch {
 	case s.Status != ExecutionRunning:
 		return reject("execution is %s, not %s", s.Status, ExecutionRunning)
-	case step != s.CurrentStep:
+	case step < 0 || step >= len(s.Steps):
+		return reject("step %d is not the current step (%d; the execution has %d steps)", step, s.CurrentStep, len(s.Steps))
+	case !s.active(step) && s.Steps[step].Parallel != "":
+		return reject("step %d is not in progress in its branch", step)
+	case !s.active(step):
 		return reject("step %d is not the current step (%d)", step, s.CurrentStep)
 	case s.Steps[step].Type != typ && typ == StepManual:
 		return reject("step %d is a %s step; only manual steps take increments", step, s.Steps[step].Type)
@@ -386,7 +415,7 @@ func (s Execution) complete(done StepCompleted, now time.Time, before ...draft) 
 			end := func(cause string) draft {
 				return draft{EventExecutionFailed, Failure{Step: f.step, Attempt: f.attempt, Name: f.name, Error: cause}}
 			}
-			return append(out, s.fail(*f, now, end)...)
+			return s.failAfter(out, *f, now, end)
 		}
 		done.Output = shaped
 	}
@@ -421,15 +450,22 @@ func (s Execution) executionDeadline() (time.Time, string, bool) {
 	return at, fmt.Sprintf("the execution timed out after %d seconds", s.TimeoutSeconds), true
 }
 
-// stepDeadline is the deadline of the current manual or wait step (an
-// http step's timeoutSeconds bounds each attempt instead): its start, or,
-// for a manual step offered again after a failure, when it is offered,
-// plus its timeoutSeconds.
+// stepDeadline is the earliest deadline of a manual or wait step in
+// progress (stepDeadlineOf).
 func (s Execution) stepDeadline() (time.Time, string, bool) {
-	if s.Status != ExecutionRunning || s.CurrentStep >= len(s.Steps) {
+	at, reason, _, ok := s.earliest(s.stepDeadlineOf)
+	return at, reason, ok
+}
+
+// stepDeadlineOf is the deadline of step i if it is a manual or wait step
+// in progress (an http step's timeoutSeconds bounds each attempt
+// instead): its start, or, for a manual step offered again after a
+// failure, when it is offered, plus its timeoutSeconds.
+func (s Execution) stepDeadlineOf(i int) (time.Time, string, bool) {
+	if !s.active(i) {
 		return time.Time{}, "", false
 	}
-	st := s.Steps[s.CurrentStep]
+	st := s.Steps[i]
 	if st.Type == StepHTTP || st.TimeoutSeconds <= 0 || st.StartedAt == nil || st.Status != StepWaiting {
 		return time.Time{}, "", false
 	}
@@ -496,11 +532,27 @@ type HeldAttempt struct {
 // claimed its latest attempt (a StepStarted marked Held, or a
 // StepAttemptStarted). A worker holds it if its own append holds that
 // event; anyone else may take it over once it is TakeoverAt.
+//
+// With parallel branches several attempts may be in progress at once:
+// Held returns the one claimed last (the one an append just claimed).
 func (s Execution) Held() (HeldAttempt, bool) {
-	if s.Status != ExecutionRunning || s.CurrentStep >= len(s.Steps) {
+	var held HeldAttempt
+	found := false
+	for _, i := range s.activeSteps() {
+		if h, ok := s.heldAt(i); ok && (!found || h.Claim > held.Claim) {
+			held, found = h, true
+		}
+	}
+	return held, found
+}
+
+// heldAt returns the http attempt in progress of step i, if an event
+// claimed it.
+func (s Execution) heldAt(i int) (HeldAttempt, bool) {
+	if !s.active(i) {
 		return HeldAttempt{}, false
 	}
-	i, st := s.CurrentStep, s.Steps[s.CurrentStep]
+	st := s.Steps[i]
 	if st.Type != StepHTTP || st.Status != StepRunning || st.DueAt != nil || st.AttemptStartedAt == nil {
 		return HeldAttempt{}, false
 	}
@@ -561,7 +613,7 @@ func ClaimAttempt(s Execution, c Command, now time.Time) ([]Event, error) {
 	case p.Attempt == st.Attempts && st.DueAt == nil && st.AttemptStartedAt == nil:
 		// claimed by nobody: an earlier build's StepStarted
 	case p.Attempt == st.Attempts && st.DueAt == nil:
-		h, _ := s.Held()
+		h, _ := s.heldAt(p.Step)
 		if at := h.TakeoverAt(); now.Before(at) {
 			return nil, &Rejection{Reason: fmt.Sprintf("attempt %d of step %d is in progress", p.Attempt, p.Step), Transient: true, After: at.Sub(now)}
 		}
@@ -582,7 +634,7 @@ func (s Execution) checkHeld(p RunStep, claim int64) error {
 	if err := s.checkCurrent(p.Step, StepHTTP); err != nil {
 		return err
 	}
-	h, ok := s.Held()
+	h, ok := s.heldAt(p.Step)
 	switch {
 	case !ok || h.Attempt != p.Attempt:
 		return reject("attempt %d of step %d is not in progress (step %s, attempts so far: %d)", p.Attempt, p.Step, s.Steps[p.Step].Status, s.Steps[p.Step].Attempts)

@@ -55,35 +55,35 @@ func (x Execution) DueAt(maxDelay time.Duration) (time.Time, bool) {
 	case x.Status == ExecutionPending:
 		consider(roundUp(x.CreatedAt.Add(CleanupGrace)))
 	case x.Status == ExecutionRunning:
-		if x.CurrentStep >= len(x.Steps) {
-			break
-		}
-		st := x.Steps[x.CurrentStep]
-		switch {
-		case st.Type == StepManual:
-			// A retry due only offers the step again: nothing to issue.
-		case st.DueAt != nil && st.DueAt.Sub(x.UpdatedAt) > maxDelay:
-			consider(*st.DueAt) // no delayed message: the cleanup fires it
-		case st.DueAt != nil && st.Type == StepHTTP:
-			// The queue delivers the retry; once it runs, the attempt may
-			// take up to the longest timeout before its outcome shows.
-			consider(roundUp(st.DueAt.Add(stuckAttempt)))
-		case st.DueAt != nil:
-			consider(st.DueAt.Add(CleanupGrace)) // the queue fires the timer
-		case st.Type == StepHTTP && st.Status == StepRunning:
-			consider(roundUp(x.attemptLostAt()))
+		for _, i := range x.activeSteps() {
+			st := x.Steps[i]
+			switch {
+			case st.Type == StepManual || st.Status == StepPending:
+				// A retry due only offers the step again: nothing to issue.
+			case st.DueAt != nil && st.DueAt.Sub(x.UpdatedAt) > maxDelay:
+				consider(*st.DueAt) // no delayed message: the cleanup fires it
+			case st.DueAt != nil && st.Type == StepHTTP:
+				// The queue delivers the retry; once it runs, the attempt may
+				// take up to the longest timeout before its outcome shows.
+				consider(roundUp(st.DueAt.Add(stuckAttempt)))
+			case st.DueAt != nil:
+				consider(st.DueAt.Add(CleanupGrace)) // the queue fires the timer
+			case st.Type == StepHTTP && st.Status == StepRunning:
+				consider(roundUp(x.attemptLostAt(i)))
+			}
 		}
 	}
 	return due, !due.IsZero()
 }
 
-// attemptLostAt is when the http attempt in progress of the current step
-// seems lost, so that the cleanup issues it again: a grace after its
-// holder's time is up (a redelivery of the message its holder handled
-// takes it over sooner); for an attempt no event claimed (an earlier
-// build's), a grace after the longest attempt timeout.
-func (x Execution) attemptLostAt() time.Time {
-	if h, ok := x.Held(); ok {
+// attemptLostAt is when the http attempt in progress of step i seems
+// lost, so that the cleanup issues it again: a grace after its holder's
+// time is up (a redelivery of the message its holder handled takes it
+// over sooner); for an attempt no event claimed (an earlier build's, or
+// one of a branch that the dispatcher issues), a grace after the longest
+// attempt timeout.
+func (x Execution) attemptLostAt(i int) time.Time {
+	if h, ok := x.heldAt(i); ok {
 		return h.TakeoverAt().Add(CleanupGrace)
 	}
 	return x.UpdatedAt.Add(stuckAttempt)
@@ -110,16 +110,14 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 	if at, _, ok := x.executionDeadline(); ok && !now.Before(at) {
 		return NewCommand(SystemCommandUUID(id, "timeout", 0, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
 	}
-	if at, _, ok := x.stepDeadline(); ok && !now.Before(at) {
+	if at, _, i, ok := x.earliest(x.stepDeadlineOf); ok && !now.Before(at) {
 		// A step's timeout may be retried or caught, and come again: each
 		// attempt's is a command of its own.
-		i := x.CurrentStep
 		return NewCommand(SystemCommandUUID(id, ofRun("step-timeout", x.Steps[i].Runs), i, x.manualAttempt(i)), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
 	}
-	if at, _, ok := x.HTTPDeadline(); ok && !now.Before(at) {
+	if at, _, i, ok := x.earliest(x.httpDeadlineOf); ok && !now.Before(at) {
 		// The same command: its rule fails an http step that ran out of
 		// time (which a catch may route on, and a loop meet again).
-		i := x.CurrentStep
 		return NewCommand(SystemCommandUUID(id, ofRun("http-timeout", x.Steps[i].Runs), i, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
 	}
 	if x.Paused {
@@ -131,15 +129,23 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 		}
 		return BeginCommand(id, now), true
 	}
-	if x.Status != ExecutionRunning || x.CurrentStep >= len(x.Steps) {
-		return Command{}, false
+	for _, i := range x.activeSteps() {
+		if c, ok := x.dueWork(i, now, maxDelay); ok {
+			return c, true
+		}
 	}
-	i, st := x.CurrentStep, x.Steps[x.CurrentStep]
+	return Command{}, false
+}
+
+// dueWork is the command DueCommand issues for step i in progress, if its
+// work is due: its timer, or an http attempt.
+func (x Execution) dueWork(i int, now time.Time, maxDelay time.Duration) (Command, bool) {
+	id, st := x.WorkflowExecutionUUID, x.Steps[i]
 	switch {
 	case st.Type == StepWait && st.Status == StepWaiting && st.DueAt != nil && !now.Before(*st.DueAt):
 		return TimerCommand(id, i, st.Runs, now), true
 	case st.Type == StepHTTP && st.Status == StepRunning && st.DueAt == nil:
-		if now.Before(roundUp(x.attemptLostAt())) {
+		if now.Before(roundUp(x.attemptLostAt(i))) {
 			return Command{}, false // the attempt may still be running
 		}
 		return RunStepCommand(id, i, st.Runs, st.Attempts, now), true // it seems lost: once more

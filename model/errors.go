@@ -281,6 +281,14 @@ type stepFailure struct {
 // entered (StepFailed, then that step's events); else the event end
 // returns for the cause, which ends the execution.
 func (s Execution) fail(f stepFailure, now time.Time, end func(cause string) draft) []draft {
+	return s.failAfter(nil, f, now, end)
+}
+
+// failAfter is fail after the drafts out of the same append: it returns
+// them with its own. A failure of a step in a branch of a parallel step
+// that no rule of the step takes fails the branch (failBranch) instead of
+// the execution.
+func (s Execution) failAfter(out []draft, f stepFailure, now time.Time, end func(cause string) draft) []draft {
 	var def StepDefinition
 	if f.step < len(s.Definitions) {
 		def = s.Definitions[f.step]
@@ -288,9 +296,9 @@ func (s Execution) fail(f stepFailure, now time.Time, end func(cause string) dra
 	st := s.Steps[f.step]
 	if rule, delay, ok := def.retries(f.name, f.final, f.attempt, st.retried, f.jitter); ok {
 		retryAt := now.UTC().Add(delay)
-		at, _, hok := s.HTTPDeadline()
+		at, _, hok := s.httpDeadlineOf(f.step)
 		if !hok || retryAt.Before(at) {
-			return []draft{{EventStepAttemptFailed, StepAttemptFailed{Step: f.step, Attempt: f.attempt, Error: f.cause, Name: f.name, Rule: rule, RetryAt: retryAt, Run: s.runNow(f.step)}}}
+			return append(out, draft{EventStepAttemptFailed, StepAttemptFailed{Step: f.step, Attempt: f.attempt, Error: f.cause, Name: f.name, Rule: rule, RetryAt: retryAt, Run: s.runNow(f.step)}})
 		}
 		f.cause += fmt.Sprintf("; the next would start after the step's deadline of %d seconds", int(def.Deadline().Seconds()))
 	}
@@ -299,7 +307,10 @@ func (s Execution) fail(f stepFailure, now time.Time, end func(cause string) dra
 		failed := StepCaught{Step: f.step, Attempt: f.attempt, Name: f.name, Error: f.cause, Next: next, Run: s.runNow(f.step)}
 		caught := s
 		caught.Caught = &expr.Caught{Name: f.name, Cause: f.cause, Step: st.Name}
-		return caught.enter([]draft{{EventStepFailed, failed}}, next, StepCompleted{Step: -1}, now)
+		return caught.enter(append(out, draft{EventStepFailed, failed}), next, StepCompleted{Step: -1}, now)
 	}
-	return []draft{end(f.cause)}
+	if p, b := s.container(f.step); p >= 0 {
+		return s.failBranch(out, p, b, f, now, end)
+	}
+	return append(out, end(f.cause))
 }

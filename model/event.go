@@ -27,6 +27,8 @@ const (
 	EventExecutionRedriven      = "ExecutionRedriven"
 	EventExecutionPaused        = "ExecutionPaused"
 	EventExecutionResumed       = "ExecutionResumed"
+	EventBranchSucceeded        = "BranchSucceeded"
+	EventBranchFailed           = "BranchFailed"
 )
 
 // EventTypes lists every event type.
@@ -35,6 +37,7 @@ var EventTypes = []string{
 	EventExecutionCreated, EventExecutionStarted, EventStepStarted, EventStepCompleted,
 	EventExecutionSucceeded, EventExecutionCancelled, EventStepAttemptFailed, EventExecutionFailed, EventExecutionTimedOut,
 	EventStepAttemptStarted, EventStepFailed, EventExecutionRedriven, EventExecutionPaused, EventExecutionResumed,
+	EventBranchSucceeded, EventBranchFailed,
 }
 
 // Event is one immutable fact in an aggregate's log: the envelope every
@@ -95,6 +98,9 @@ type StepStarted struct {
 	DueAt *time.Time `json:"dueAt,omitempty"`
 	Held  bool       `json:"held,omitempty"`
 	Run   int        `json:"run,omitempty"`
+	// Branches are a parallel step's: the step each branch starts at
+	// (-1: a branch a redrive keeps, which succeeded).
+	Branches []int `json:"branches,omitempty"`
 }
 
 // StepAttemptStarted is the data of EventStepAttemptStarted: the worker

@@ -76,7 +76,13 @@ type StepState struct {
 	Name           string `json:"name"`
 	Type           string `json:"type"`
 	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
-	Status         string `json:"status"`
+	// Parallel and Branch say which parallel step and which of its
+	// branches the step is in ("": the workflow's own).
+	Parallel string `json:"parallel,omitempty"`
+	Branch   int    `json:"branch,omitempty"`
+	Status   string `json:"status"`
+	// Branches are a parallel step's, in its latest run.
+	Branches []BranchState `json:"branches,omitempty"`
 	// Runs counts the times the step started (more than once: a loop came
 	// back to it); Attempts and the rest are of its latest run.
 	Runs     int             `json:"runs,omitempty"`
@@ -159,6 +165,12 @@ type Execution struct {
 	// createdBytes is the size of the ExecutionCreated data (definition and
 	// input), folded from the log: its share of MaxExecutionData.
 	createdBytes int
+	// drafted counts the drafts of the command being decided folded into
+	// this state (Execution.after); redriving marks the state a redrive
+	// decides on (a parallel step entered again keeps the branches that
+	// succeeded).
+	drafted   int
+	redriving bool
 }
 
 // Exists reports whether the execution has been created.
@@ -174,6 +186,7 @@ func (x Execution) Clone() Execution {
 		x.Steps[i].DueAt = cloneTime(x.Steps[i].DueAt)
 		x.Steps[i].AttemptStartedAt = cloneTime(x.Steps[i].AttemptStartedAt)
 		x.Steps[i].Failures = append([]AttemptFailure(nil), x.Steps[i].Failures...)
+		x.Steps[i].Branches = append([]BranchState(nil), x.Steps[i].Branches...)
 		x.Steps[i].retried = append([]int(nil), x.Steps[i].retried...)
 	}
 	x.Input = cloneRaw(x.Input)

@@ -72,13 +72,19 @@ func (s StepDefinition) validateDecided(field string, bad func(f, problem string
 // validateFlow checks the steps as a graph: every step named as a next
 // exists, every step can be reached from the first, and no cycle is made
 // of choice steps alone (it would never wait or call, and never end).
-func (d Definition) validateFlow() error {
+// In a branch (prefix "steps[2].branches[0].") every name must be of a
+// step of the same branch.
+func validateFlow(prefix string, steps []StepDefinition) error {
+	d := Definition{Steps: steps}
 	index := make(map[string]int, len(d.Steps))
 	for i, s := range d.Steps {
 		index[s.Name] = i
 	}
 	resolve := func(field, name string) (int, error) {
 		i, ok := index[name]
+		if !ok && prefix != "" {
+			return 0, &FieldError{Field: field, Problem: fmt.Sprintf("names no step of its branch: %q (a branch's steps go only to steps of the same branch)", name)}
+		}
 		if !ok {
 			return 0, &FieldError{Field: field, Problem: fmt.Sprintf("names no step: %q", name)}
 		}
@@ -86,7 +92,7 @@ func (d Definition) validateFlow() error {
 	}
 	succ := make([][]int, len(d.Steps))
 	for i, s := range d.Steps {
-		field := fmt.Sprintf("steps[%d]", i)
+		field := fmt.Sprintf("%ssteps[%d]", prefix, i)
 		switch {
 		case s.Type == StepChoice:
 			for j, r := range s.Rules {
@@ -136,7 +142,7 @@ func (d Definition) validateFlow() error {
 	}
 	for i, ok := range reached {
 		if !ok {
-			return &FieldError{Field: fmt.Sprintf("steps[%d]", i), Problem: fmt.Sprintf("(%q) cannot be reached from the first step", d.Steps[i].Name)}
+			return &FieldError{Field: fmt.Sprintf("%ssteps[%d]", prefix, i), Problem: fmt.Sprintf("(%q) cannot be reached from the first step", d.Steps[i].Name)}
 		}
 	}
 	// A cycle of choice steps: depth-first over the choice steps alone.
@@ -155,7 +161,7 @@ func (d Definition) validateFlow() error {
 			}
 			switch state[n] {
 			case onPath:
-				return &FieldError{Field: fmt.Sprintf("steps[%d]", n), Problem: fmt.Sprintf("(%q) is in a loop of choice steps alone, which would never end", d.Steps[n].Name)}
+				return &FieldError{Field: fmt.Sprintf("%ssteps[%d]", prefix, n), Problem: fmt.Sprintf("(%q) is in a loop of choice steps alone, which would never end", d.Steps[n].Name)}
 			case unseen:
 				if err := visit(n); err != nil {
 					return err
@@ -241,23 +247,20 @@ func (s Execution) vars(extra StepCompleted) expr.Vars {
 	}
 }
 
-// successor returns the step after step i of s, or -1 when the execution
-// ends after it (End, or the last step without a next).
+// successor returns the step after step i of s, or -1 when its container
+// (the execution, or its branch) ends after it (End, or the last step of
+// the container without a next).
 func (s Execution) successor(i int) int {
-	if i >= len(s.Definitions) {
-		if i+1 < len(s.Steps) {
-			return i + 1
+	if i < len(s.Definitions) {
+		switch def := &s.Definitions[i]; {
+		case def.End:
+			return -1
+		case def.Next != "":
+			return s.stepNamed(def.Next)
 		}
-		return -1
 	}
-	def := &s.Definitions[i]
-	switch {
-	case def.End:
-		return -1
-	case def.Next != "":
-		return s.stepNamed(def.Next)
-	case i+1 < len(s.Steps):
-		return i + 1
+	if j := i + 1; i >= 0 && j < len(s.Steps) && s.Steps[j].Parallel == s.Steps[i].Parallel && s.Steps[j].Branch == s.Steps[i].Branch {
+		return j
 	}
 	return -1
 }
@@ -304,11 +307,15 @@ func (s Execution) choose(i int, v expr.Vars) (next int, name, why string) {
 func (s Execution) enter(out []draft, i int, done StepCompleted, now time.Time) []draft {
 	var v *expr.Vars // built at the first choice: most steps meet none
 	started := s.stepsRun()
+	from := done.Step // the step whose container ends when i < 0
 	for hops := 0; ; hops++ {
 		if s.Paused && i >= 0 {
 			return out // entered on resume
 		}
 		if i < 0 {
+			if p, b := s.container(from); p >= 0 {
+				return s.branchSucceeded(out, p, b, done, now)
+			}
 			last := done.Step
 			if last < 0 {
 				last = s.CurrentStep
@@ -320,32 +327,64 @@ func (s Execution) enter(out []draft, i int, done StepCompleted, now time.Time) 
 				Error: fmt.Sprintf("the execution would run more than %d steps, the most one may run", MaxStepsRun)}})
 		}
 		started++
+		if i < len(s.Definitions) && s.Definitions[i].Type == StepParallel {
+			return s.enterParallel(out, i, now)
+		}
 		if i >= len(s.Definitions) || !decided(s.Definitions[i].Type) {
-			return append(out, draft{EventStepStarted, s.startStep(i, now)})
+			st := s.startStep(i, now)
+			if st.Held && holds(out) {
+				st.Held = false // one holder per append: the dispatcher issues this one
+			}
+			return append(out, draft{EventStepStarted, st})
 		}
 		def := &s.Definitions[i]
 		out = append(out, draft{EventStepStarted, StepStarted{Step: i, Type: def.Type, Run: s.runField(i)}})
+		p, b := s.container(i)
 		switch def.Type {
 		case StepSucceed:
-			return append(out, draft{EventStepCompleted, StepCompleted{Step: i}}, s.succeeded(i, done))
+			out = append(out, draft{EventStepCompleted, StepCompleted{Step: i}})
+			if p >= 0 {
+				return s.branchSucceeded(out, p, b, done, now)
+			}
+			return append(out, s.succeeded(i, done))
 		case StepFail:
 			reason := def.Error
 			if def.Cause != "" {
 				reason += ": " + def.Cause
 			}
-			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: def.Error, Cause: def.Cause, Error: reason}})
+			failure := Failure{Step: i, Name: def.Error, Cause: def.Cause, Error: reason}
+			if p >= 0 {
+				f := stepFailure{step: i, attempt: 1, name: def.Error, cause: reason, final: true}
+				return s.failBranch(out, p, b, f, now, func(string) draft { return draft{EventExecutionFailed, failure} })
+			}
+			return append(out, draft{EventExecutionFailed, failure})
 		}
 		if v == nil {
 			vv := s.vars(done)
 			v = &vv
 		}
 		next, name, why := s.choose(i, *v)
+		if why != "" && p >= 0 {
+			f := stepFailure{step: i, attempt: 1, name: name, cause: why, final: true}
+			return s.failBranch(out, p, b, f, now, s.failedAt(f))
+		}
 		if why != "" {
 			return append(out, draft{EventExecutionFailed, Failure{Step: i, Name: name, Error: why}})
 		}
 		out = append(out, draft{EventStepCompleted, StepCompleted{Step: i, Next: &next}})
-		i = next
+		from, i = i, next
 	}
+}
+
+// holds reports whether a StepStarted of out claims an http attempt for
+// the worker that appends them.
+func holds(out []draft) bool {
+	for _, d := range out {
+		if st, ok := d.data.(StepStarted); ok && st.Held {
+			return true
+		}
+	}
+	return false
 }
 
 // runField is StepStarted.Run for step i started now: the run it

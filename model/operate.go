@@ -86,23 +86,29 @@ func (s Execution) redrive(p RedriveExecution, now time.Time) ([]draft, error) {
 	out := []draft{{EventExecutionRedriven, Redriven{Step: i, Redrive: s.Redrives + 1, Reason: p.Reason}}}
 	// Decided over the state the redrive makes: running, from now.
 	next := s
-	next.Status, next.Paused = ExecutionRunning, false
+	next.Status, next.Paused, next.redriving = ExecutionRunning, false, true
 	next.RedrivenAt = &now
 	if i >= len(s.Steps) {
 		// It failed at its end (its output expression): end again.
-		return append(out, next.succeeded(s.lastDone().Step, s.lastDone())), nil
+		done := s.lastDone(-1)
+		return append(out, next.succeeded(done.Step, done)), nil
 	}
-	return next.enter(out, i, s.lastDone(), now), nil
+	return next.enter(out, i, s.lastDone(i), now), nil
 }
 
-// lastDone is the step that completed last, with its output (Step -1:
-// none): the step before the one a redrive or a resume enters.
-func (s Execution) lastDone() StepCompleted {
+// lastDone is the step of step i's container (i -1: the execution's own
+// steps) that completed last, with its output (Step -1: none): the step
+// before the one a redrive or a resume enters.
+func (s Execution) lastDone(i int) StepCompleted {
+	parallel, branch := "", 0
+	if i >= 0 && i < len(s.Steps) {
+		parallel, branch = s.Steps[i].Parallel, s.Steps[i].Branch
+	}
 	done := StepCompleted{Step: -1}
 	var at time.Time
-	for i, st := range s.Steps {
-		if st.Status == StepSucceeded && st.FinishedAt != nil && !st.FinishedAt.Before(at) {
-			done, at = StepCompleted{Step: i, Output: st.Output}, *st.FinishedAt
+	for j, st := range s.Steps {
+		if st.Parallel == parallel && st.Branch == branch && st.Status == StepSucceeded && st.FinishedAt != nil && !st.FinishedAt.Before(at) {
+			done, at = StepCompleted{Step: j, Output: st.Output}, *st.FinishedAt
 		}
 	}
 	return done
@@ -138,22 +144,42 @@ func (s Execution) resume(p ResumeExecution, now time.Time) ([]draft, error) {
 	next := s
 	next.Paused = false
 	resumed := Paused{Reason: p.Reason}
-	if i := s.CurrentStep; i < len(s.Steps) {
-		st := s.Steps[i]
-		switch {
-		case st.Status == StepPending:
-			return next.enter([]draft{{EventExecutionResumed, resumed}}, i, s.lastDone(), now), nil
-		case st.Type == StepWait && st.Status == StepWaiting && st.DueAt != nil && !now.Before(*st.DueAt):
-			return next.complete(StepCompleted{Step: i}, now, draft{EventExecutionResumed, resumed}), nil
-		case st.Type == StepWait && st.Status == StepWaiting && st.DueAt != nil,
-			st.Type == StepHTTP && st.Status == StepRunning && st.DueAt != nil:
+	out := []draft{{EventExecutionResumed, resumed}}
+	// Each step in progress (several, in parallel branches) that the pause
+	// held: entered, or ended; each change may lead to another.
+	t := next.after(out, now)
+	for range len(s.Steps) + 1 {
+		acted := false
+		for _, i := range t.activeSteps() {
+			switch st := t.Steps[i]; {
+			case st.Status == StepPending:
+				out, acted = t.enter(out, i, t.lastDone(i), now), true
+			case st.Type == StepWait && st.Status == StepWaiting && st.DueAt != nil && !now.Before(*st.DueAt):
+				out, acted = t.complete(StepCompleted{Step: i}, now, out...), true
+			}
+			if acted {
+				break
+			}
+		}
+		if !acted {
+			break
+		}
+		t = t.after(out, now)
+	}
+	// The first timer or retry the pause held back, for the dispatcher to
+	// issue again (the cleanup issues any other when it is due).
+	for _, i := range t.activeSteps() {
+		st := t.Steps[i]
+		if st.DueAt != nil && (st.Type == StepWait && st.Status == StepWaiting || st.Type == StepHTTP && st.Status == StepRunning) {
 			resumed.Step, resumed.Type, resumed.Run, resumed.DueAt = &i, st.Type, st.Runs, st.DueAt
 			if st.Type == StepHTTP {
 				resumed.Attempt = st.Attempts + 1
 			}
+			out[0] = draft{EventExecutionResumed, resumed}
+			break
 		}
 	}
-	return []draft{{EventExecutionResumed, resumed}}, nil
+	return out, nil
 }
 
 // requireUnpaused rejects the work a paused execution does not do.

@@ -27,7 +27,7 @@ import (
 //   - a command is decided into events or refused with a *Rejection,
 //     never another error or a panic.
 func TestPropertyRandomDefinitionsUnderRandomCommands(t *testing.T) {
-	runs := 1000
+	runs := 400
 	if testing.Short() {
 		runs = 100
 	}
@@ -112,6 +112,10 @@ func randomDefinition(rng *rand.Rand) model.Definition {
 			}
 		case k < 9:
 			s.Type = model.StepSucceed
+			if rng.IntN(2) == 0 {
+				s = randomParallel(rng, names[i])
+				s.Catch = catch()
+			}
 		default:
 			s.Type, s.Error = model.StepFail, "order.rejected"
 		}
@@ -126,6 +130,69 @@ func randomDefinition(rng *rand.Rand) model.Definition {
 		steps[i] = s
 	}
 	return model.Definition{Name: "random", Steps: steps}
+}
+
+// randomParallel is a parallel step of two or three branches of one to
+// three steps each (manual, wait, http, succeed, fail; one branch may
+// hold a parallel step of its own).
+func randomParallel(rng *rand.Rand, name string) model.StepDefinition {
+	p := model.StepDefinition{Name: name, Type: model.StepParallel}
+	for b := range 2 + rng.IntN(2) {
+		var br model.Branch
+		for j := range 1 + rng.IntN(3) {
+			s := model.StepDefinition{Name: fmt.Sprintf("%s.%d.%d", name, b, j)}
+			switch rng.IntN(6) {
+			case 0, 1:
+				s.Type = model.StepManual
+				if rng.IntN(3) == 0 {
+					s.TimeoutSeconds = 5 + rng.IntN(20)
+				}
+			case 2:
+				s.Type, s.Seconds = model.StepWait, 1+rng.IntN(5)
+			case 3:
+				s.Type, s.URL = model.StepHTTP, "http://127.0.0.1:9/b"
+				if rng.IntN(2) == 0 {
+					a, iv := 1, 1
+					s.Retry = &model.Retry{Rules: []model.RetryRule{{Errors: []string{"*"}, MaxAttempts: &a, IntervalSeconds: &iv}}}
+				}
+			case 4:
+				if b == 0 && j == 0 && len(name) < 12 {
+					s = randomParallel(rng, s.Name)
+				} else {
+					s.Type = model.StepSucceed
+				}
+			default:
+				s.Type, s.Error = model.StepFail, "branch.failed"
+			}
+			br.Steps = append(br.Steps, s)
+		}
+		p.Branches = append(p.Branches, br)
+	}
+	return p
+}
+
+// inProgress returns the steps in progress of x, from its view: the
+// current step, or inside a running parallel step each running branch's.
+func inProgress(x model.Execution) []int {
+	var out []int
+	var walk func(i int)
+	walk = func(i int) {
+		if i < 0 || i >= len(x.Steps) {
+			return
+		}
+		st := x.Steps[i]
+		if st.Type != model.StepParallel || st.Status != model.StepRunning {
+			out = append(out, i)
+			return
+		}
+		for _, br := range st.Branches {
+			if br.Status == model.BranchRunning {
+				walk(br.CurrentStep)
+			}
+		}
+	}
+	walk(x.CurrentStep)
+	return out
 }
 
 func decidedType(t string) bool {
@@ -154,6 +221,9 @@ func (p *property) run() {
 func (p *property) step() {
 	p.t.Helper()
 	step := p.x.CurrentStep
+	if active := inProgress(p.x); len(active) > 0 {
+		step = active[p.rng.IntN(len(active))]
+	}
 	if p.rng.IntN(5) == 0 && len(p.x.Steps) > 0 {
 		step = p.rng.IntN(len(p.x.Steps)) // often stale
 	}

@@ -71,6 +71,11 @@ func (s StepDefinition) validate(field string) error {
 		}
 		return s.validateCatch(field)
 	}
+	if s.Type != StepParallel {
+		if err := notFor("branches", s.Branches != nil); err != nil {
+			return err
+		}
+	}
 	if decided(s.Type) {
 		if err := refuse(notFor, setField{"timeoutSeconds", s.TimeoutSeconds != 0}, setField{"seconds", s.Seconds != 0}, setField{"next", s.Next != ""}, setField{"end", s.End},
 			setField{"retry", s.Retry != nil}, setField{"catch", s.Catch != nil}, setField{"output", s.Output != ""}); err != nil {
@@ -85,6 +90,17 @@ func (s StepDefinition) validate(field string) error {
 		return err
 	}
 	switch s.Type {
+	case StepParallel:
+		if s.Retry != nil {
+			return bad(".retry", "is not a field of parallel steps: retry the steps inside its branches, and catch the parallel step's failure")
+		}
+		if err := refuse(notFor, setField{"timeoutSeconds", s.TimeoutSeconds != 0}, setField{"seconds", s.Seconds != 0}); err != nil {
+			return err
+		}
+		if err := httpOnly(); err != nil {
+			return err
+		}
+		return s.validateData(bad) // its output; its branches: validateParallel
 	case StepManual:
 		if err := notFor("seconds", s.Seconds != 0); err != nil {
 			return err
@@ -126,7 +142,7 @@ func (s StepDefinition) validate(field string) error {
 }
 
 // StepTypes lists the step types.
-var StepTypes = []string{StepManual, StepWait, StepHTTP, StepChoice, StepSucceed, StepFail}
+var StepTypes = []string{StepManual, StepWait, StepHTTP, StepChoice, StepSucceed, StepFail, StepParallel}
 
 func (s StepDefinition) validateHTTP(bad func(f, problem string, args ...any) error) error {
 	if s.TimeoutSeconds > MaxHTTPTimeout {

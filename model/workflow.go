@@ -28,6 +28,38 @@ const (
 // the step before them: they wait for nothing and call nothing.
 func decided(t string) bool { return t == StepChoice || t == StepSucceed || t == StepFail }
 
+// validateSteps checks a list of steps (the workflow's, or a branch's, whose
+// fields begin with prefix): each step's fields, names unique in the whole
+// workflow (seen), at most MaxSteps in all (count), and their flow.
+func validateSteps(prefix string, steps []StepDefinition, seen map[string]bool, count *int, depth int) error {
+	for i, s := range steps {
+		field := fmt.Sprintf("%ssteps[%d]", prefix, i)
+		*count++
+		switch {
+		case *count > MaxSteps:
+			return &FieldError{Field: field, Problem: fmt.Sprintf("is past the %d steps a workflow may hold, its branches' included", MaxSteps)}
+		case s.Name == "":
+			return &FieldError{Field: field + ".name", Problem: "is required"}
+		case utf8.RuneCountInString(s.Name) > MaxNameLen:
+			return &FieldError{Field: field + ".name", Problem: fmt.Sprintf("must be at most %d characters", MaxNameLen)}
+		case seen[s.Name]:
+			return &FieldError{Field: field + ".name", Problem: fmt.Sprintf("%q is used by an earlier step (names are unique in the whole workflow, branches included)", s.Name)}
+		case s.Type == "":
+			return &FieldError{Field: field + ".type", Problem: "is required"}
+		}
+		if err := s.validate(field); err != nil {
+			return err
+		}
+		seen[s.Name] = true
+		if s.Type == StepParallel {
+			if err := s.validateParallel(field, seen, count, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return validateFlow(prefix, steps)
+}
+
 // Limits on what a workflow definition may hold.
 const (
 	MaxNameLen        = 200
@@ -90,8 +122,11 @@ type StepDefinition struct {
 
 	// Output is an expression whose value becomes the step's output, over
 	// the step's own answer (result) and the execution's data (manual,
-	// wait and http steps).
+	// wait, http and parallel steps).
 	Output string `json:"output,omitempty"`
+
+	// Branches are a parallel step's (parallel.go).
+	Branches []Branch `json:"branches,omitempty"`
 }
 
 // ChoiceRule is one rule of a choice step: When, an expression over the
@@ -135,25 +170,8 @@ func (d Definition) Validate() error {
 			return &FieldError{Field: "output", Problem: err.Error()}
 		}
 	}
-	seen := make(map[string]bool, len(d.Steps))
-	for i, s := range d.Steps {
-		field := fmt.Sprintf("steps[%d]", i)
-		switch {
-		case s.Name == "":
-			return &FieldError{Field: field + ".name", Problem: "is required"}
-		case utf8.RuneCountInString(s.Name) > MaxNameLen:
-			return &FieldError{Field: field + ".name", Problem: fmt.Sprintf("must be at most %d characters", MaxNameLen)}
-		case seen[s.Name]:
-			return &FieldError{Field: field + ".name", Problem: fmt.Sprintf("%q is used by an earlier step", s.Name)}
-		case s.Type == "":
-			return &FieldError{Field: field + ".type", Problem: "is required"}
-		}
-		if err := s.validate(field); err != nil {
-			return err
-		}
-		seen[s.Name] = true
-	}
-	return d.validateFlow()
+	count := 0
+	return validateSteps("", d.Steps, make(map[string]bool, len(d.Steps)), &count, 0)
 }
 
 // FieldError says which field of a request or command is wrong and why.

@@ -288,3 +288,10 @@ func TestRedrivePauseAndResume(t *testing.T) {
 	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{flaky.Host()}}})
 	apitest.OperateFlow(t, c, flaky)
 }
+
+// Parallel steps on the embedded runtime (apitest.ParallelFlow).
+func TestParallelSteps(t *testing.T) {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}}})
+	apitest.ParallelFlow(t, c, hook)
+}

@@ -321,3 +321,76 @@ func OperateFlow(t *testing.T, c *Client, flaky *HookServer) {
 		t.Fatalf("the history has %d pauses and %d resumes, want 3 and 2", p, r)
 	}
 }
+
+// ParallelFlow is parallel steps run end to end through a runtime's API,
+// the same on both backends (hook must answer 2xx, and be allowed): an
+// approval beside an http call and a wait, the parallel step completing
+// with the branches' outputs; two http branches at once (one attempt held
+// by the worker that started them, the other issued by the dispatcher),
+// each called once; a branch's fail step caught by the parallel step,
+// the other branch cancelled.
+func ParallelFlow(t *testing.T, c *Client, hook *HookServer) {
+	t.Helper()
+	wf := c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"checks","steps":[
+		{"name":"checks","type":"parallel","branches":[
+			{"steps":[{"name":"ask","type":"manual"}]},
+			{"steps":[{"name":"call","type":"http","url":%q},{"name":"cool","type":"wait","seconds":1}]}]},
+		{"name":"done","type":"manual"}]}`, hook.URL+"/check")).String("workflowUUID")
+	id := c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+	x := c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	names := func(x model.Execution) string {
+		var b []string
+		for _, st := range x.Steps {
+			b = append(b, fmt.Sprintf("%s(%s/%d)=%s", st.Name, st.Parallel, st.Branch, st.Status))
+		}
+		return strings.Join(b, " ")
+	}
+	if len(x.Steps) != 5 || x.Steps[2].Name != "ask" || x.Steps[2].Parallel != "checks" || x.Steps[4].Branch != 1 || len(x.Steps[0].Branches) != 2 {
+		t.Fatalf("the steps laid out: %s", names(x))
+	}
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+id+"/increments", `{"step":2,"output":{"approved":true}}`)
+	c.WaitExecution(t, id, 20*time.Second, "at done", func(r Response) bool { return r.Number("currentStep") == 1 })
+	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if st := x.Steps[0]; st.Status != model.StepSucceeded || string(st.Output) != `[{"approved":true},null]` || st.Branches[0].Status != model.BranchSucceeded || st.Branches[1].Status != model.BranchSucceeded {
+		t.Fatalf("the parallel step: %s %s %+v", st.Status, st.Output, st.Branches)
+	}
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+id+"/increments", `{"step":1,"output":{}}`)
+	c.WaitStatus(t, id, 20*time.Second, model.ExecutionSucceeded)
+
+	// Two calls at once.
+	calls := len(hook.Recorded())
+	wf = c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"both","steps":[
+		{"name":"both","type":"parallel","branches":[
+			{"steps":[{"name":"a","type":"http","url":%q}]},
+			{"steps":[{"name":"b","type":"http","url":%q}]}]}]}`, hook.URL+"/a", hook.URL+"/b")).String("workflowUUID")
+	id = c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+	x = c.WaitStatus(t, id, 20*time.Second, model.ExecutionSucceeded, model.ExecutionFailed)
+	if x.Status != model.ExecutionSucceeded || string(x.Output) != `[{"charged":true},{"charged":true}]` {
+		t.Fatalf("two calls at once: %s (%s) %s", x.Status, x.Error, x.Output)
+	}
+	keys := map[string]int{}
+	for _, call := range hook.Recorded()[calls:] {
+		keys[call.URI]++
+	}
+	if len(keys) != 2 || keys["/a"] != 1 || keys["/b"] != 1 {
+		t.Fatalf("the calls: %v, want /a and /b once each", keys)
+	}
+
+	// A branch fails: caught, the other cancelled.
+	wf = c.MustApply(t, "POST", "/v1/workflows", `{"name":"fails","steps":[
+		{"name":"try","type":"parallel","catch":[{"errors":["stock.*"],"next":"recover"}],"branches":[
+			{"steps":[{"name":"wait","type":"manual"}]},
+			{"steps":[{"name":"stock?","type":"choice","rules":[{"when":"input.stock > 0","next":"ok"}],"default":"none"},
+			          {"name":"ok","type":"succeed"},{"name":"none","type":"fail","error":"stock.none"}]}]},
+		{"name":"after","type":"manual","end":true},
+		{"name":"recover","type":"manual"}]}`).String("workflowUUID")
+	id = c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"stock":0}}`, wf)).String("workflowExecutionUUID")
+	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
+	if x.CurrentStep != 2 || x.Steps[0].Status != model.StepFailed || x.Steps[0].ErrorName != "stock.none" || x.Steps[0].Branches[0].Status != model.BranchCancelled {
+		t.Fatalf("a failed branch: at %d, %s", x.CurrentStep, names(x))
+	}
+	stale := c.Expect(t, 202, "POST", "/v1/workflow-executions/"+id+"/increments", `{"step":3,"output":{}}`)
+	if st := c.WaitCommand(t, stale.String("commandUUID"), 20*time.Second); st.String("status") != "REJECTED" || !strings.Contains(string(st.Raw), "not in progress in its branch") {
+		t.Fatalf("an increment of a cancelled branch's step: %s", st.Raw)
+	}
+}
