@@ -363,9 +363,16 @@ func TestAWSDataBetweenSteps(t *testing.T) {
 
 // Redrive, pause and resume on AWS (apitest.OperateFlow).
 func TestAWSRedrivePauseAndResume(t *testing.T) {
-	flaky := apitest.NewHookServer(t, 1)
-	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{flaky.Host()}, CleanupInterval: -1})
-	apitest.OperateFlow(t, c, flaky)
+	flaky, hook := apitest.NewHookServer(t, 1), apitest.NewHookServer(t, 0)
+	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{flaky.Host(), hook.Host()}, CleanupInterval: -1})
+	apitest.OperateFlow(t, c, flaky, hook)
+}
+
+// Issue 12's order workflow on AWS (apitest.OrderWorkflow).
+func TestAWSOrderWorkflow(t *testing.T) {
+	ok, failing := apitest.NewHookServer(t, 0), apitest.NewHookServer(t, 1<<30)
+	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: []string{ok.Host(), failing.Host()}, CleanupInterval: -1})
+	apitest.OrderWorkflow(t, c, ok, failing)
 }
 
 // Parallel steps on AWS (apitest.ParallelFlow).

@@ -284,9 +284,17 @@ func TestDataBetweenSteps(t *testing.T) {
 // Redrive, pause and resume on the embedded runtime
 // (apitest.OperateFlow).
 func TestRedrivePauseAndResume(t *testing.T) {
-	flaky := apitest.NewHookServer(t, 1)
-	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{flaky.Host()}}})
-	apitest.OperateFlow(t, c, flaky)
+	flaky, hook := apitest.NewHookServer(t, 1), apitest.NewHookServer(t, 0)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{flaky.Host(), hook.Host()}}})
+	apitest.OperateFlow(t, c, flaky, hook)
+}
+
+// Issue 12's order workflow on the embedded runtime
+// (apitest.OrderWorkflow).
+func TestOrderWorkflow(t *testing.T) {
+	ok, failing := apitest.NewHookServer(t, 0), apitest.NewHookServer(t, 1<<30)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{ok.Host(), failing.Host()}}})
+	apitest.OrderWorkflow(t, c, ok, failing)
 }
 
 // Parallel steps on the embedded runtime (apitest.ParallelFlow).

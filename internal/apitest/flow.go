@@ -220,11 +220,12 @@ func DataFlow(t *testing.T, c *Client, hook *HookServer) {
 
 // OperateFlow is redrive, pause and resume run end to end through a
 // runtime's API, the same on both backends. flaky must answer 503 to its
-// first call only, and be allowed: the http step fails the execution once,
-// and the redrive goes on from it, with the approval's output kept. A
-// pause holds a wait step's timer and the step after an increment until
-// the resume.
-func OperateFlow(t *testing.T, c *Client, flaky *HookServer) {
+// first call only, and hook 2xx to all, both allowed: the http step on
+// flaky fails the execution once, and the redrive goes on from it, with
+// the approval's output kept and the http step before it not called
+// again. A pause holds a 2-second wait step's timer and the step after an
+// increment until the resume.
+func OperateFlow(t *testing.T, c *Client, flaky, hook *HookServer) {
 	t.Helper()
 	history := func(id string) []model.Event {
 		var page struct{ Items []model.Event }
@@ -246,14 +247,16 @@ func OperateFlow(t *testing.T, c *Client, flaky *HookServer) {
 	// Redrive.
 	wf := c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"redrive","steps":[
 		{"name":"approve","type":"manual"},
+		{"name":"reserve","type":"http","url":%q},
 		{"name":"charge","type":"http","url":%q},
-		{"name":"ship","type":"manual"}]}`, flaky.URL+"/charge")).String("workflowUUID")
+		{"name":"ship","type":"manual"}]}`, hook.URL+"/reserve", flaky.URL+"/charge")).String("workflowUUID")
+	hookCalls, flakyCalls := len(hook.Recorded()), len(flaky.Recorded())
 	id := c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
 	path := "/v1/workflow-executions/" + id
 	c.MustApply(t, "POST", path+"/increments", `{"step":0,"output":{"ok":true}}`)
 	x := c.WaitStatus(t, id, 20*time.Second, model.ExecutionFailed, model.ExecutionSucceeded)
-	if x.Status != model.ExecutionFailed || x.ErrorName != model.ErrHTTPStatus5xx {
-		t.Fatalf("before the redrive: %s %q", x.Status, x.ErrorName)
+	if x.Status != model.ExecutionFailed || x.ErrorName != model.ErrHTTPStatus5xx || x.CurrentStep != 2 {
+		t.Fatalf("before the redrive: %s %q at %d", x.Status, x.ErrorName, x.CurrentStep)
 	}
 	first := c.Expect(t, 202, "POST", path+"/redrives", `{"reason":"the shop is back"}`, "Idempotency-Key", "redrive-"+id)
 	again := c.Expect(t, 202, "POST", path+"/redrives", `{"reason":"the shop is back"}`, "Idempotency-Key", "redrive-"+id)
@@ -263,12 +266,15 @@ func OperateFlow(t *testing.T, c *Client, flaky *HookServer) {
 	if st := c.WaitCommand(t, first.String("commandUUID"), 20*time.Second); st.String("status") != "APPLIED" {
 		t.Fatalf("the redrive: %s", st.Raw)
 	}
-	r := c.WaitExecution(t, id, 20*time.Second, "at ship after the redrive", func(r Response) bool { return r.Number("currentStep") == 2 })
+	r := c.WaitExecution(t, id, 20*time.Second, "at ship after the redrive", func(r Response) bool { return r.Number("currentStep") == 3 })
 	x = c.WaitStatus(t, id, time.Second, model.ExecutionRunning)
-	if x.Redrives != 1 || x.RedrivenAt == nil || string(x.Steps[0].Output) != `{"ok":true}` || x.Steps[1].Status != model.StepSucceeded || x.Steps[1].Runs != 2 || x.ErrorName != "" {
+	if x.Redrives != 1 || x.RedrivenAt == nil || string(x.Steps[0].Output) != `{"ok":true}` || x.Steps[1].Runs != 1 || x.Steps[2].Status != model.StepSucceeded || x.Steps[2].Runs != 2 || x.ErrorName != "" {
 		t.Fatalf("after the redrive: %s", r.Raw)
 	}
-	c.MustApply(t, "POST", path+"/increments", `{"step":2,"output":{}}`)
+	if h, f := len(hook.Recorded())-hookCalls, len(flaky.Recorded())-flakyCalls; h != 1 || f != 2 {
+		t.Fatalf("calls: the completed step %d (want 1: not called again), the failed one %d (want 2)", h, f)
+	}
+	c.MustApply(t, "POST", path+"/increments", `{"step":3,"output":{}}`)
 	c.WaitStatus(t, id, 20*time.Second, model.ExecutionSucceeded)
 	late := c.Expect(t, 202, "POST", path+"/redrives", "")
 	if st := c.WaitCommand(t, late.String("commandUUID"), 20*time.Second); st.String("status") != "REJECTED" || !strings.Contains(string(st.Raw), "only a FAILED or TIMED_OUT") {
@@ -280,7 +286,7 @@ func OperateFlow(t *testing.T, c *Client, flaky *HookServer) {
 
 	// Pause and resume.
 	wf = c.MustApply(t, "POST", "/v1/workflows", `{"name":"pause","steps":[
-		{"name":"cool","type":"wait","seconds":1},
+		{"name":"cool","type":"wait","seconds":2},
 		{"name":"approve","type":"manual"},
 		{"name":"settle","type":"wait","seconds":1},
 		{"name":"ship","type":"manual"}]}`).String("workflowUUID")
@@ -392,5 +398,93 @@ func ParallelFlow(t *testing.T, c *Client, hook *HookServer) {
 	stale := c.Expect(t, 202, "POST", "/v1/workflow-executions/"+id+"/increments", `{"step":3,"output":{}}`)
 	if st := c.WaitCommand(t, stale.String("commandUUID"), 20*time.Second); st.String("status") != "REJECTED" || !strings.Contains(string(st.Raw), "not in progress in its branch") {
 		t.Fatalf("an increment of a cancelled branch's step: %s", st.Raw)
+	}
+}
+
+// OrderWorkflow is issue 12's order workflow run end to end through a
+// runtime's API, the same on both backends (ok answers 2xx to every call,
+// failing 503; both allowed): a choice on input.amount sends a large
+// order to a manual approval and a small one straight on; a parallel step
+// calls two http endpoints; the charge's failure, after its retries, is
+// caught and routed to a compensation http step whose body is built from
+// the caught error; a fail step ends a rejected approval with its error.
+func OrderWorkflow(t *testing.T, c *Client, ok, failing *HookServer) {
+	t.Helper()
+	def := fmt.Sprintf(`{"name":"order","steps":[
+		{"name":"route","type":"choice","rules":[{"when":"input.amount >= 1000","next":"approve"}],"default":"checks"},
+		{"name":"approve","type":"manual"},
+		{"name":"approved?","type":"choice","rules":[{"when":"steps.approve.ok","next":"checks"}],"default":"rejected"},
+		{"name":"rejected","type":"fail","error":"order.rejected","cause":"the approver said no"},
+		{"name":"checks","type":"parallel","branches":[
+			{"steps":[{"name":"stock","type":"http","url":%q}]},
+			{"steps":[{"name":"fraud","type":"http","url":%q}]}]},
+		{"name":"charge","type":"http","url":%q,
+		 "retry":[{"errors":["http.status.5xx"],"maxAttempts":2,"intervalSeconds":1}],
+		 "catch":[{"errors":["http.*"],"next":"refund"}]},
+		{"name":"ship","type":"http","url":%q,"end":true},
+		{"name":"refund","type":"http","url":%q,"body":"{'order': input.id, 'error': error.name, 'step': error.step, 'cause': error.cause}"},
+		{"name":"refunded","type":"fail","error":"payment.failed"}]}`,
+		ok.URL+"/stock", ok.URL+"/fraud", failing.URL+"/charge", ok.URL+"/ship", ok.URL+"/refund")
+	wf := c.MustApply(t, "POST", "/v1/workflows", def).String("workflowUUID")
+	start := func(id string, amount int) string {
+		return c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q,"input":{"id":%q,"amount":%d}}`, wf, id, amount)).String("workflowExecutionUUID")
+	}
+	status := func(x model.Execution) map[string]string {
+		m := map[string]string{}
+		for _, st := range x.Steps {
+			m[st.Name] = st.Status
+		}
+		return m
+	}
+	byPath := func(from int) map[string][]HookCall {
+		m := map[string][]HookCall{}
+		for _, call := range ok.Recorded()[from:] {
+			m[call.URI] = append(m[call.URI], call)
+		}
+		return m
+	}
+
+	// A small order goes straight on: both checks at once, the charge
+	// retried twice and caught, the refund's body built from the error.
+	okCalls, failCalls := len(ok.Recorded()), len(failing.Recorded())
+	small := start("o-1", 20)
+	x := c.WaitStatus(t, small, 30*time.Second, model.ExecutionFailed, model.ExecutionSucceeded)
+	st := status(x)
+	if x.Status != model.ExecutionFailed || x.ErrorName != "payment.failed" {
+		t.Fatalf("the small order: %s %q (%s), want FAILED payment.failed after the refund", x.Status, x.ErrorName, x.Error)
+	}
+	if st["route"] != model.StepSucceeded || st["approve"] != model.StepSkipped {
+		t.Fatalf("the small order went through the approval: %v", st)
+	}
+	calls := byPath(okCalls)
+	if len(calls["/stock"]) != 1 || len(calls["/fraud"]) != 1 || st["checks"] != model.StepSucceeded {
+		t.Fatalf("the parallel checks: %d stock and %d fraud calls, checks %s", len(calls["/stock"]), len(calls["/fraud"]), st["checks"])
+	}
+	if n := len(failing.Recorded()) - failCalls; n != 3 || st["charge"] != model.StepFailed {
+		t.Fatalf("the charge: %d calls (want 3: two retries), %s", n, st["charge"])
+	}
+	if len(calls["/refund"]) != 1 || len(calls["/ship"]) != 0 {
+		t.Fatalf("the compensation: %d refunds, %d ships", len(calls["/refund"]), len(calls["/ship"]))
+	}
+	body := calls["/refund"][0].Body
+	if body["order"] != "o-1" || body["error"] != model.ErrHTTPStatus5xx || body["step"] != "charge" || !strings.Contains(fmt.Sprint(body["cause"]), "503") {
+		t.Fatalf("the refund's body: %v", body)
+	}
+
+	// A large order waits for the approval; a rejection ends it in the
+	// fail step, and no endpoint is called.
+	okCalls, failCalls = len(ok.Recorded()), len(failing.Recorded())
+	large := start("o-2", 2500)
+	c.WaitExecution(t, large, 20*time.Second, "at the approval", func(r Response) bool { return r.Number("currentStep") == 1 })
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+large+"/increments", `{"step":1,"output":{"ok":false}}`)
+	x = c.WaitStatus(t, large, 20*time.Second, model.ExecutionFailed, model.ExecutionSucceeded)
+	if x.Status != model.ExecutionFailed || x.ErrorName != "order.rejected" || x.Error != "order.rejected: the approver said no" {
+		t.Fatalf("the rejected order: %s %q %q", x.Status, x.ErrorName, x.Error)
+	}
+	if st := status(x); st["rejected"] != model.StepFailed || st["checks"] != model.StepSkipped {
+		t.Fatalf("the rejected order's steps: %v", st)
+	}
+	if n, f := len(ok.Recorded())-okCalls, len(failing.Recorded())-failCalls; n != 0 || f != 0 {
+		t.Fatalf("the rejected order called %d and %d endpoints", n, f)
 	}
 }
