@@ -319,3 +319,38 @@ func TestMissingContentTypeIsReadAsJSON(t *testing.T) {
 	req, _ := e.newRequest(t, http.MethodPost, "/v1/workflows", validDef, "Content-Type", "")
 	e.send(t, req).wantStatus(t, http.StatusAccepted)
 }
+
+// Every malformed definition of the workflow language is a 400
+// validation problem naming the field, never a 5xx.
+func TestMalformedDefinitionsNameTheField(t *testing.T) {
+	e := newEnv(t)
+	m := func(name string) string { return `{"name":"` + name + `","type":"manual"}` }
+	par := func(name string, branches ...string) string {
+		return `{"name":"` + name + `","type":"parallel","branches":[{"steps":[` + strings.Join(branches, `]},{"steps":[`) + `]}]}`
+	}
+	deep := m("leaf")
+	for d := range 4 {
+		deep = par(fmt.Sprintf("p%d", d), deep, m(fmt.Sprintf("o%d", d)))
+	}
+	for _, tc := range []struct{ name, steps, field string }{
+		{"unknown_next", `[{"name":"a","type":"manual","next":"zz"}]`, "steps[0].next"},
+		{"unreachable_step", `[{"name":"a","type":"manual","end":true},` + m("b") + `]`, "steps[1]"},
+		{"bad_expression", `[{"name":"c","type":"choice","rules":[{"when":"input.amount >","next":"b"}]},` + m("b") + `]`, "steps[0].rules[0].when"},
+		{"type_error", `[{"name":"c","type":"choice","rules":[{"when":"input.amount + \"x\" > 1","next":"b"}]},` + m("b") + `]`, "steps[0].rules[0].when"},
+		{"catch_naming_no_step", `[{"name":"a","type":"manual","catch":[{"errors":["*"],"next":"zz"}]}]`, "steps[0].catch[0].next"},
+		{"bad_error_pattern", `[{"name":"a","type":"manual","retry":[{"errors":["a b"]}]}]`, "steps[0].retry[0].errors[0]"},
+		{"bad_url_template", `[{"name":"h","type":"http","url":"http://{{ input.host }}/x"}]`, "steps[0].url"},
+		{"bad_output_expression", `[{"name":"a","type":"manual","output":"result +"}]`, "steps[0].output"},
+		{"nesting_past_the_limit", `[` + deep + `]`, "steps[0].branches[0].steps[0].branches[0].steps[0].branches[0].steps[0]"},
+		{"branch_next_outside", `[` + par("p", `{"name":"a","type":"manual","next":"z"}`, m("b")) + `,` + m("z") + `]`, "steps[0].branches[0].steps[0].next"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(t, http.MethodPost, "/v1/workflows", `{"name":"w","steps":`+tc.steps+`}`)
+			r.wantStatus(t, http.StatusBadRequest)
+			p := r.problem(t)
+			if p.Type != "urn:workflowd:problem:validation" || len(p.Errors) != 1 || p.Errors[0].Field != tc.field {
+				t.Fatalf("got %+v, want a validation problem naming %s", p, tc.field)
+			}
+		})
+	}
+}

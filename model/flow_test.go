@@ -271,6 +271,7 @@ func FuzzDefinition(f *testing.F) {
 	f.Add([]byte(`{"name":"w","steps":[{"name":"c","type":"choice","rules":[{"when":"input.x > 1","next":"d"}],"default":"d"},{"name":"d","type":"fail","error":"x.y"}]}`))
 	f.Add([]byte(`{"name":"w","steps":[{"name":"h","type":"http","url":"http://a:1/","retry":{"maxAttempts":2,"backoffSeconds":1},"end":true}]}`))
 	f.Add([]byte(`{"name":"w","steps":[{"name":"h","type":"http","url":"http://a:1/","retry":[{"errors":["http.*"],"maxAttempts":2,"jitter":"FULL","maxDelaySeconds":5}],"catch":[{"errors":["*"],"next":"c"}],"end":true},{"name":"c","type":"choice","rules":[{"when":"error.name == 'http.timeout'","next":"m"}],"default":"f"},{"name":"m","type":"manual","timeoutSeconds":5,"retry":[{"errors":["step.timeout"]}],"catch":[{"errors":["step.timeout"],"next":"f"}]},{"name":"f","type":"fail","error":"x"}]}`))
+	f.Add([]byte(`{"name":"w","output":"steps.p","steps":[{"name":"p","type":"parallel","catch":[{"errors":["*"],"next":"f"}],"branches":[{"steps":[{"name":"a","type":"manual","output":"result"},{"name":"q","type":"parallel","branches":[{"steps":[{"name":"x","type":"wait","seconds":1}]},{"steps":[{"name":"y","type":"fail","error":"y"}]}]}]},{"steps":[{"name":"h","type":"http","url":"http://a:1/{{ input.id }}","body":"{'a': 1}"}]}]},{"name":"f","type":"succeed"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d model.Definition
 		if err := json.Unmarshal(data, &d); err != nil {
