@@ -88,6 +88,7 @@ bench:
 	CGO_ENABLED=0 $(GO) build -o bin/workflowd ./cmd/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd
 	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd -workload http
+	$(GO) run ./cmd/workflowd-bench -bin bin/workflowd -workload order
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSStepCost' -benchtime 1000x ./app
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'AWSEngineStepCost' -benchtime 1x ./app
 	bash .ci/localstack/with-stack.sh $(GO) test -run '^$$' -bench 'StreamShard' -benchtime 1x -count 2 ./app

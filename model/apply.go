@@ -42,16 +42,25 @@ func ApplyWorkflow(s Workflow, e Event) (Workflow, error) {
 // ApplyExecution folds one event into execution state, with the same rules
 // as ApplyWorkflow.
 func ApplyExecution(s Execution, e Event) (Execution, error) {
-	if e.Seq != s.Version+1 {
-		return s, fmt.Errorf("apply %s: seq %d after %d", e.AggregateID, e.Seq, s.Version)
-	}
 	n := s.Clone()
+	if err := n.apply(e); err != nil {
+		return s, err
+	}
+	return n, nil
+}
+
+// apply folds e into n in place; n must share no memory with a state
+// anyone else holds (a Clone). On an error n is left part-changed.
+func (n *Execution) apply(e Event) error {
+	if e.Seq != n.Version+1 {
+		return fmt.Errorf("apply %s: seq %d after %d", e.AggregateID, e.Seq, n.Version)
+	}
 	at := e.OccurredAt
 	switch e.Type {
 	case EventExecutionCreated:
 		var d ExecutionCreated
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		n.WorkflowExecutionUUID = d.WorkflowExecutionUUID
 		n.WorkflowUUID = d.WorkflowUUID
@@ -79,10 +88,10 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventStepStarted:
 		var d StepStarted
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		if d.Step < 0 || d.Step >= len(n.Steps) {
-			return s, fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
+			return fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
 		}
 		st := &n.Steps[d.Step]
 		if st.Status != StepPending {
@@ -116,11 +125,11 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventStepAttemptStarted:
 		var d StepAttemptStarted
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		st, err := n.step(e, d.Step)
 		if err != nil {
-			return s, err
+			return err
 		}
 		st.Attempts = max(st.Attempts, d.Attempt)
 		st.DueAt = nil
@@ -128,10 +137,10 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventStepCompleted:
 		var d StepCompleted
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		if d.Step < 0 || d.Step >= len(n.Steps) {
-			return s, fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
+			return fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
 		}
 		st := &n.Steps[d.Step]
 		st.Status = StepSucceeded
@@ -158,11 +167,11 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventStepAttemptFailed:
 		var d StepAttemptFailed
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		st, err := n.step(e, d.Step)
 		if err != nil {
-			return s, err
+			return err
 		}
 		st.Attempts = max(st.Attempts, d.Attempt)
 		st.Error, st.ErrorName = d.Error, d.Name
@@ -179,14 +188,14 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventStepFailed:
 		var d StepCaught
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		st, err := n.step(e, d.Step)
 		if err != nil {
-			return s, err
+			return err
 		}
 		if d.Next < 0 || d.Next >= len(n.Steps) {
-			return s, fmt.Errorf("apply %s seq %d: next step %d out of range", e.AggregateID, e.Seq, d.Next)
+			return fmt.Errorf("apply %s seq %d: next step %d out of range", e.AggregateID, e.Seq, d.Next)
 		}
 		st.Status = StepFailed
 		st.Attempts = max(st.Attempts, d.Attempt)
@@ -200,11 +209,11 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventExecutionFailed:
 		var d Failure
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		st, err := n.step(e, d.Step)
 		if err != nil {
-			return s, err
+			return err
 		}
 		st.Attempts = max(st.Attempts, d.Attempt)
 		n.ErrorName = d.Name
@@ -217,7 +226,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventExecutionTimedOut:
 		var d TimedOut
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		n.ErrorName = d.Name
 		running := d.Step >= 0 && d.Step < len(n.Steps) && (n.Steps[d.Step].Status == StepRunning || n.Steps[d.Step].Status == StepWaiting)
@@ -230,10 +239,10 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventExecutionRedriven:
 		var d Redriven
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		if d.Step < 0 || d.Step > len(n.Steps) {
-			return s, fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
+			return fmt.Errorf("apply %s seq %d: step %d out of range", e.AggregateID, e.Seq, d.Step)
 		}
 		n.Status, n.Error, n.ErrorName, n.Output, n.Paused = ExecutionRunning, "", "", nil, false
 		n.Redrives, n.RedrivenAt, n.CurrentStep = d.Redrive, &at, d.Step
@@ -245,10 +254,10 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventBranchSucceeded, EventBranchFailed:
 		var d BranchEnded
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		if d.Step < 0 || d.Step >= len(n.Steps) || d.Branch < 0 || d.Branch >= len(n.Steps[d.Step].Branches) {
-			return s, fmt.Errorf("apply %s seq %d: branch %d of step %d out of range", e.AggregateID, e.Seq, d.Branch, d.Step)
+			return fmt.Errorf("apply %s seq %d: branch %d of step %d out of range", e.AggregateID, e.Seq, d.Branch, d.Step)
 		}
 		ps := &n.Steps[d.Step]
 		br := &ps.Branches[d.Branch]
@@ -280,7 +289,7 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 	case EventExecutionSucceeded, EventExecutionCancelled:
 		var d ExecutionFinished
 		if err := decodeData(e, &d); err != nil {
-			return s, err
+			return err
 		}
 		if e.Type == EventExecutionSucceeded {
 			n.Status = ExecutionSucceeded
@@ -295,12 +304,12 @@ func ApplyExecution(s Execution, e Event) (Execution, error) {
 			n.end(ExecutionCancelled, d.Reason, "cancelled", at)
 		}
 	default:
-		return s, fmt.Errorf("apply %s seq %d: unknown execution event %q", e.AggregateID, e.Seq, e.Type)
+		return fmt.Errorf("apply %s seq %d: unknown execution event %q", e.AggregateID, e.Seq, e.Type)
 	}
 	n.UpdatedAt = at
 	n.Version = e.Seq
 	n.RecentCommands = remember(n.RecentCommands, e.CommandUUID)
-	return n, nil
+	return nil
 }
 
 // step returns step i of n, or an error naming event e if there is none.
@@ -372,12 +381,19 @@ func FoldWorkflow(s Workflow, events []Event) (Workflow, error) {
 }
 
 // FoldExecution folds events into s, in order.
+//
+// It clones s once for all of them: folding a whole history costs one
+// copy of the state, not one per event. On an error it returns s as it
+// was.
 func FoldExecution(s Execution, events []Event) (Execution, error) {
-	var err error
+	if len(events) == 0 {
+		return s, nil
+	}
+	n := s.Clone()
 	for _, e := range events {
-		if s, err = ApplyExecution(s, e); err != nil {
+		if err := n.apply(e); err != nil {
 			return s, err
 		}
 	}
-	return s, nil
+	return n, nil
 }

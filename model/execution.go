@@ -191,6 +191,7 @@ func (x Execution) Clone() Execution {
 	}
 	x.Input = cloneRaw(x.Input)
 	x.Output = cloneRaw(x.Output)
+	x.RedrivenAt = cloneTime(x.RedrivenAt)
 	return x
 }
 

@@ -243,14 +243,17 @@ func (a aggregate) with(events []model.Event) (aggregate, error) {
 		n.commands[id] = true
 	}
 	var err error
+	if model.AggregateKind(events[0].AggregateID) == model.KindExecution {
+		// One copy of the state for the whole batch (a history read cold).
+		if n.execution, err = model.FoldExecution(n.execution, events); err != nil {
+			return a, err
+		}
+	}
 	for _, e := range events {
 		if model.AggregateKind(e.AggregateID) == model.KindWorkflow {
-			n.workflow, err = model.ApplyWorkflow(n.workflow, e)
-		} else {
-			n.execution, err = model.ApplyExecution(n.execution, e)
-		}
-		if err != nil {
-			return a, err
+			if n.workflow, err = model.ApplyWorkflow(n.workflow, e); err != nil {
+				return a, err
+			}
 		}
 		n.seq = e.Seq
 		n.commands[e.CommandUUID] = true

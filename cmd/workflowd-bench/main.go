@@ -45,7 +45,7 @@ func main() {
 	steps := flag.Int("steps", 10, "manual steps per workflow (increments per execution)")
 	incrTime := flag.Duration("increments-for", 20*time.Second, "how long the loaded end-to-end phase runs")
 	keep := flag.Bool("keep", false, "keep the data directory")
-	workload := flag.String("workload", "manual", "manual (increments through the API) or http (workflows of http steps)")
+	workload := flag.String("workload", "manual", "manual (increments through the API), http (workflows of http steps) or order (the order workflow: choice, parallel http checks, expressions)")
 	flag.Parse()
 	var err error
 	switch *workload {
@@ -53,6 +53,8 @@ func main() {
 		err = run(*bin, *executions, *clients, *steps, *incrTime, *keep)
 	case "http":
 		err = runHTTP(*bin, *keep)
+	case "order":
+		err = runOrder(*bin, *keep)
 	default:
 		err = fmt.Errorf("unknown workload %q", *workload)
 	}

@@ -115,9 +115,16 @@ func runHTTP(bin string, keep bool) error {
 // runToEnd starts an execution of wf and follows its live stream until the
 // service ends it; it returns the time from the POST to the end, and an
 // error unless the execution SUCCEEDED.
-func (b *bench) runToEnd(wf string) (time.Duration, error) {
+func (b *bench) runToEnd(wf string) (time.Duration, error) { return b.runToEndWith(wf, "") }
+
+// runToEndWith is runToEnd of an execution with input (JSON; "": none).
+func (b *bench) runToEndWith(wf, input string) (time.Duration, error) {
 	t := time.Now()
-	ans, err := b.post("/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf))
+	body := fmt.Sprintf(`{"workflowUUID":%q}`, wf)
+	if input != "" {
+		body = fmt.Sprintf(`{"workflowUUID":%q,"input":%s}`, wf, input)
+	}
+	ans, err := b.post("/v1/workflow-executions", body)
 	if err != nil {
 		return 0, err
 	}
