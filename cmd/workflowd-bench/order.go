@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,21 +18,11 @@ const (
 )
 
 func runOrder(bin string, keep bool) error {
-	var calls atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	host, calls, closeTarget, err := serveTarget(`{"ok":true,"id":"t-1"}`)
 	if err != nil {
 		return err
 	}
-	target := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true,"id":"t-1"}`)
-	})}
-	go target.Serve(ln)
-	defer target.Close()
-	host := ln.Addr().String()
-
+	defer closeTarget()
 	b, cmd, stop, err := startWorkflowd(bin, keep, 100, "-http-allow-hosts", host)
 	if err != nil {
 		return err
@@ -52,14 +39,10 @@ func runOrder(bin string, keep bool) error {
 		 "retry":[{"errors":["http.*"],"maxAttempts":2,"intervalSeconds":1}]},
 		{"name":"ship","type":"http","url":%q,"output":"{'tracking': result.id}"}]}`,
 		url("review"), url("stock"), url("fraud"), url("charge/{{ input.id }}"), url("ship"))
-	ans, err := b.post("/v1/workflows", def)
+	wf, err := b.define(def)
 	if err != nil {
 		return err
 	}
-	if err := b.waitApplied(ans["commandUUID"].(string)); err != nil {
-		return err
-	}
-	wf := ans["workflowUUID"].(string)
 
 	var (
 		mu        sync.Mutex

@@ -27,21 +27,11 @@ const (
 // service closes after SUCCEEDED), then 1,000 executions with 30 and with
 // 100 in flight.
 func runHTTP(bin string, keep bool) error {
-	var calls atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	host, calls, closeTarget, err := serveTarget(`{"ok":true}`)
 	if err != nil {
 		return err
 	}
-	target := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true}`)
-	})}
-	go target.Serve(ln)
-	defer target.Close()
-	host := ln.Addr().String()
-
+	defer closeTarget()
 	b, cmd, stop, err := startWorkflowd(bin, keep, 100, "-http-allow-hosts", host)
 	if err != nil {
 		return err
@@ -51,14 +41,10 @@ func runHTTP(bin string, keep bool) error {
 	for i := range httpSteps {
 		steps = append(steps, fmt.Sprintf(`{"name":"call-%d","type":"http","url":"http://%s/step/%d"}`, i, host, i))
 	}
-	ans, err := b.post("/v1/workflows", `{"name":"bench-http","steps":[`+strings.Join(steps, ",")+`]}`)
+	wf, err := b.define(`{"name":"bench-http","steps":[` + strings.Join(steps, ",") + `]}`)
 	if err != nil {
 		return err
 	}
-	if err := b.waitApplied(ans["commandUUID"].(string)); err != nil {
-		return err
-	}
-	wf := ans["workflowUUID"].(string)
 
 	var idle []time.Duration
 	for range idleRuns {
@@ -110,6 +96,37 @@ func runHTTP(bin string, keep bool) error {
 		return fmt.Errorf("the target saw %d calls, want %d: an attempt was made twice or not at all", calls.Load(), want)
 	}
 	return nil
+}
+
+// serveTarget serves the endpoint of http steps on a free local port: it
+// answers every call with answer (JSON) and counts the calls.
+func serveTarget(answer string) (host string, calls *atomic.Int64, stop func(), err error) {
+	calls = new(atomic.Int64)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	target := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	})}
+	go target.Serve(ln)
+	return ln.Addr().String(), calls, func() { target.Close() }, nil
+}
+
+// define creates a workflow of definition def and waits until it is
+// applied; it returns its UUID.
+func (b *bench) define(def string) (string, error) {
+	ans, err := b.post("/v1/workflows", def)
+	if err != nil {
+		return "", err
+	}
+	if err := b.waitApplied(ans["commandUUID"].(string)); err != nil {
+		return "", err
+	}
+	return ans["workflowUUID"].(string), nil
 }
 
 // runToEnd starts an execution of wf and follows its live stream until the
