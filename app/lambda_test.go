@@ -386,8 +386,10 @@ type client interface {
 func (h *harness) runCleanup() { h.cleanup.invoke(h.t, sample(h.t, "cleanup.json"), nil) }
 
 // runFlow creates a workflow (a manual step, a 1-second wait, a manual
-// step), runs one execution to the end, and one with a 1-second timeout
-// into the cleanup; it returns the views.
+// step), runs one execution to the end, one with a 1-second timeout into
+// the cleanup, redriven and timed out again, and one of the workflow
+// language (a parallel step of an approval and a wait, paused and
+// resumed, a client's failure caught); it returns the views.
 func runFlow(t *testing.T, c client) flowResult {
 	t.Helper()
 	waitFor := func(what string, cond func() bool) {
@@ -437,7 +439,32 @@ func runFlow(t *testing.T, c client) flowResult {
 	time.Sleep(1100 * time.Millisecond)
 	c.runCleanup()
 	waitFor("TIMED_OUT", func() bool { return view(yPath)["status"] == "TIMED_OUT" })
-	return flowResult{workflow: view("/v1/workflows/" + wfID), executions: []map[string]any{view(xPath), view(yPath)}}
+	apply("POST", yPath+"/redrives", "")
+	waitFor("RUNNING after the redrive", func() bool { return view(yPath)["status"] == "RUNNING" })
+	time.Sleep(1100 * time.Millisecond)
+	c.runCleanup()
+	waitFor("TIMED_OUT after the redrive", func() bool { return view(yPath)["status"] == "TIMED_OUT" && view(yPath)["redrives"] == float64(1) })
+
+	wf3 := apply("POST", "/v1/workflows", `{"name":"language","steps":[
+		{"name":"both","type":"parallel","branches":[{"steps":[{"name":"a","type":"manual"}]},{"steps":[{"name":"w","type":"wait","seconds":1}]}]},
+		{"name":"check","type":"manual","catch":[{"errors":["check.*"],"next":"fix"}]},
+		{"name":"done","type":"succeed"},
+		{"name":"fix","type":"manual","end":true}]}`)
+	z := apply("POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf3["workflowUUID"]))
+	zPath := "/v1/workflow-executions/" + fmt.Sprint(z["workflowExecutionUUID"])
+	apply("POST", zPath+"/pauses", "")
+	apply("POST", zPath+"/increments", `{"step":4,"output":{"ok":true}}`) // a, in branch 0
+	time.Sleep(1100 * time.Millisecond)
+	if v := view(zPath); v["currentStep"] != float64(0) || v["paused"] != true {
+		t.Fatalf("the paused execution moved on: %v", v)
+	}
+	apply("POST", zPath+"/resumes", "")
+	waitFor("the parallel step to complete", func() bool { return view(zPath)["currentStep"] == float64(1) })
+	apply("POST", zPath+"/increments", `{"step":1,"error":"check.failed","cause":"no"}`)
+	waitFor("the catch", func() bool { return view(zPath)["currentStep"] == float64(3) })
+	apply("POST", zPath+"/increments", `{"step":3,"output":{"fixed":true}}`)
+	waitFor("SUCCEEDED", func() bool { return view(zPath)["status"] == "SUCCEEDED" })
+	return flowResult{workflow: view("/v1/workflows/" + wfID), executions: []map[string]any{view(xPath), view(yPath), view(zPath)}}
 }
 
 // comparable drops what differs between two runs of one flow: UUIDs and
@@ -470,7 +497,7 @@ func TestFullFlowThroughTheFunctionsMatchesTheEmbeddedDefault(t *testing.T) {
 	d := deploy(t)
 	functions := runFlow(t, d.harness(t))
 	byDefault := runFlow(t, startEmbedded(t))
-	for i, name := range []string{"workflow", "execution", "timed out execution"} {
+	for i, name := range []string{"workflow", "execution", "timed out execution", "workflow language execution"} {
 		f, e := any(functions.workflow), any(byDefault.workflow)
 		if i > 0 {
 			f, e = functions.executions[i-1], byDefault.executions[i-1]

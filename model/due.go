@@ -108,7 +108,9 @@ func (x Execution) DueCommand(now time.Time, maxDelay time.Duration) (Command, b
 		return Command{}, false
 	}
 	if at, _, ok := x.executionDeadline(); ok && !now.Before(at) {
-		return NewCommand(SystemCommandUUID(id, "timeout", 0, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
+		// After a redrive the execution's deadline is a new one: so is
+		// its command (the first is in the history, a duplicate).
+		return NewCommand(SystemCommandUUID(id, ofRun("timeout", x.Redrives+1), 0, 0), TimeOutExecution{WorkflowExecutionUUID: id}, now), true
 	}
 	if at, _, i, ok := x.earliest(x.stepDeadlineOf); ok && !now.Before(at) {
 		// A step's timeout may be retried or caught, and come again: each

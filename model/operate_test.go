@@ -94,7 +94,11 @@ func TestRedriveOfATimedOutExecutionAndTheWindow(t *testing.T) {
 		t.Fatalf("due before the new deadline: %+v", c)
 	}
 	r.now = r.now.Add(10 * time.Second)
+	first := c
 	c, _ = r.x.DueCommand(r.now, maxDelay)
+	if c.CommandUUID == first.CommandUUID {
+		t.Fatal("the timeout after the redrive has the first one's UUID: a worker takes it for a duplicate")
+	}
 	r.decide(c, nil)
 	if r.x.Status != model.ExecutionTimedOut || r.x.ErrorName != model.ErrExecutionTimeout {
 		t.Fatalf("the second timeout: %s %q", r.x.Status, r.x.ErrorName)
