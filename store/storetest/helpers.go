@@ -175,7 +175,6 @@ func NewExecution(wf uuid.UUID, status string, createdAt time.Time, version int6
 			{Name: "stock", Type: model.StepHTTP, Parallel: "checks", Status: model.StepSucceeded, Attempts: 1, ErrorName: ""},
 			{Name: "fraud", Type: model.StepManual, Parallel: "checks", Branch: 1, Status: model.StepFailed, Error: "cancelled", ErrorName: "x.y"},
 		},
-		Paused:     true,
 		Redrives:   1,
 		RedrivenAt: &started,
 		Input:      json.RawMessage(`{"order":42}`),
