@@ -3,12 +3,16 @@ package api
 import (
 	"context"
 	_ "embed"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
@@ -81,6 +85,10 @@ type Config struct {
 	// for ever): a command of an execution whose view expired still reads
 	// APPLIED.
 	Retention time.Duration
+	// Auth, if set, is who may call the API: every route but /healthz,
+	// /readyz and /v1/openapi.json needs a credential with the route's
+	// scope (scopeFor). Without it the API is open.
+	Auth auth.Authenticator
 	// CommandRetention is how long the store keeps a command's status
 	// after the command was accepted (0: for ever). A status read of a
 	// command older than that answers 410 command-expired, whether the
@@ -148,10 +156,53 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) handle(path string, h handlerFunc, methods ...string) {
 	s.router.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		r, err := s.authorize(w, r, scopeFor(path, r.Method))
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			writeError(w, r, s.log, err)
 		}
 	}).Methods(methods...)
+}
+
+// scopeFor is the scope a request to route path with method needs
+// (docs/api.md, "Authentication"): none for health and the OpenAPI
+// document, admin for the dead-letter queues, read to read, write to
+// change anything else.
+func scopeFor(path, method string) auth.Scope {
+	switch {
+	case path == "/healthz" || path == "/readyz" || path == "/v1/openapi.json":
+		return auth.None
+	case strings.HasPrefix(path, "/v1/queues/"):
+		return auth.Admin
+	case method == http.MethodGet || method == http.MethodHead:
+		return auth.Read
+	}
+	return auth.Write
+}
+
+// authorize checks r's credentials against need (when the server has an
+// Authenticator) and returns r with its principal: a 401 problem without
+// valid credentials, a 403 with too narrow a scope.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need auth.Scope) (*http.Request, error) {
+	if s.cfg.Auth == nil || need == auth.None {
+		return r, nil
+	}
+	p, err := s.cfg.Auth.Authenticate(r.Context(), r)
+	if err != nil {
+		var f *auth.Failure
+		if !errors.Is(err, auth.ErrNoCredentials) && !errors.As(err, &f) {
+			return r, err // the verifier could not check it (a 5xx, logged)
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="workflowd"`)
+		return r, problem(http.StatusUnauthorized, "unauthenticated", "Unauthenticated", err.Error())
+	}
+	if !p.Scope.Includes(need) {
+		return r, problem(http.StatusForbidden, "forbidden", "Forbidden",
+			fmt.Sprintf("%s %q has scope %s; %s %s needs %s", p.Method, p.Subject, p.Scope, r.Method, r.URL.Path, need))
+	}
+	return r.WithContext(auth.WithPrincipal(r.Context(), p)), nil
 }
 
 func (s *Server) registerOpsRoutes() {

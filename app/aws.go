@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
+	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
 	"github.com/workflowd/workflowd/internal/ddbstream"
@@ -45,6 +46,8 @@ type AWSConfig struct {
 	IndexShards int
 	// Steps configures http steps and the cleanup.
 	Steps StepsConfig
+	// Auth, if set, is who may call the API; nil leaves it open.
+	Auth auth.Authenticator
 	// Instance names this process among the instances that run against
 	// one deployment (default: the host name and a random suffix); each
 	// must have its own.
@@ -193,7 +196,7 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 		return nil, err
 	}
 	// One process handles most commands of an aggregate: trust its cache.
-	a.Service = New(deps, Options{MaxDelay: snssqs.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps})
+	a.Service = New(deps, Options{MaxDelay: snssqs.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps, Auth: cfg.Auth})
 	return a, nil
 }
 

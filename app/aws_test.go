@@ -375,6 +375,17 @@ func TestAWSOrderWorkflow(t *testing.T) {
 	apitest.OrderWorkflow(t, c, ok, failing)
 }
 
+// Authentication on AWS (apitest.AuthFlow).
+func TestAWSAuthentication(t *testing.T) {
+	is := apitest.NewIssuer(t)
+	awstestConfig(t)
+	c, _ := startAWS(t, app.AWSConfig{
+		Prefix: "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second,
+		MaxReceiveCount: 5, Workers: 4, Steps: app.StepsConfig{CleanupInterval: -1}, Logger: apitest.Logger(t), Auth: is.Authenticator(t),
+	}, nil)
+	apitest.AuthFlow(t, c, is)
+}
+
 // Parallel steps on AWS (apitest.ParallelFlow).
 func TestAWSParallelSteps(t *testing.T) {
 	hook := apitest.NewHookServer(t, 0)

@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/workflowd/workflowd/api"
+	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/store"
 	"github.com/workflowd/workflowd/workers"
@@ -75,6 +76,9 @@ type Options struct {
 	InProcess bool
 	// Steps configures http steps, the cleanup and retention.
 	Steps StepsConfig
+	// Auth, if set, is who may call the API (api.Config.Auth); nil leaves
+	// it open.
+	Auth auth.Authenticator
 	// Sim, if set, replaces the service's clock, random draws and http
 	// transport: the deterministic simulator (internal/sim) runs the same
 	// components under its own.
@@ -176,7 +180,7 @@ func New(d Deps, o Options) *Service {
 		Publisher: d.Publisher, Views: d.Store, Events: d.Store, Commands: d.Store,
 		Ready: []api.Pinger{d.Store}, DeadLetters: d.DeadLetters,
 		Waiter: waiter, Changes: changes, Logger: log, Retention: o.Steps.Retention, CommandRetention: o.Steps.CommandRetention,
-		MaxHTTPTimeout: o.Steps.MaxHTTPTimeout, Now: apiNow, NewCommandUUID: apiUUID,
+		MaxHTTPTimeout: o.Steps.MaxHTTPTimeout, Now: apiNow, NewCommandUUID: apiUUID, Auth: o.Auth,
 	})
 	return s
 }

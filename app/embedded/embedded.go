@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/workflowd/workflowd/app"
+	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/local"
 	"github.com/workflowd/workflowd/store/pebble"
@@ -35,7 +36,9 @@ type Config struct {
 	// an execution's consecutive http steps hold one for all of them).
 	Workers int
 	// Steps configures http steps and the cleanup.
-	Steps  app.StepsConfig
+	Steps app.StepsConfig
+	// Auth, if set, is who may call the API; nil leaves it open.
+	Auth   auth.Authenticator
 	Logger *slog.Logger
 }
 
@@ -87,7 +90,7 @@ func Open(cfg Config) (*Runtime, error) {
 	}
 	svc := app.New(app.Deps{
 		Store: st, Publisher: b, DeadLetters: b, Scheduler: executions, Expire: st.PurgeExpired, Logger: cfg.Logger,
-	}, app.Options{MaxDelay: local.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps})
+	}, app.Options{MaxDelay: local.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps, Auth: cfg.Auth})
 	return &Runtime{Service: svc, cfg: cfg, Store: st, Bus: b}, nil
 }
 

@@ -297,6 +297,13 @@ func TestOrderWorkflow(t *testing.T) {
 	apitest.OrderWorkflow(t, c, ok, failing)
 }
 
+// Authentication on the embedded runtime (apitest.AuthFlow).
+func TestAuthentication(t *testing.T) {
+	is := apitest.NewIssuer(t)
+	c, _ := runEmbeddedWith(t, embedded.Config{Auth: is.Authenticator(t)})
+	apitest.AuthFlow(t, c, is)
+}
+
 // Parallel steps on the embedded runtime (apitest.ParallelFlow).
 func TestParallelSteps(t *testing.T) {
 	hook := apitest.NewHookServer(t, 0)

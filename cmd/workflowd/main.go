@@ -22,6 +22,7 @@ import (
 
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/app/embedded"
+	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
@@ -54,6 +55,11 @@ type settings struct {
 	indexShards       int
 	instance          string
 	leasePeriod       time.Duration
+	// Who may call the API (nil Keys and no Issuer: nobody is asked).
+	keys           *auth.Keys
+	oidc           auth.OIDCConfig
+	insecureNoAuth bool
+	authn          auth.Authenticator // built by run from keys and oidc
 }
 
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
@@ -69,7 +75,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		}
 		return def
 	}
-	var level, vis, shutdown string
+	var level, vis, shutdown, apiKeys, apiKeysFile string
 	var maxRecv, nWorkers string
 	fs := flag.NewFlagSet("workflowd", flag.ContinueOnError)
 	fs.StringVar(&s.addr, "addr", env("WORKFLOWD_ADDR", "127.0.0.1:8080"), "listen address of the API (env WORKFLOWD_ADDR)")
@@ -91,6 +97,12 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&cleanup, "cleanup-interval", env("WORKFLOWD_CLEANUP_INTERVAL", "1m"), "how often the cleanup worker runs (env WORKFLOWD_CLEANUP_INTERVAL)")
 	var memLimit string
 	fs.StringVar(&memLimit, "memory-limit", env("WORKFLOWD_MEMORY_LIMIT", "100MiB"), "soft limit of the Go heap, e.g. 100MiB or 1GiB; 0 for none; GOMEMLIMIT wins when set (env WORKFLOWD_MEMORY_LIMIT)")
+	fs.StringVar(&apiKeys, "api-keys", env("WORKFLOWD_API_KEYS", ""), "API keys, comma-separated name:scope:secret (scope read, write or admin; the secret may be given as sha256:<hex>) (env WORKFLOWD_API_KEYS)")
+	fs.StringVar(&apiKeysFile, "api-keys-file", env("WORKFLOWD_API_KEYS_FILE", ""), "a file of API keys, one name:scope:secret a line, # comments (env WORKFLOWD_API_KEYS_FILE)")
+	fs.StringVar(&s.oidc.Issuer, "oidc-issuer", env("WORKFLOWD_OIDC_ISSUER", ""), "accept OIDC bearer tokens (JWTs) of this issuer (env WORKFLOWD_OIDC_ISSUER)")
+	fs.StringVar(&s.oidc.Audience, "oidc-audience", env("WORKFLOWD_OIDC_AUDIENCE", ""), "the audience (aud) the tokens must carry (env WORKFLOWD_OIDC_AUDIENCE)")
+	fs.StringVar(&s.oidc.JWKSURL, "oidc-jwks-url", env("WORKFLOWD_OIDC_JWKS_URL", ""), "where the issuer's signing keys are; default: its discovery document's jwks_uri (env WORKFLOWD_OIDC_JWKS_URL)")
+	fs.BoolVar(&s.insecureNoAuth, "insecure-no-auth", env("WORKFLOWD_INSECURE_NO_AUTH", "") == "true", "serve the API without authentication on a non-loopback address (env WORKFLOWD_INSECURE_NO_AUTH=true)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", env("WORKFLOWD_CPUPROFILE", ""), "write a CPU profile to this file until shutdown (env WORKFLOWD_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
@@ -147,7 +159,60 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.dataDir == "" {
 		return s, errors.New("data directory must not be empty")
 	}
+	if apiKeysFile != "" {
+		b, err := os.ReadFile(apiKeysFile)
+		if err != nil {
+			return s, fmt.Errorf("api-keys-file: %w", err)
+		}
+		apiKeys += "\n" + string(b)
+	}
+	if s.keys, err = auth.ParseKeys(apiKeys); err != nil {
+		return s, fmt.Errorf("api keys: %w", err)
+	}
+	if s.oidc != (auth.OIDCConfig{}) {
+		if err := s.oidc.Validate(); err != nil {
+			return s, err
+		}
+	}
+	if !s.initOnly && s.keys.Len() == 0 && s.oidc.Issuer == "" && !s.insecureNoAuth && !loopback(s.addr) {
+		return s, fmt.Errorf("refusing to serve the API on %s without authentication: give API keys (-api-keys or -api-keys-file; WORKFLOWD_API_KEYS, WORKFLOWD_API_KEYS_FILE) or an OIDC issuer (-oidc-issuer and -oidc-audience), or serve it open on purpose with -insecure-no-auth (docs/api.md, \"Authentication\")", s.addr)
+	}
 	return s, nil
+}
+
+// loopback reports whether addr (host:port) listens on a loopback address
+// only: localhost, 127.0.0.0/8 or ::1 ("" or 0.0.0.0 is every interface).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authenticator builds who may call the API from s (nil: open), reading
+// the OIDC issuer's discovery document when no JWKS URL is given.
+func authenticator(ctx context.Context, s settings, log *slog.Logger) (auth.Authenticator, error) {
+	chain := &auth.Chain{Keys: s.keys}
+	if s.oidc.Issuer != "" {
+		v, err := auth.NewOIDC(ctx, s.oidc)
+		if err != nil {
+			return nil, err
+		}
+		chain.OIDC = v
+	}
+	if !chain.Configured() {
+		if s.insecureNoAuth {
+			log.Warn("the API is served without authentication (-insecure-no-auth)", "addr", s.addr)
+		}
+		return nil, nil
+	}
+	log.Info("API authentication", "keys", s.keys.Names(), "oidcIssuer", s.oidc.Issuer, "oidcAudience", s.oidc.Audience)
+	return chain, nil
 }
 
 // service is what workflowd runs: the embedded runtime or the AWS one.
@@ -165,7 +230,7 @@ func openService(ctx context.Context, s settings, log *slog.Logger) (service, er
 	awsCfg := app.AWSConfig{
 		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout, IndexShards: s.indexShards,
 		Instance: s.instance, LeasePeriod: s.leasePeriod,
-		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log, Auth: s.authn,
 	}
 	switch {
 	case s.initOnly:
@@ -183,7 +248,7 @@ func openService(ctx context.Context, s settings, log *slog.Logger) (service, er
 	}
 	return embedded.Open(embedded.Config{
 		DataDir: s.dataDir, VisibilityTimeout: s.visibilityTimeout,
-		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log, Auth: s.authn,
 	})
 }
 
@@ -253,6 +318,9 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 
+	if s.authn, err = authenticator(ctx, s, log); err != nil {
+		return err
+	}
 	e, err := openService(ctx, s, log)
 	if err != nil || e == nil {
 		return err

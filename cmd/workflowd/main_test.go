@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -325,4 +326,21 @@ func TestKill9WithHTTPStepsAndWaitsInFlight(t *testing.T) {
 		t.Fatalf("%d calls were made while a call with the same Idempotency-Key was in flight", overlaps)
 	}
 	t.Logf("%d attempts were repeated after the restart, each with its key", repeated)
+}
+
+// Secure by default: on every interface without authentication workflowd
+// does not start, and says how to configure it.
+func TestRefusesToServeOpenBeyondLoopback(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "WORKFLOWD_TEST_SERVE=1", "WORKFLOWD_ADDR=0.0.0.0:0", "WORKFLOWD_DATA="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("workflowd on 0.0.0.0 without auth: %v, want exit 1; output %s", err, out)
+	}
+	for _, want := range []string{"refusing to serve the API on 0.0.0.0:0 without authentication", "-api-keys", "-oidc-issuer", "-insecure-no-auth"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the message %q does not say %q", out, want)
+		}
+	}
 }

@@ -1,10 +1,22 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
+
+// keysFile writes a keys file of one admin key and a comment.
+func keysFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(p, []byte("# operators\nops:admin:sha256:"+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 func TestSettings(t *testing.T) {
 	env := func(kv ...string) func(string) string {
@@ -60,6 +72,29 @@ func TestSettings(t *testing.T) {
 		{name: "bad_memory_limit", args: []string{"-memory-limit", "lots"}, env: env(), wantErr: "memory-limit must be a size"},
 		{name: "bad_log_level", args: []string{"-log-level", "loud"}, env: env(), wantErr: "log level"},
 		{name: "stray_argument", args: []string{"serve"}, env: env(), wantErr: `unexpected argument "serve"`},
+		{name: "every_interface_without_auth", args: []string{"-addr", "0.0.0.0:8080"}, env: env(), wantErr: "refusing to serve the API on 0.0.0.0:8080 without authentication: give API keys"},
+		{name: "no_host_without_auth", args: []string{"-addr", ":8080"}, env: env(), wantErr: "refusing to serve"},
+		{name: "a_lan_address_without_auth", env: env("WORKFLOWD_ADDR", "10.1.2.3:80"), wantErr: "-insecure-no-auth"},
+		{name: "open_on_purpose", args: []string{"-addr", "0.0.0.0:8080", "-insecure-no-auth"}, env: env(), check: func(t *testing.T, s settings) {
+			if !s.insecureNoAuth || s.keys.Len() != 0 {
+				t.Errorf("insecure: %+v", s)
+			}
+		}},
+		{name: "keys_from_env_and_file", args: []string{"-addr", "0.0.0.0:8080", "-api-keys-file", keysFile(t)}, env: env("WORKFLOWD_API_KEYS", "ci:write:0123456789abcdef0123"),
+			check: func(t *testing.T, s settings) {
+				if got := strings.Join(s.keys.Names(), " "); got != "ci:write ops:admin" {
+					t.Errorf("keys: %s", got)
+				}
+			}},
+		{name: "bad_key", args: []string{"-api-keys", "ci:root:0123456789abcdef0123"}, env: env(), wantErr: "api keys: API key \"ci\": scope \"root\""},
+		{name: "missing_keys_file", args: []string{"-api-keys-file", "/no/such/file"}, env: env(), wantErr: "api-keys-file"},
+		{name: "oidc_without_audience", args: []string{"-oidc-issuer", "https://id.example"}, env: env(), wantErr: "audience is required"},
+		{name: "oidc_is_enough", args: []string{"-addr", "0.0.0.0:8080", "-oidc-issuer", "https://id.example", "-oidc-audience", "workflowd"}, env: env(),
+			check: func(t *testing.T, s settings) {
+				if s.oidc.Issuer != "https://id.example" || s.oidc.Audience != "workflowd" {
+					t.Errorf("oidc: %+v", s.oidc)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
