@@ -375,6 +375,20 @@ func TestAWSOrderWorkflow(t *testing.T) {
 	apitest.OrderWorkflow(t, c, ok, failing)
 }
 
+// Secret references on AWS (apitest.SecretFlow), every log line of the
+// runtime captured.
+func TestAWSSecretReferences(t *testing.T) {
+	hook, echo := apitest.NewHookServer(t, 0), apitest.NewEchoServer(t)
+	logs := &apitest.SyncBuffer{}
+	awstestConfig(t)
+	c, _ := startAWS(t, app.AWSConfig{
+		Prefix: "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""), VisibilityTimeout: 2 * time.Second, MaxReceiveCount: 5, Workers: 4,
+		Steps:  app.StepsConfig{CleanupInterval: -1, HTTPAllowHosts: []string{hook.Host(), strings.TrimPrefix(echo.URL, "http://")}, Secrets: apitest.Secrets()},
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}, nil)
+	apitest.SecretFlow(t, c, hook, echo, logs.String)
+}
+
 // Authentication on AWS (apitest.AuthFlow).
 func TestAWSAuthentication(t *testing.T) {
 	is := apitest.NewIssuer(t)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
+	"github.com/workflowd/workflowd/secrets"
 	"github.com/workflowd/workflowd/store"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
@@ -159,7 +160,8 @@ func NewFunctions(ctx context.Context, cfg FunctionsConfig) (*Functions, error) 
 	// different containers (docs/architecture-log.md, entry 18). Not in
 	// process: the API is a function of its own.
 	svc := New(deps, Options{MaxDelay: snssqs.MaxDelay, Steps: StepsConfig{HTTPAllowHosts: cfg.HTTPAllowHosts, Retention: cfg.Tables.Retention,
-		CommandRetention: cfg.Tables.CommandRetention, MaxHTTPTimeout: cfg.MaxHTTPTimeout, CleanupInterval: cfg.CleanupInterval}})
+		CommandRetention: cfg.Tables.CommandRetention, MaxHTTPTimeout: cfg.MaxHTTPTimeout, CleanupInterval: cfg.CleanupInterval,
+		Secrets: secrets.Env{}}})
 	return &Functions{svc: svc, cfg: cfg, bus: b, streams: c.streams, sqs: c.sqs}, nil
 }
 

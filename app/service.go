@@ -26,6 +26,7 @@ import (
 	"github.com/workflowd/workflowd/api"
 	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/secrets"
 	"github.com/workflowd/workflowd/store"
 	"github.com/workflowd/workflowd/workers"
 )
@@ -114,6 +115,9 @@ type StepsConfig struct {
 	// command was accepted (0: for ever; the runtimes default to
 	// store.DefaultCommandRetention).
 	CommandRetention time.Duration
+	// Secrets resolves http steps' secret references at call time (nil:
+	// such a step fails with secret.unavailable).
+	Secrets secrets.Source
 }
 
 func (c StepsConfig) cleanupInterval() time.Duration {
@@ -151,7 +155,8 @@ func New(d Deps, o Options) *Service {
 	}
 	s.Worker = &workers.CommandWorker{
 		Log: d.Store, Commands: d.Store, Logger: log, TrustCache: o.TrustCache, MaxDelay: o.MaxDelay,
-		HTTP: &workers.HTTPCaller{AllowHosts: o.Steps.HTTPAllowHosts},
+		HTTP:    &workers.HTTPCaller{AllowHosts: o.Steps.HTTPAllowHosts},
+		Secrets: o.Steps.Secrets,
 	}
 	s.Projector = &workers.Projector{Log: d.Store, Views: d.Store, Statuses: d.Store, Logger: log, MaxDelay: o.MaxDelay}
 	s.Dispatcher = &workers.Dispatcher{Publisher: d.Publisher, Scheduler: d.Scheduler, MaxDelay: o.MaxDelay, Logger: log}

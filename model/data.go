@@ -2,8 +2,10 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/workflowd/workflowd/expr"
@@ -16,11 +18,15 @@ import (
 // are evaluated by the worker when it makes the call (Execution.Request),
 // the output expressions by the model when the step completes.
 
-// templatePart is a literal, or (expr set) an expression whose value is
-// put in its place.
+// templatePart is a literal, an expression whose value is put in its
+// place (expr), or a secret reference (secret: its name) whose value is
+// resolved when the call is made and recorded nowhere.
 type templatePart struct {
-	lit, expr string
+	lit, expr, secret string
 }
+
+// secretName is what a secret reference may name.
+var secretName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 
 // hasTemplate reports whether s holds an expression part.
 func hasTemplate(s string) bool { return strings.Contains(s, "{{") }
@@ -46,7 +52,14 @@ func parseTemplate(s string) ([]templatePart, error) {
 		if e == "" {
 			return nil, fmt.Errorf("has an empty {{ }}")
 		}
-		parts = append(parts, templatePart{expr: e})
+		if name, ok := strings.CutPrefix(e, "secret:"); ok {
+			if name = strings.TrimSpace(name); !secretName.MatchString(name) {
+				return nil, fmt.Errorf("has a secret reference %q whose name is not 1 to 100 letters, digits, _ . and -", e)
+			}
+			parts = append(parts, templatePart{secret: name})
+		} else {
+			parts = append(parts, templatePart{expr: e})
+		}
 		s = s[i+2+j+2:]
 	}
 	return parts, nil
@@ -60,7 +73,7 @@ func compileTemplate(s string) ([]templatePart, error) {
 	}
 	for _, p := range parts {
 		if p.expr == "" {
-			continue
+			continue // a literal, or a secret reference
 		}
 		if _, err := compile(p.expr, expr.Any); err != nil {
 			return nil, fmt.Errorf("{{ %s }}: %v", p.expr, err)
@@ -71,14 +84,24 @@ func compileTemplate(s string) ([]templatePart, error) {
 
 // render evaluates the template s over v, each value written as text
 // (a string as itself, null as nothing, anything else as JSON) and passed
-// through escape.
-func render(s string, v expr.Vars, escape func(string) string) (string, error) {
+// through escape; secret references are resolved by c.secret, and their
+// values added to c.Secrets.
+func (c *Call) render(s string, v expr.Vars, escape func(string) string) (string, error) {
 	parts, err := compileTemplate(s)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	for _, p := range parts {
+		if p.secret != "" {
+			value, err := c.secret(p.secret)
+			if err != nil {
+				return "", &SecretError{Name: p.secret, Err: err}
+			}
+			c.Secrets = append(c.Secrets, value)
+			b.WriteString(escape(value))
+			continue
+		}
 		if p.expr == "" {
 			b.WriteString(p.lit)
 			continue
@@ -150,7 +173,7 @@ func validateURLTemplate(s string) (string, error) {
 	}
 	var b strings.Builder
 	for _, p := range parts {
-		if p.expr == "" {
+		if p.lit != "" {
 			b.WriteString(p.lit)
 		} else {
 			b.WriteString("x")
@@ -186,44 +209,69 @@ func (s StepDefinition) validateData(bad func(f, problem string, args ...any) er
 	return nil
 }
 
-// Request is the call of http step i with its expressions evaluated: the
-// URL, the headers, and the body (nil: the service's envelope of input and
-// outputs). An expression that fails is an error saying which and why;
-// the step then fails (expression.failed).
-func (s Execution) Request(i int) (u string, headers map[string]string, body json.RawMessage, err error) {
+// Call is an http step's call as its expressions and secret references
+// build it: the URL, the headers, the body (nil: the service's envelope
+// of input and outputs), and the values of the secrets it holds, which no
+// answer, event, log line or error may quote.
+type Call struct {
+	URL     string
+	Headers map[string]string
+	Body    json.RawMessage
+	Secrets []string
+	secret  func(name string) (string, error)
+}
+
+// SecretError is a secret reference that could not be resolved.
+type SecretError struct {
+	Name string
+	Err  error
+}
+
+func (e *SecretError) Error() string { return fmt.Sprintf("secret %q: %v", e.Name, e.Err) }
+func (e *SecretError) Unwrap() error { return e.Err }
+
+// Request is the call of http step i, its expressions evaluated and its
+// secret references resolved by secret. An expression that fails is an
+// error saying which and why (the step then fails, expression.failed); a
+// secret that cannot be resolved, a *SecretError (secret.unavailable).
+func (s Execution) Request(i int, secret func(name string) (string, error)) (Call, error) {
 	if i < 0 || i >= len(s.Definitions) {
-		return "", nil, nil, fmt.Errorf("step %d has no definition", i)
+		return Call{}, fmt.Errorf("step %d has no definition", i)
 	}
 	def := s.Definitions[i]
+	c := Call{URL: def.URL, Headers: def.Headers, secret: secret}
 	if !hasTemplate(def.URL) && def.Body == "" && !templatedHeaders(def.Headers) {
-		return def.URL, def.Headers, nil, nil
+		return c, nil
+	}
+	if c.secret == nil {
+		c.secret = func(string) (string, error) { return "", errors.New("no secrets are configured") }
 	}
 	v := s.vars(StepCompleted{Step: -1})
-	if u, err = render(def.URL, v, escapeURLPart); err != nil {
-		return "", nil, nil, fmt.Errorf("url: %v", err)
+	var err error
+	if c.URL, err = c.render(def.URL, v, escapeURLPart); err != nil {
+		return Call{}, fmt.Errorf("url: %w", err)
 	}
-	if _, perr := url.Parse(u); perr != nil {
-		return "", nil, nil, fmt.Errorf("url: %q is not a URL", u)
+	if _, perr := url.Parse(c.URL); perr != nil {
+		return Call{}, errors.New("url: the built URL is not a URL")
 	}
-	headers = def.Headers
 	if templatedHeaders(def.Headers) {
-		headers = make(map[string]string, len(def.Headers))
+		c.Headers = make(map[string]string, len(def.Headers))
 		for name, value := range def.Headers {
-			if headers[name], err = render(value, v, noEscape); err != nil {
-				return "", nil, nil, fmt.Errorf("header %s: %v", name, err)
+			if c.Headers[name], err = c.render(value, v, noEscape); err != nil {
+				return Call{}, fmt.Errorf("header %s: %w", name, err)
 			}
 		}
 	}
 	if def.Body != "" {
 		prg, cerr := compile(def.Body, expr.Any)
 		if cerr != nil {
-			return "", nil, nil, fmt.Errorf("body: %v", cerr)
+			return Call{}, fmt.Errorf("body: %v", cerr)
 		}
-		if body, err = prg.Eval(v); err != nil {
-			return "", nil, nil, fmt.Errorf("body: %v", err)
+		if c.Body, err = prg.Eval(v); err != nil {
+			return Call{}, fmt.Errorf("body: %v", err)
 		}
 	}
-	return u, headers, body, nil
+	return c, nil
 }
 
 func templatedHeaders(h map[string]string) bool {

@@ -27,10 +27,11 @@ func TestRequestBuildsTheCallFromTheData(t *testing.T) {
 	}
 	r := startWith(t, `{"id": "a/b?c#d", "n": 3}`, steps...)
 	r.increment(0, `{"total": 10.5}`)
-	u, headers, body, err := r.x.Request(1)
+	call, err := r.x.Request(1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	u, headers, body := call.URL, call.Headers, call.Body
 	if want := "http://shop.example:8080/orders/a%2Fb%3Fc%23d/charge?n=3&note="; u != want {
 		t.Errorf("url: %s, want %s", u, want)
 	}
@@ -44,14 +45,14 @@ func TestRequestBuildsTheCallFromTheData(t *testing.T) {
 	// A literal step is passed as it is, body nil (the envelope).
 	plain := []model.StepDefinition{{Name: "h", Type: model.StepHTTP, URL: "http://a.example/x", Headers: map[string]string{"A": "b"}}}
 	r = startWith(t, `{}`, plain...)
-	if u, h, b, err := r.x.Request(0); err != nil || u != "http://a.example/x" || h["A"] != "b" || b != nil {
-		t.Errorf("a literal step: %s %v %s %v", u, h, b, err)
+	if c, err := r.x.Request(0, nil); err != nil || c.URL != "http://a.example/x" || c.Headers["A"] != "b" || c.Body != nil {
+		t.Errorf("a literal step: %+v %v", c, err)
 	}
 
 	// An expression that fails at run time says which and why.
 	r = startWith(t, `{"n": 1}`, steps...)
 	r.increment(0, `{"total": 1}`)
-	if _, _, _, err := r.x.Request(1); err == nil || !strings.Contains(err.Error(), "url: {{ input.id }}") || !strings.Contains(err.Error(), "no such key") {
+	if _, err := r.x.Request(1, nil); err == nil || !strings.Contains(err.Error(), "url: {{ input.id }}") || !strings.Contains(err.Error(), "no such key") {
 		t.Errorf("a missing field: %v", err)
 	}
 }
@@ -137,6 +138,44 @@ func TestValidateRefusesBadData(t *testing.T) {
 		var fe *model.FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Problem, tc.want) {
 			t.Errorf("%s: got %v, want %s %q", tc.name, err, tc.field, tc.want)
+		}
+	}
+}
+
+// Secret references ({{secret:NAME}}) in a url and a header are resolved
+// when the call is built, the url's escaped like any value, and their
+// values listed for redaction; an unresolved one is a *SecretError.
+func TestSecretReferences(t *testing.T) {
+	steps := []model.StepDefinition{{Name: "h", Type: model.StepHTTP, URL: "http://a.example/x?key={{secret:api-key}}",
+		Headers: map[string]string{"Authorization": "Bearer {{ secret:token }}"}}}
+	if err := (model.Definition{Name: "s", Steps: steps}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := startWith(t, `{}`, steps...)
+	values := map[string]string{"api-key": "k&y=1", "token": "t0ken"}
+	c, err := r.x.Request(0, func(name string) (string, error) { return values[name], nil })
+	if err != nil || c.URL != "http://a.example/x?key=k%26y%3D1" || c.Headers["Authorization"] != "Bearer t0ken" || strings.Join(c.Secrets, " ") != "k&y=1 t0ken" {
+		t.Fatalf("the call: %+v %v", c, err)
+	}
+	_, err = r.x.Request(0, func(name string) (string, error) { return "", errors.New("not found") })
+	var se *model.SecretError
+	if !errors.As(err, &se) || se.Name != "api-key" || strings.Contains(err.Error(), "k&y") {
+		t.Fatalf("an unknown secret: %v", err)
+	}
+	for _, tc := range []struct {
+		step  model.StepDefinition
+		field string
+		want  string
+	}{
+		{model.StepDefinition{Name: "h", Type: model.StepHTTP, URL: "http://a.example/", Headers: map[string]string{"authorization": "Bearer abc"}}, "steps[0].headers", "{{secret:NAME}}"},
+		{model.StepDefinition{Name: "h", Type: model.StepHTTP, URL: "http://a.example/", Headers: map[string]string{"X-Api-Key": "abc"}}, "steps[0].headers", "reference a secret"},
+		{model.StepDefinition{Name: "h", Type: model.StepHTTP, URL: "http://{{secret:host}}/"}, "steps[0].url", "host:port literal"},
+		{model.StepDefinition{Name: "h", Type: model.StepHTTP, URL: "http://a.example/{{secret:a b}}"}, "steps[0].url", "secret reference"},
+	} {
+		err := (model.Definition{Name: "s", Steps: []model.StepDefinition{tc.step}}).Validate()
+		var fe *model.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Problem, tc.want) {
+			t.Errorf("%+v: got %v, want %s %q", tc.step, err, tc.field, tc.want)
 		}
 	}
 }

@@ -29,6 +29,7 @@ const (
 	ErrExpression         = "expression.failed"
 	ErrChoiceNoMatch      = "choice.no-match"
 	ErrStepsExceeded      = "execution.steps-exceeded"
+	ErrSecretUnavailable  = "secret.unavailable" // a secret reference the worker could not resolve
 )
 
 // HTTPStatusError names the failure of an http answer with status code:

@@ -67,7 +67,7 @@ func TestDefinitionValidate(t *testing.T) {
 		{name: "http_step_minimal", change: func(d *model.Definition) { d.Steps[0] = httpStep(func(*model.StepDefinition) {}) }},
 		{name: "http_step_full", change: func(d *model.Definition) {
 			d.Steps[0] = httpStep(func(s *model.StepDefinition) {
-				s.Method, s.TimeoutSeconds, s.Headers = "PUT", model.MaxHTTPTimeout, map[string]string{"Authorization": "Bearer x", "X-Trace": "1"}
+				s.Method, s.TimeoutSeconds, s.Headers = "PUT", model.MaxHTTPTimeout, map[string]string{"Authorization": "Bearer {{secret:api-token}}", "X-Trace": "1"}
 				s.Retry = &model.Retry{Policy: &model.RetryPolicy{MaxAttempts: model.MaxHTTPAttempts, BackoffSeconds: 0.5, MaxBackoffSeconds: 60}}
 			})
 		}},

@@ -191,6 +191,8 @@ func (s StepDefinition) validateHTTP(bad func(f, problem string, args ...any) er
 			return bad(".headers", "%s is set by the service and cannot be set by a step", name)
 		case len(value) > MaxHeaderLen || strings.ContainsAny(value, "\r\n\x00"):
 			return bad(".headers", "value of %s must be at most %d bytes with no line breaks", name, MaxHeaderLen)
+		case credentialHeader(name) && !strings.Contains(value, "{{"):
+			return bad(".headers", "%s holds a credential in the definition, which every reader of the workflow and of its executions' history sees: reference a secret instead, as \"Bearer {{secret:NAME}}\" (docs/api.md, \"Secrets\")", name)
 		}
 	}
 	if s.Retry != nil && s.Retry.Policy != nil {
@@ -207,6 +209,16 @@ func (s StepDefinition) validateHTTP(bad func(f, problem string, args ...any) er
 		}
 	}
 	return nil
+}
+
+// credentialHeader reports whether a header carries credentials, which a
+// definition may hold only as secret references.
+func credentialHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "authorization", "proxy-authorization", "x-api-key", "cookie":
+		return true
+	}
+	return false
 }
 
 // setField is a field of a step definition and whether it is set.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/internal/backoff"
 	"github.com/workflowd/workflowd/model"
+	"github.com/workflowd/workflowd/secrets"
 	"github.com/workflowd/workflowd/store"
 )
 
@@ -70,6 +71,9 @@ type CommandWorker struct {
 	// HTTP runs the attempts of http steps (nil: a zero HTTPCaller, which
 	// allows no host, so every http step fails with that reason).
 	HTTP *HTTPCaller
+	// Secrets resolves the secret references of http steps (nil: a step
+	// that has one fails with secret.unavailable).
+	Secrets secrets.Source
 	// Jitter draws the random share of a retry's backoff (nil:
 	// model.Jitter); a deterministic simulation draws it from its seed.
 	Jitter func() float64
@@ -534,10 +538,22 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 	if timeout <= 0 {
 		return model.StepOutcome{Err: fmt.Sprintf("timed out: the attempt's %s had passed before its request was sent", def.AttemptTimeout()), Name: model.ErrHTTPTimeout, Jitter: w.jitter()}
 	}
-	target, headers, body, err := x.Request(h.Step)
-	if err != nil {
+	c, err := x.Request(h.Step, func(name string) (string, error) {
+		if w.Secrets == nil {
+			return "", errors.New("no secrets are configured")
+		}
+		return w.Secrets.Secret(ctx, name)
+	})
+	var unresolved *model.SecretError
+	switch {
+	case errors.As(err, &unresolved):
+		// Another attempt may find it (an operator adds it, a store
+		// answers again): retryable.
+		return model.StepOutcome{Err: fmt.Sprintf("step %q: %v", def.Name, err), Name: model.ErrSecretUnavailable, Jitter: w.jitter()}
+	case err != nil:
 		return model.StepOutcome{Err: fmt.Sprintf("step %q: %v", def.Name, err), Name: model.ErrExpression, Final: true}
 	}
+	target, headers, body := c.URL, c.Headers, c.Body
 	if body == nil {
 		outputs := make(map[string]json.RawMessage, h.Step)
 		for _, st := range x.Steps[:h.Step] {
@@ -557,7 +573,7 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 	}
 	start := time.Now()
 	output, err := caller.Call(ctx, HTTPRequest{
-		URL: target, Method: def.HTTPMethod(), Headers: headers, Timeout: timeout, Body: body,
+		URL: target, Method: def.HTTPMethod(), Headers: headers, Timeout: timeout, Body: body, Secrets: c.Secrets,
 		IdempotencyKey: attemptKey(x.WorkflowExecutionUUID, h),
 	})
 	log := w.logger().With("execution", x.WorkflowExecutionUUID, "step", h.Step, "attempt", h.Attempt, "took", time.Since(start))

@@ -52,6 +52,9 @@ type HTTPRequest struct {
 	Timeout        time.Duration     // for the whole attempt; 0 means DefaultHTTPTimeout
 	Body           []byte            // JSON sent as the request body (not sent for GET)
 	IdempotencyKey string            // sent as the Idempotency-Key header
+	// Secrets are values (resolved secret references) that no reason
+	// may quote, beside the header values.
+	Secrets []string
 }
 
 // StepError is why an attempt failed: its name (model.ErrHTTPTimeout, …;
@@ -251,7 +254,7 @@ func (c *HTTPCaller) Call(ctx context.Context, r HTTPRequest) (json.RawMessage, 
 	if method == "" {
 		method = http.MethodPost
 	}
-	a := &attempt{timeout: r.Timeout, secrets: secretsOf(r.Headers)}
+	a := &attempt{timeout: r.Timeout, secrets: secretsOf(r.Headers, r.Secrets)}
 	if a.timeout <= 0 {
 		a.timeout = DefaultHTTPTimeout
 	}
@@ -296,8 +299,13 @@ func (c *HTTPCaller) refusal(a *attempt, target string) *StepError {
 // secretsOf returns the strings of the step's header values that reasons
 // must not quote: each whole value, and each long word of it (the token of
 // "Bearer <token>"), longest first.
-func secretsOf(h map[string]string) []string {
+func secretsOf(h map[string]string, more []string) []string {
 	var s []string
+	for _, v := range more {
+		if len(v) >= 4 {
+			s = append(s, v)
+		}
+	}
 	for _, v := range h {
 		if v = strings.TrimSpace(v); len(v) >= 4 {
 			s = append(s, v)

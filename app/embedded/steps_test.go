@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -295,6 +296,24 @@ func TestOrderWorkflow(t *testing.T) {
 	ok, failing := apitest.NewHookServer(t, 0), apitest.NewHookServer(t, 1<<30)
 	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{ok.Host(), failing.Host()}}})
 	apitest.OrderWorkflow(t, c, ok, failing)
+}
+
+// Secret references on the embedded runtime (apitest.SecretFlow), every
+// log line of the runtime captured.
+func TestSecretReferences(t *testing.T) {
+	hook, echo := apitest.NewHookServer(t, 0), apitest.NewEchoServer(t)
+	logs := &apitest.SyncBuffer{}
+	e, err := embedded.Open(embedded.Config{VisibilityTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host(), strings.TrimPrefix(echo.URL, "http://")}, Secrets: apitest.Secrets()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(func() { srv.Close(); cancel(); <-done; e.Close() })
+	apitest.SecretFlow(t, apitest.New(srv.URL), hook, echo, logs.String)
 }
 
 // Authentication on the embedded runtime (apitest.AuthFlow).

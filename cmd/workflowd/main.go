@@ -23,6 +23,7 @@ import (
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/app/embedded"
 	"github.com/workflowd/workflowd/auth"
+	"github.com/workflowd/workflowd/secrets"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
@@ -59,6 +60,7 @@ type settings struct {
 	keys           *auth.Keys
 	oidc           auth.OIDCConfig
 	insecureNoAuth bool
+	secretsDir     string
 	authn          auth.Authenticator // built by run from keys and oidc
 }
 
@@ -103,6 +105,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.StringVar(&s.oidc.Audience, "oidc-audience", env("WORKFLOWD_OIDC_AUDIENCE", ""), "the audience (aud) the tokens must carry (env WORKFLOWD_OIDC_AUDIENCE)")
 	fs.StringVar(&s.oidc.JWKSURL, "oidc-jwks-url", env("WORKFLOWD_OIDC_JWKS_URL", ""), "where the issuer's signing keys are; default: its discovery document's jwks_uri (env WORKFLOWD_OIDC_JWKS_URL)")
 	fs.BoolVar(&s.insecureNoAuth, "insecure-no-auth", env("WORKFLOWD_INSECURE_NO_AUTH", "") == "true", "serve the API without authentication on a non-loopback address (env WORKFLOWD_INSECURE_NO_AUTH=true)")
+	fs.StringVar(&s.secretsDir, "secrets-dir", env("WORKFLOWD_SECRETS_DIR", ""), "a directory of secrets, a file per name, that http steps reference as {{secret:NAME}} (beside the environment's WORKFLOWD_SECRET_<NAME>) (env WORKFLOWD_SECRETS_DIR)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", env("WORKFLOWD_CPUPROFILE", ""), "write a CPU profile to this file until shutdown (env WORKFLOWD_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
@@ -226,7 +229,7 @@ type service interface {
 // creates the AWS resources, prints what it made, and returns nil.
 func openService(ctx context.Context, s settings, log *slog.Logger) (service, error) {
 	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval, Retention: s.retention,
-		CommandRetention: s.commandRetention}
+		CommandRetention: s.commandRetention, Secrets: secrets.Chain{secrets.Env{}, secrets.Dir(s.secretsDir)}}
 	awsCfg := app.AWSConfig{
 		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout, IndexShards: s.indexShards,
 		Instance: s.instance, LeasePeriod: s.leasePeriod,
