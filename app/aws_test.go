@@ -389,6 +389,13 @@ func TestAWSSecretReferences(t *testing.T) {
 	apitest.SecretFlow(t, c, hook, echo, logs.String)
 }
 
+// The dial-time egress check on AWS (apitest.EgressFlow).
+func TestAWSEgressRefusedAtDialTime(t *testing.T) {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runAWSWith(t, 5, app.StepsConfig{HTTPAllowHosts: apitest.EgressAllow(hook), HTTPResolver: apitest.EgressResolver, CleanupInterval: -1})
+	apitest.EgressFlow(t, c, hook)
+}
+
 // Authentication on AWS (apitest.AuthFlow).
 func TestAWSAuthentication(t *testing.T) {
 	is := apitest.NewIssuer(t)

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -118,6 +119,9 @@ type StepsConfig struct {
 	// Secrets resolves http steps' secret references at call time (nil:
 	// such a step fails with secret.unavailable).
 	Secrets secrets.Source
+	// HTTPResolver, if set, resolves the hosts of http steps for the
+	// dial-time egress check (tests); nil: the system's resolver.
+	HTTPResolver func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 func (c StepsConfig) cleanupInterval() time.Duration {
@@ -155,7 +159,7 @@ func New(d Deps, o Options) *Service {
 	}
 	s.Worker = &workers.CommandWorker{
 		Log: d.Store, Commands: d.Store, Logger: log, TrustCache: o.TrustCache, MaxDelay: o.MaxDelay,
-		HTTP:    &workers.HTTPCaller{AllowHosts: o.Steps.HTTPAllowHosts},
+		HTTP:    &workers.HTTPCaller{AllowHosts: o.Steps.HTTPAllowHosts, Resolver: o.Steps.HTTPResolver},
 		Secrets: o.Steps.Secrets,
 	}
 	s.Projector = &workers.Projector{Log: d.Store, Views: d.Store, Statuses: d.Store, Logger: log, MaxDelay: o.MaxDelay}

@@ -87,15 +87,26 @@ func AttemptTimeout(ctx context.Context) (time.Duration, bool) {
 // HTTPCaller performs http step attempts. Safe for concurrent use. The zero
 // value refuses every host.
 type HTTPCaller struct {
-	// AllowHosts lists the host:port pairs steps may call
-	// (WORKFLOW_HTTP_ALLOW_HOSTS); empty means none. Hosts compare
-	// case-insensitively; see ParseAllowHosts.
+	// AllowHosts lists what steps may call (WORKFLOW_HTTP_ALLOW_HOSTS):
+	// host:port pairs (any scheme and path) or URL prefixes
+	// (https://api.example.com/v1/); empty means nothing. Hosts compare
+	// case-insensitively; see ParseAllowHosts. An address that is
+	// loopback, private, link-local or the metadata service is dialled
+	// only if an entry names it (egress.go).
 	AllowHosts []string
-	// Transport, if set, is the round tripper used (tests); nil means a
-	// private clone of http.DefaultTransport, shared by the package's callers.
+	// Resolver, if set, resolves host names for the dial-time check
+	// (tests); nil means the system's resolver.
+	Resolver func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Transport, if set, is the round tripper used (tests, the
+	// simulator), which then dials unchecked; nil means the caller's own
+	// clone of http.DefaultTransport that dials through the egress check.
 	Transport http.RoundTripper
 	// MaxResponseBytes bounds the response body read (0: MaxHTTPResponseBytes).
 	MaxResponseBytes int64
+
+	parseOnce, transportOnce sync.Once
+	parsed                   []allowEntry
+	rt                       http.RoundTripper
 }
 
 // defaultTransport is the package's own clone of http.DefaultTransport, so
@@ -108,11 +119,12 @@ var defaultTransport = sync.OnceValue(func() http.RoundTripper {
 })
 
 // ParseAllowHosts parses the comma-separated WORKFLOW_HTTP_ALLOW_HOSTS value
-// ("host:port,host:port"). Spaces around entries are ignored and empty
-// entries skipped. Each entry must be host:port with a numeric port
-// 1..65535; an IPv6 host is written in brackets ([::1]:8080). The result
-// holds the entries in canonical form (lower-case host, port without leading
-// zeros). The error names the first bad entry.
+// ("host:port,https://api.example.com/v1/"). Spaces around entries are
+// ignored and empty entries skipped. Each entry is host:port with a
+// numeric port 1..65535 (an IPv6 host in brackets, [::1]:8080), or a URL
+// prefix: http or https, a host, an optional port and path prefix. The
+// result holds the entries in canonical form (lower-case host, port
+// without leading zeros). The error names the first bad entry.
 func ParseAllowHosts(s string) ([]string, error) {
 	var hosts []string
 	for entry := range strings.SplitSeq(s, ",") {
@@ -120,11 +132,15 @@ func ParseAllowHosts(s string) ([]string, error) {
 		if entry == "" {
 			continue
 		}
-		hp, err := parseAllowEntry(entry)
+		e, err := parseAllow(entry)
 		if err != nil {
 			return nil, fmt.Errorf("%s entry %q: %w", allowHostsVar, entry, err)
 		}
-		hosts = append(hosts, hp)
+		if e.scheme == "" {
+			hosts = append(hosts, e.hostPort)
+		} else {
+			hosts = append(hosts, e.scheme+"://"+e.hostPort+e.path)
+		}
 	}
 	return hosts, nil
 }
@@ -204,13 +220,9 @@ func targetOf(u *url.URL) (string, error) {
 // allows reports whether the canonical target is in c.AllowHosts. Entries
 // are canonicalized here too, so a list built without ParseAllowHosts still
 // compares case-insensitively; malformed entries match nothing.
-func (c *HTTPCaller) allows(target string) bool {
-	for _, e := range c.AllowHosts {
-		host, port, err := net.SplitHostPort(strings.TrimSpace(e))
-		if err != nil {
-			continue
-		}
-		if hp, err := canonHostPort(host, port); err == nil && hp == target {
+func (c *HTTPCaller) allows(u *url.URL, target string) bool {
+	for _, e := range c.entries() {
+		if e.holds(u, target) {
 			return true
 		}
 	}
@@ -269,7 +281,7 @@ func (c *HTTPCaller) Call(ctx context.Context, r HTTPRequest) (json.RawMessage, 
 	if err != nil {
 		return nil, a.fail(model.ErrHTTPInvalidRequest, "invalid url: %v", err)
 	}
-	if !c.allows(target) {
+	if !c.allows(u, target) {
 		return nil, c.refusal(a, target)
 	}
 	a.label = method + " " + target
@@ -404,17 +416,16 @@ func (e *redirectError) Error() string { return e.reason }
 // client returns an http.Client that follows at most maxHTTPRedirects
 // redirects, and only to the given scheme and canonical host:port.
 func (c *HTTPCaller) client(scheme, target string) *http.Client {
-	rt := c.Transport
-	if rt == nil {
-		rt = defaultTransport()
-	}
 	return &http.Client{
-		Transport: rt,
+		Transport: c.transport(),
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > maxHTTPRedirects {
 				return &redirectError{fmt.Sprintf("stopped after %d redirects", maxHTTPRedirects)}
 			}
 			to, err := targetOf(req.URL)
+			if err == nil && req.URL.Scheme == scheme && to == target && !c.allows(req.URL, to) {
+				return &redirectError{fmt.Sprintf("redirected to a path of %s://%s that no entry of %s holds, not followed", scheme, to, allowHostsVar)}
+			}
 			if err != nil || req.URL.Scheme != scheme || to != target {
 				if err != nil {
 					to = req.URL.Host
@@ -431,9 +442,12 @@ func (c *HTTPCaller) client(scheme, target string) *http.Client {
 // timeout, or a network error.
 func (a *attempt) transportFailure(ctx, actx context.Context, err error) *StepError {
 	var re *redirectError
+	var refused *egressRefused
 	switch {
 	case errors.As(err, &re):
 		return a.fail(model.ErrHTTPRedirect, "%s", re.reason)
+	case errors.As(err, &refused):
+		return a.fail(model.ErrHTTPHostNotAllowed, "%s; nothing was sent", refused.Error())
 	case ctx.Err() != nil:
 		return a.fail(model.ErrHTTPConnection, "cancelled (%v)", ctx.Err())
 	case errors.Is(actx.Err(), context.DeadlineExceeded):

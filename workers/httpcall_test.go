@@ -662,7 +662,10 @@ func TestParseAllowHosts(t *testing.T) {
 		{name: "no_host", in: ":80", wantErr: `":80"`},
 		{name: "ipv6_without_brackets", in: "::1:8080", wantErr: `"::1:8080"`},
 		{name: "brackets_around_name", in: "[a.example]:80", wantErr: `"[a.example]:80"`},
-		{name: "url_not_host", in: "http://a.example:80", wantErr: `"http://a.example:80"`},
+		{name: "url_prefix", in: "HTTPS://API.example.com/v1/, http://a.example:8080", want: []string{"https://api.example.com:443/v1/", "http://a.example:8080"}},
+		{name: "url_prefix_unclean", in: "https://a.example/v1/../admin", wantErr: `"https://a.example/v1/../admin"`},
+		{name: "url_prefix_with_query", in: "https://a.example/v1?x=1", wantErr: `"https://a.example/v1?x=1"`},
+		{name: "url_prefix_other_scheme", in: "ftp://a.example/", wantErr: `"ftp://a.example/"`},
 		{name: "path", in: "a.example/x:80", wantErr: `"a.example/x:80"`},
 		{name: "bad_entry_among_good", in: "a.example:80, b.example ,c.example:81", wantErr: `"b.example"`},
 	}

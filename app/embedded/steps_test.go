@@ -316,6 +316,13 @@ func TestSecretReferences(t *testing.T) {
 	apitest.SecretFlow(t, apitest.New(srv.URL), hook, echo, logs.String)
 }
 
+// The dial-time egress check on the embedded runtime (apitest.EgressFlow).
+func TestEgressRefusedAtDialTime(t *testing.T) {
+	hook := apitest.NewHookServer(t, 0)
+	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: apitest.EgressAllow(hook), HTTPResolver: apitest.EgressResolver}})
+	apitest.EgressFlow(t, c, hook)
+}
+
 // Authentication on the embedded runtime (apitest.AuthFlow).
 func TestAuthentication(t *testing.T) {
 	is := apitest.NewIssuer(t)

@@ -1,8 +1,10 @@
 package apitest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -487,4 +489,46 @@ func OrderWorkflow(t *testing.T, c *Client, ok, failing *HookServer) {
 	if n, f := len(ok.Recorded())-okCalls, len(failing.Recorded())-failCalls; n != 0 || f != 0 {
 		t.Fatalf("the rejected order called %d and %d endpoints", n, f)
 	}
+}
+
+// EgressFlow is the dial-time egress check through a runtime's API, the
+// same on both backends, whose http resolver is EgressResolver and whose
+// allowlist holds rebind.example, meta.example and ten.example at hook's
+// port: a step to each is refused when it dials (the name resolves to
+// loopback, the metadata service, a private address) and the execution
+// FAILS saying so; nothing reaches hook.
+func EgressFlow(t *testing.T, c *Client, hook *HookServer) {
+	t.Helper()
+	port := hook.Host()[strings.LastIndex(hook.Host(), ":")+1:]
+	calls := len(hook.Recorded())
+	for host, want := range map[string]string{
+		"rebind.example": "resolves to 127.0.0.1, a loopback address",
+		"meta.example":   "resolves to 169.254.169.254, the cloud metadata service",
+		"ten.example":    "resolves to 10.0.0.1, a private address",
+	} {
+		wf := c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"egress","steps":[{"name":"call","type":"http","url":"http://%s:%s/x"}]}`, host, port)).String("workflowUUID")
+		id := c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+		x := c.WaitStatus(t, id, 20*time.Second, model.ExecutionFailed, model.ExecutionSucceeded)
+		if x.Status != model.ExecutionFailed || x.ErrorName != model.ErrHTTPHostNotAllowed || !strings.Contains(x.Error, want) {
+			t.Fatalf("%s: %s %q %q, want FAILED saying %q", host, x.Status, x.ErrorName, x.Error, want)
+		}
+	}
+	if n := len(hook.Recorded()) - calls; n != 0 {
+		t.Fatalf("the hook got %d calls", n)
+	}
+}
+
+// EgressResolver resolves EgressFlow's names.
+func EgressResolver(_ context.Context, host string) ([]netip.Addr, error) {
+	a, ok := map[string]string{"rebind.example": "127.0.0.1", "meta.example": "169.254.169.254", "ten.example": "10.0.0.1"}[host]
+	if !ok {
+		return nil, fmt.Errorf("no such host %s", host)
+	}
+	return []netip.Addr{netip.MustParseAddr(a)}, nil
+}
+
+// EgressAllow is EgressFlow's allowlist for hook.
+func EgressAllow(hook *HookServer) []string {
+	port := hook.Host()[strings.LastIndex(hook.Host(), ":")+1:]
+	return []string{"rebind.example:" + port, "meta.example:" + port, "ten.example:" + port}
 }
