@@ -412,3 +412,63 @@ func TestOpenAPIEnumsMatchTheModel(t *testing.T) {
 		t.Errorf("Execution.status enum: got %v, want the model's statuses %v", got, want)
 	}
 }
+
+// The document passes kin-openapi's validation with formats checked, and
+// the rules third-party linters apply to OpenAPI 3.0: nullable only
+// beside a type, a 4xx answer on every operation, every tag described,
+// every operation an operationId and a summary.
+func TestOpenAPIDocumentLints(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPIDocument())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background(), openapi3.EnableSchemaFormatValidation(), openapi3.EnableExamplesValidation()); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	var raw any
+	if err := json.Unmarshal(api.OpenAPIDocument(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any, at string)
+	walk = func(v any, at string) {
+		switch o := v.(type) {
+		case map[string]any:
+			if n, _ := o["nullable"].(bool); n {
+				if _, typed := o["type"]; !typed {
+					t.Errorf("%s: nullable without a type", at)
+				}
+			}
+			for k, x := range o {
+				walk(x, at+"/"+k)
+			}
+		case []any:
+			for i, x := range o {
+				walk(x, fmt.Sprintf("%s/%d", at, i))
+			}
+		}
+	}
+	walk(raw, "")
+	ids := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			has4xx := false
+			for code := range op.Responses.Map() {
+				has4xx = has4xx || strings.HasPrefix(code, "4")
+			}
+			switch {
+			case !has4xx:
+				t.Errorf("%s %s: no 4xx answer", method, path)
+			case op.OperationID == "" || ids[op.OperationID]:
+				t.Errorf("%s %s: operationId %q missing or repeated", method, path, op.OperationID)
+			case op.Summary == "":
+				t.Errorf("%s %s: no summary", method, path)
+			}
+			ids[op.OperationID] = true
+		}
+	}
+	for _, tag := range doc.Tags {
+		if tag.Description == "" {
+			t.Errorf("tag %s: no description", tag.Name)
+		}
+	}
+}
