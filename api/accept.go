@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )
@@ -139,6 +140,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, canonical any, b
 			return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
 				"the command may or may not have been queued: its status at /v1/commands/"+commandUUID.String()+" reads APPLIED or REJECTED if the workers got it, and stays ACCEPTED if not; send requests with an Idempotency-Key to retry them safely")
 		}
+		s.cfg.Metrics.Command(cmd.Type, metrics.Accepted)
 	}
 
 	commandPath := "/v1/commands/" + commandUUID.String()

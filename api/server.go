@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )
@@ -85,6 +86,9 @@ type Config struct {
 	// for ever): a command of an execution whose view expired still reads
 	// APPLIED.
 	Retention time.Duration
+	// Metrics, if set, counts requests and accepted commands, and is
+	// served at /metrics (scope read).
+	Metrics *metrics.Metrics
 	// Auth, if set, is who may call the API: every route but /healthz,
 	// /readyz and /v1/openapi.json needs a credential with the route's
 	// scope (scopeFor). Without it the API is open.
@@ -156,14 +160,54 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) handle(path string, h handlerFunc, methods ...string) {
 	s.router.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		r, err := s.authorize(w, r, scopeFor(path, r.Method))
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		r, err := s.authorize(rec, r, scopeFor(path, r.Method))
 		if err == nil {
-			err = h(w, r)
+			err = h(rec, r)
 		}
 		if err != nil {
-			writeError(w, r, s.log, err)
+			writeError(rec, r, s.log, err)
 		}
+		s.cfg.Metrics.Request(path, r.Method, rec.status(), time.Since(start))
 	}).Methods(methods...)
+}
+
+// statusRecorder remembers the status a handler answered, for metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush lets a live stream flush through the recorder.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap is for http.ResponseController.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
 }
 
 // scopeFor is the scope a request to route path with method needs
@@ -206,6 +250,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need auth.Sco
 }
 
 func (s *Server) registerOpsRoutes() {
+	if s.cfg.Metrics != nil {
+		s.handle("/metrics", func(w http.ResponseWriter, r *http.Request) error {
+			s.cfg.Metrics.Handler().ServeHTTP(w, r)
+			return nil
+		}, http.MethodGet)
+	}
 	s.handle("/healthz", func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ok"})
 		return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/snssqs"
 	"github.com/workflowd/workflowd/internal/ddbstream"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
 )
@@ -48,6 +49,8 @@ type AWSConfig struct {
 	Steps StepsConfig
 	// Auth, if set, is who may call the API; nil leaves it open.
 	Auth auth.Authenticator
+	// Metrics, if set, is recorded and served at /metrics.
+	Metrics *metrics.Metrics
 	// Instance names this process among the instances that run against
 	// one deployment (default: the host name and a random suffix); each
 	// must have its own.
@@ -196,7 +199,7 @@ func OpenAWS(ctx context.Context, cfg AWSConfig) (*AWS, error) {
 		return nil, err
 	}
 	// One process handles most commands of an aggregate: trust its cache.
-	a.Service = New(deps, Options{MaxDelay: snssqs.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps, Auth: cfg.Auth})
+	a.Service = New(deps, Options{MaxDelay: snssqs.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps, Auth: cfg.Auth, Metrics: cfg.Metrics})
 	return a, nil
 }
 

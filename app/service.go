@@ -27,6 +27,7 @@ import (
 	"github.com/workflowd/workflowd/api"
 	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/bus"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/secrets"
 	"github.com/workflowd/workflowd/store"
 	"github.com/workflowd/workflowd/workers"
@@ -81,6 +82,8 @@ type Options struct {
 	// Auth, if set, is who may call the API (api.Config.Auth); nil leaves
 	// it open.
 	Auth auth.Authenticator
+	// Metrics, if set, is what the components record, served at /metrics.
+	Metrics *metrics.Metrics
 	// Sim, if set, replaces the service's clock, random draws and http
 	// transport: the deterministic simulator (internal/sim) runs the same
 	// components under its own.
@@ -161,10 +164,11 @@ func New(d Deps, o Options) *Service {
 		Log: d.Store, Commands: d.Store, Logger: log, TrustCache: o.TrustCache, MaxDelay: o.MaxDelay,
 		HTTP:    &workers.HTTPCaller{AllowHosts: o.Steps.HTTPAllowHosts, Resolver: o.Steps.HTTPResolver},
 		Secrets: o.Steps.Secrets,
+		Metrics: o.Metrics,
 	}
-	s.Projector = &workers.Projector{Log: d.Store, Views: d.Store, Statuses: d.Store, Logger: log, MaxDelay: o.MaxDelay}
+	s.Projector = &workers.Projector{Log: d.Store, Views: d.Store, Statuses: d.Store, Logger: log, MaxDelay: o.MaxDelay, Metrics: o.Metrics}
 	s.Dispatcher = &workers.Dispatcher{Publisher: d.Publisher, Scheduler: d.Scheduler, MaxDelay: o.MaxDelay, Logger: log}
-	s.Cleanup = &workers.Cleanup{Due: d.Store, Publisher: d.Publisher, Expire: d.Expire, MaxDelay: o.MaxDelay, Logger: log,
+	s.Cleanup = &workers.Cleanup{Due: d.Store, Publisher: d.Publisher, Expire: d.Expire, MaxDelay: o.MaxDelay, Logger: log, Metrics: o.Metrics,
 		Reconciler: &workers.Reconciler{
 			Log: d.Store, Views: d.Store, Accepted: d.Store, Statuses: d.Store, Handlers: workers.EventHandlers{s.Projector, s.Dispatcher},
 			Retention: o.Steps.Retention, Logger: log,
@@ -189,7 +193,7 @@ func New(d Deps, o Options) *Service {
 		Publisher: d.Publisher, Views: d.Store, Events: d.Store, Commands: d.Store,
 		Ready: []api.Pinger{d.Store}, DeadLetters: d.DeadLetters,
 		Waiter: waiter, Changes: changes, Logger: log, Retention: o.Steps.Retention, CommandRetention: o.Steps.CommandRetention,
-		MaxHTTPTimeout: o.Steps.MaxHTTPTimeout, Now: apiNow, NewCommandUUID: apiUUID, Auth: o.Auth,
+		MaxHTTPTimeout: o.Steps.MaxHTTPTimeout, Now: apiNow, NewCommandUUID: apiUUID, Auth: o.Auth, Metrics: o.Metrics,
 	})
 	return s
 }

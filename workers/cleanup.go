@@ -9,6 +9,7 @@ import (
 
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/internal/parallel"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )
@@ -35,6 +36,8 @@ type DueLister interface {
 type Cleanup struct {
 	Due       DueLister
 	Publisher Publisher
+	// Metrics, if set, counts the runs and the commands they issue.
+	Metrics *metrics.Metrics
 	// MaxDelay is the longest delay of the bus's delayed messages, the
 	// projector's and the dispatcher's: work due later is the cleanup's to
 	// issue when due (0: all timers and retries are).
@@ -59,6 +62,12 @@ type Cleanup struct {
 // the due index page by page up to now and stops at the first error (the
 // next run starts over: what it published again is duplicates).
 func (c *Cleanup) Run(ctx context.Context) (int, error) {
+	n, err := c.run(ctx)
+	c.Metrics.CleanupRun(n, err)
+	return n, err
+}
+
+func (c *Cleanup) run(ctx context.Context) (int, error) {
 	now := c.now()
 	size := c.PageSize
 	if size <= 0 {

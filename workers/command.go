@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/workflowd/workflowd/internal/backoff"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/secrets"
 	"github.com/workflowd/workflowd/store"
@@ -74,6 +75,8 @@ type CommandWorker struct {
 	// Secrets resolves the secret references of http steps (nil: a step
 	// that has one fails with secret.unavailable).
 	Secrets secrets.Source
+	// Metrics, if set, counts commands by outcome and http attempts.
+	Metrics *metrics.Metrics
 	// Jitter draws the random share of a retry's backoff (nil:
 	// model.Jitter); a deterministic simulation draws it from its seed.
 	Jitter func() float64
@@ -113,6 +116,11 @@ func (w *CommandWorker) HandleCommand(ctx context.Context, cmd model.Command, re
 	}
 	if err != nil {
 		return err
+	}
+	if len(appended) > 0 {
+		w.Metrics.Command(cmd.Type, metrics.Applied)
+	} else {
+		w.Metrics.Command(cmd.Type, metrics.Duplicate)
 	}
 	return w.follow(ctx, cmd, agg, appended, receiveCount)
 }
@@ -340,8 +348,10 @@ func (w *CommandWorker) rejected(ctx context.Context, cmd model.Command, rej *mo
 		return &RetryError{After: transientDelay(receiveCount), Reason: rej.Reason}
 	case model.IsSystemCommand(cmd.Type):
 		w.logger().Debug("stale command dropped", "command", cmd.CommandUUID, "type", cmd.Type, "reason", rej.Reason)
+		w.Metrics.Command(cmd.Type, metrics.Dropped)
 		return nil
 	}
+	w.Metrics.Command(cmd.Type, metrics.Rejected)
 	return w.reject(ctx, cmd, rej.Reason)
 }
 
@@ -576,15 +586,18 @@ func (w *CommandWorker) call(ctx context.Context, x model.Execution, h model.Hel
 		URL: target, Method: def.HTTPMethod(), Headers: headers, Timeout: timeout, Body: body, Secrets: c.Secrets,
 		IdempotencyKey: attemptKey(x.WorkflowExecutionUUID, h),
 	})
-	log := w.logger().With("execution", x.WorkflowExecutionUUID, "step", h.Step, "attempt", h.Attempt, "took", time.Since(start))
+	took := time.Since(start)
+	log := w.logger().With("execution", x.WorkflowExecutionUUID, "step", h.Step, "attempt", h.Attempt, "took", took)
 	if err == nil {
 		log.Debug("http step attempt succeeded")
+		w.Metrics.Attempt(model.StepHTTP, "", took)
 		return model.StepOutcome{Output: output}
 	}
 	var se *StepError
 	if !errors.As(err, &se) {
 		se = &StepError{Name: model.ErrHTTPConnection, Reason: err.Error(), Retryable: true}
 	}
+	w.Metrics.Attempt(model.StepHTTP, se.Name, took)
 	log.Info("http step attempt failed", "error", se.Name, "reason", se.Reason, "retryable", se.Retryable)
 	return model.StepOutcome{Err: se.Reason, Name: se.Name, Final: !se.Retryable, Jitter: w.jitter()}
 }

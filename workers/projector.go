@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/model"
 	"github.com/workflowd/workflowd/store"
 )
@@ -29,6 +30,9 @@ type Projector struct {
 	Log    EventLog
 	Views  ViewStore
 	Logger *slog.Logger
+	// Metrics, if set, records the change feed's lag (an event's append
+	// to its projection).
+	Metrics *metrics.Metrics
 	// MaxDelay is the longest delay of the bus's delayed messages: with it
 	// the projector sets each execution view's due time (model.Execution.Due),
 	// which the cleanup's index reads. 0 means a bus without delayed
@@ -61,6 +65,12 @@ type StatusWriter interface {
 // be mixed). It returns the first error; the caller retries the batch, which
 // is safe because projection is idempotent.
 func (p *Projector) Handle(ctx context.Context, events []model.Event) error {
+	if p.Metrics != nil && len(events) > 0 {
+		now := time.Now()
+		for _, e := range events {
+			p.Metrics.FeedLag(now.Sub(e.OccurredAt))
+		}
+	}
 	for _, group := range groupByAggregate(events) {
 		if err := p.project(ctx, group); err != nil {
 			return err

@@ -19,6 +19,7 @@ import (
 	"github.com/workflowd/workflowd/auth"
 	"github.com/workflowd/workflowd/bus"
 	"github.com/workflowd/workflowd/bus/local"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/store/pebble"
 	"github.com/workflowd/workflowd/workers"
 )
@@ -38,8 +39,10 @@ type Config struct {
 	// Steps configures http steps and the cleanup.
 	Steps app.StepsConfig
 	// Auth, if set, is who may call the API; nil leaves it open.
-	Auth   auth.Authenticator
-	Logger *slog.Logger
+	Auth auth.Authenticator
+	// Metrics, if set, is recorded and served at /metrics.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Runtime is the whole service in one process.
@@ -90,7 +93,7 @@ func Open(cfg Config) (*Runtime, error) {
 	}
 	svc := app.New(app.Deps{
 		Store: st, Publisher: b, DeadLetters: b, Scheduler: executions, Expire: st.PurgeExpired, Logger: cfg.Logger,
-	}, app.Options{MaxDelay: local.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps, Auth: cfg.Auth})
+	}, app.Options{MaxDelay: local.MaxDelay, TrustCache: true, InProcess: true, Steps: cfg.Steps, Auth: cfg.Auth, Metrics: cfg.Metrics})
 	return &Runtime{Service: svc, cfg: cfg, Store: st, Bus: b}, nil
 }
 

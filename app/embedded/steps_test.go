@@ -19,6 +19,7 @@ import (
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/app/embedded"
 	"github.com/workflowd/workflowd/internal/apitest"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/model"
 )
 
@@ -335,4 +336,49 @@ func TestParallelSteps(t *testing.T) {
 	hook := apitest.NewHookServer(t, 0)
 	c, _ := runEmbeddedWith(t, embedded.Config{Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}}})
 	apitest.ParallelFlow(t, c, hook)
+}
+
+// /metrics shows what the service did: requests by route and status,
+// commands by outcome, http attempts by error name, the feed's lag and
+// the cleanup's runs.
+func TestMetrics(t *testing.T) {
+	hook := apitest.NewHookServer(t, 1)
+	m := metrics.New()
+	c, e := runEmbeddedWith(t, embedded.Config{Metrics: m, Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host()}, CleanupInterval: -1}})
+	wf := c.MustApply(t, "POST", "/v1/workflows", fmt.Sprintf(`{"name":"m","steps":[{"name":"a","type":"manual"},
+		{"name":"h","type":"http","url":%q,"retry":[{"errors":["*"],"maxAttempts":1,"intervalSeconds":1}]}]}`, hook.URL)).String("workflowUUID")
+	id := c.MustApply(t, "POST", "/v1/workflow-executions", fmt.Sprintf(`{"workflowUUID":%q}`, wf)).String("workflowExecutionUUID")
+	c.MustApply(t, "POST", "/v1/workflow-executions/"+id+"/increments", `{"step":0}`)
+	stale := c.Expect(t, 202, "POST", "/v1/workflow-executions/"+id+"/increments", `{"step":0}`)
+	c.WaitCommand(t, stale.String("commandUUID"), 10*time.Second)
+	c.WaitStatus(t, id, 20*time.Second, model.ExecutionSucceeded)
+	if _, err := e.Cleanup.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(c.Base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(raw)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`workflowd_http_requests_total{method="POST",route="/v1/workflows",status="Accepted"} 1`,
+		`workflowd_commands_total{outcome="accepted",type="IncrementExecution"} 2`,
+		`workflowd_commands_total{outcome="applied",type="IncrementExecution"} 1`,
+		`workflowd_commands_total{outcome="rejected",type="IncrementExecution"} 1`,
+		`workflowd_step_attempts_total{error="http.status.5xx",outcome="failed",step_type="http"} 1`,
+		`workflowd_step_attempts_total{error="",outcome="succeeded",step_type="http"} 1`,
+		`workflowd_cleanup_runs_total{result="ok"} 1`,
+		`workflowd_change_feed_lag_seconds_count`,
+		`workflowd_http_request_duration_seconds_bucket{method="GET",route="/v1/commands/{commandUUID}"`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
 }

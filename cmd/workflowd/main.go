@@ -23,6 +23,7 @@ import (
 	"github.com/workflowd/workflowd/app"
 	"github.com/workflowd/workflowd/app/embedded"
 	"github.com/workflowd/workflowd/auth"
+	"github.com/workflowd/workflowd/metrics"
 	"github.com/workflowd/workflowd/secrets"
 	"github.com/workflowd/workflowd/table"
 	"github.com/workflowd/workflowd/workers"
@@ -228,12 +229,13 @@ type service interface {
 // openService builds the configured backend; for "workflowd init" it
 // creates the AWS resources, prints what it made, and returns nil.
 func openService(ctx context.Context, s settings, log *slog.Logger) (service, error) {
+	m := metrics.New()
 	steps := app.StepsConfig{HTTPAllowHosts: s.httpAllowHosts, CleanupInterval: s.cleanupInterval, Retention: s.retention,
 		CommandRetention: s.commandRetention, Secrets: secrets.Chain{secrets.Env{}, secrets.Dir(s.secretsDir)}}
 	awsCfg := app.AWSConfig{
 		Prefix: s.awsPrefix, VisibilityTimeout: s.visibilityTimeout, IndexShards: s.indexShards,
 		Instance: s.instance, LeasePeriod: s.leasePeriod,
-		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log, Auth: s.authn,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log, Auth: s.authn, Metrics: m,
 	}
 	switch {
 	case s.initOnly:
@@ -251,7 +253,7 @@ func openService(ctx context.Context, s settings, log *slog.Logger) (service, er
 	}
 	return embedded.Open(embedded.Config{
 		DataDir: s.dataDir, VisibilityTimeout: s.visibilityTimeout,
-		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log, Auth: s.authn,
+		MaxReceiveCount: s.maxReceiveCount, Workers: s.workers, Steps: steps, Logger: log, Auth: s.authn, Metrics: m,
 	})
 }
 
