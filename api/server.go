@@ -162,12 +162,16 @@ func (s *Server) handle(path string, h handlerFunc, methods ...string) {
 	s.router.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		r, err := s.authorize(rec, r, scopeFor(path, r.Method))
+		var rw http.ResponseWriter = rec
+		if _, ok := w.(http.Flusher); ok {
+			rw = flushRecorder{rec} // a live stream can flush only if w can
+		}
+		r, err := s.authorize(rw, r, scopeFor(path, r.Method))
 		if err == nil {
-			err = h(rec, r)
+			err = h(rw, r)
 		}
 		if err != nil {
-			writeError(rec, r, s.log, err)
+			writeError(rw, r, s.log, err)
 		}
 		s.cfg.Metrics.Request(path, r.Method, rec.status(), time.Since(start))
 	}).Methods(methods...)
@@ -193,12 +197,11 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// flushRecorder is a statusRecorder over a writer that can flush.
+type flushRecorder struct{ *statusRecorder }
+
 // Flush lets a live stream flush through the recorder.
-func (r *statusRecorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
+func (r flushRecorder) Flush() { r.ResponseWriter.(http.Flusher).Flush() }
 
 // Unwrap is for http.ResponseController.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
