@@ -2,20 +2,15 @@ package auth_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/workflowd/workflowd/auth"
+	"github.com/workflowd/workflowd/internal/apitest"
 )
 
 const (
@@ -97,91 +92,30 @@ func TestChainWithAPIKeys(t *testing.T) {
 	}
 }
 
-// issuer is an OIDC issuer for tests: a JWKS served over HTTP, whose keys
-// can be rotated, and tokens signed with them.
-type issuer struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	keys []jose.JSONWebKey
-	key  *rsa.PrivateKey
-	kid  string
-}
-
-func newIssuer(t *testing.T) *issuer {
-	is := &issuer{}
-	is.rotate(t, "k1")
-	is.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		is.mu.Lock()
-		defer is.mu.Unlock()
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: is.keys})
-	}))
-	t.Cleanup(is.srv.Close)
-	return is
-}
-
-func (is *issuer) rotate(t *testing.T, kid string) {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	is.key, is.kid = k, kid
-	is.keys = append(is.keys, jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: "RS256", Use: "sig"})
-}
-
-func (is *issuer) token(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]any) string {
-	t.Helper()
-	if key == nil {
-		is.mu.Lock()
-		key, kid = is.key, is.kid
-		is.mu.Unlock()
-	}
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", kid).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(sig).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
+// Tokens of a test issuer (apitest.Issuer, whose Authenticator is this
+// package's Chain of keys and OIDC): good ones, scp lists, and every way a
+// token is refused, never quoting it; a key rotation; keys beside tokens.
 func TestChainWithOIDCTokens(t *testing.T) {
-	is := newIssuer(t)
+	is := apitest.NewIssuer(t)
 	ctx := context.Background()
-	v, err := auth.NewOIDC(ctx, auth.OIDCConfig{Issuer: "https://id.example", Audience: "workflowd", JWKSURL: is.srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &auth.Chain{Keys: keys(t), OIDC: v}
-	now := time.Now()
-	claims := func(change func(map[string]any)) map[string]any {
-		m := map[string]any{"iss": "https://id.example", "aud": "workflowd", "sub": "ada", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "scope": "openid workflowd:write"}
-		if change != nil {
-			change(m)
-		}
-		return m
-	}
-	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	c := is.Authenticator(t)
 	bearer := func(tok string) *http.Request { return request("Authorization", "Bearer "+tok) }
-	p, err := c.Authenticate(ctx, bearer(is.token(t, nil, "", claims(nil))))
-	if err != nil || p.Subject != "ada" || p.Scope != auth.Write || p.Method != "bearer" {
+	p, err := c.Authenticate(ctx, bearer(is.Token(t, "openid workflowd:write", false, nil)))
+	if err != nil || p.Subject != "apitest" || p.Scope != auth.Write || p.Method != "bearer" {
 		t.Fatalf("a good token: %+v %v", p, err)
 	}
-	p, err = c.Authenticate(ctx, bearer(is.token(t, nil, "", claims(func(m map[string]any) { delete(m, "scope"); m["scp"] = []string{"read"} }))))
+	p, err = c.Authenticate(ctx, bearer(is.Token(t, "", false, func(m map[string]any) { delete(m, "scope"); m["scp"] = []string{"read"} })))
 	if err != nil || p.Scope != auth.Read {
 		t.Fatalf("scp as a list: %+v %v", p, err)
 	}
 	for _, tc := range []struct {
 		name, token, want string
 	}{
-		{"expired", is.token(t, nil, "", claims(func(m map[string]any) { m["exp"] = now.Add(-time.Minute).Unix() })), "expired"},
-		{"another audience", is.token(t, nil, "", claims(func(m map[string]any) { m["aud"] = "billing" })), "audience"},
-		{"another issuer", is.token(t, nil, "", claims(func(m map[string]any) { m["iss"] = "https://evil.example" })), "different provider"},
-		{"signed by another key", is.token(t, other, "k1", claims(nil)), "refused"},
-		{"an unknown key", is.token(t, other, "k9", claims(nil)), "refused"},
+		{"expired", is.Token(t, "write", false, func(m map[string]any) { m["exp"] = time.Now().Add(-time.Minute).Unix() }), "expired"},
+		{"another audience", is.Token(t, "write", false, func(m map[string]any) { m["aud"] = "billing" }), "audience"},
+		{"another issuer", is.Token(t, "write", false, func(m map[string]any) { m["iss"] = "https://evil.example" }), "different provider"},
+		{"signed by another key", is.Token(t, "write", true, nil), "refused"},
+		{"an unknown key", is.TokenAs(t, "write", true, "k9", nil), "refused"},
 	} {
 		_, err := c.Authenticate(ctx, bearer(tc.token))
 		var f *auth.Failure
@@ -191,12 +125,12 @@ func TestChainWithOIDCTokens(t *testing.T) {
 	}
 	// The issuer rotates its key: a token signed with the new one is
 	// accepted once the key set is read again.
-	is.rotate(t, "k2")
-	if p, err := c.Authenticate(ctx, bearer(is.token(t, nil, "", claims(nil)))); err != nil || p.Scope != auth.Write {
+	is.Rotate(t, "k2")
+	if p, err := c.Authenticate(ctx, bearer(is.Token(t, "write", false, nil))); err != nil || p.Scope != auth.Write {
 		t.Fatalf("after a rotation: %+v %v", p, err)
 	}
 	// API keys still work beside tokens.
-	if p, err := c.Authenticate(ctx, request("X-API-Key", adminKey)); err != nil || p.Scope != auth.Admin {
+	if p, err := c.Authenticate(ctx, request("X-API-Key", apitest.AdminKey)); err != nil || p.Scope != auth.Admin {
 		t.Fatalf("a key beside OIDC: %+v %v", p, err)
 	}
 	if _, err := auth.NewOIDC(ctx, auth.OIDCConfig{Issuer: "https://id.example"}); err == nil || !strings.Contains(err.Error(), "audience") {

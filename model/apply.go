@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -396,4 +397,39 @@ func FoldExecution(s Execution, events []Event) (Execution, error) {
 		}
 	}
 	return n, nil
+}
+
+// CheckHistory reports the first break of two promises in an execution's
+// history: no run of a step completes twice, and the execution ends at
+// most once between redrives. The simulator and the property test read
+// histories with it.
+func CheckHistory(events []Event) error {
+	type stepRun struct{ step, run int }
+	runs := map[int]int{}
+	completed := map[stepRun]bool{}
+	ended := false
+	for _, e := range events {
+		switch {
+		case e.Type == EventStepStarted:
+			var d StepStarted
+			_ = json.Unmarshal(e.Data, &d)
+			runs[d.Step]++
+		case e.Type == EventStepCompleted:
+			var d StepCompleted
+			_ = json.Unmarshal(e.Data, &d)
+			r := stepRun{d.Step, runs[d.Step]}
+			if completed[r] {
+				return fmt.Errorf("run %d of step %d completed twice (seq %d)", r.run, r.step, e.Seq)
+			}
+			completed[r] = true
+		case e.Type == EventExecutionRedriven:
+			ended = false
+		case IsTerminalEvent(e.Type):
+			if ended {
+				return fmt.Errorf("ended twice (seq %d, %s)", e.Seq, e.Type)
+			}
+			ended = true
+		}
+	}
+	return nil
 }

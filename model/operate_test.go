@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,5 +184,28 @@ func TestPauseHoldsARetryAndTheResumeNamesIt(t *testing.T) {
 	}
 	if err := r.claim(0, 2, r.now); err != nil {
 		t.Fatalf("the retry after the resume: %v", err)
+	}
+}
+
+// CheckHistory finds a run of a step completed twice and a second end
+// without a redrive between, and accepts one after a redrive.
+func TestCheckHistory(t *testing.T) {
+	r := startRun(t, 0, model.StepDefinition{Name: "a", Type: model.StepManual})
+	start, _ := model.DecideExecution(model.Execution{}, model.NewCommand(uuid.New(), model.StartExecution{WorkflowExecutionUUID: r.id, WorkflowUUID: r.x.WorkflowUUID}, t0),
+		&model.Workflow{WorkflowUUID: r.x.WorkflowUUID, Version: 1, Steps: []model.StepDefinition{{Name: "a", Type: model.StepManual}}, Seq: 1}, t0)
+	done := r.increment(0, `{}`)
+	if err := model.CheckHistory(append(start, done...)); err != nil {
+		t.Fatalf("a good history: %v", err)
+	}
+	twice := append(append(start, done...), done[0])
+	if err := model.CheckHistory(twice); err == nil || !strings.Contains(err.Error(), "completed twice") {
+		t.Fatalf("a run completed twice: %v", err)
+	}
+	redrive := model.Event{Type: model.EventExecutionRedriven, Data: json.RawMessage(`{"step":0,"redrive":1}`)}
+	if err := model.CheckHistory(append(append(append(start, done...), done[len(done)-1]), redrive)); err == nil || !strings.Contains(err.Error(), "ended twice") {
+		t.Fatalf("ended twice: %v", err)
+	}
+	if err := model.CheckHistory(append(append(append(start, done...), redrive), done[len(done)-1])); err != nil {
+		t.Fatalf("an end after a redrive: %v", err)
 	}
 }

@@ -376,32 +376,8 @@ func (p *property) check() {
 	if got := mustJSON(p.t, rest); got != want {
 		p.fatalf("the view kept at seq %d, folded on, is not the fold of the history:\n%s\n%s", k, got, want)
 	}
-	type stepRun struct{ step, run int }
-	runs := map[int]int{}
-	completed := map[stepRun]bool{}
-	ended := false
-	for _, e := range p.events {
-		switch {
-		case e.Type == model.EventStepStarted:
-			var d model.StepStarted
-			_ = json.Unmarshal(e.Data, &d)
-			runs[d.Step]++
-		case e.Type == model.EventStepCompleted:
-			var d model.StepCompleted
-			_ = json.Unmarshal(e.Data, &d)
-			r := stepRun{d.Step, runs[d.Step]}
-			if completed[r] {
-				p.fatalf("run %d of step %d completed twice (seq %d)", r.run, r.step, e.Seq)
-			}
-			completed[r] = true
-		case e.Type == model.EventExecutionRedriven:
-			ended = false
-		case model.IsTerminalEvent(e.Type):
-			if ended {
-				p.fatalf("the execution ended twice (seq %d, %s)", e.Seq, e.Type)
-			}
-			ended = true
-		}
+	if err := model.CheckHistory(p.events); err != nil {
+		p.fatalf("%v", err)
 	}
 }
 

@@ -26,7 +26,9 @@ func runEmbedded(t *testing.T, dir string) *apitest.Client {
 // runtime, for tests that reach behind the API.
 func runEmbeddedWith(t *testing.T, cfg embedded.Config) (*apitest.Client, *embedded.Runtime) {
 	t.Helper()
-	cfg.Logger = apitest.Logger(t)
+	if cfg.Logger == nil {
+		cfg.Logger = apitest.Logger(t)
+	}
 	if cfg.VisibilityTimeout == 0 {
 		cfg.VisibilityTimeout = 2 * time.Second
 	}

@@ -304,17 +304,9 @@ func TestOrderWorkflow(t *testing.T) {
 func TestSecretReferences(t *testing.T) {
 	hook, echo := apitest.NewHookServer(t, 0), apitest.NewEchoServer(t)
 	logs := &apitest.SyncBuffer{}
-	e, err := embedded.Open(embedded.Config{VisibilityTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	c, _ := runEmbeddedWith(t, embedded.Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Steps: app.StepsConfig{HTTPAllowHosts: []string{hook.Host(), strings.TrimPrefix(echo.URL, "http://")}, Secrets: apitest.Secrets()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	srv := httptest.NewServer(e.Handler())
-	t.Cleanup(func() { srv.Close(); cancel(); <-done; e.Close() })
-	apitest.SecretFlow(t, apitest.New(srv.URL), hook, echo, logs.String)
+	apitest.SecretFlow(t, c, hook, echo, logs.String)
 }
 
 // The dial-time egress check on the embedded runtime (apitest.EgressFlow).

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,31 +25,47 @@ const (
 	AdminKey = "apitest-admin-key-012345678"
 )
 
-// Issuer is an OIDC issuer for tests: its JWKS served over HTTP, and
-// tokens signed with its key (or another).
+// Issuer is an OIDC issuer for tests: its JWKS served over HTTP, whose
+// key can be rotated, and tokens signed with its key (or another).
 type Issuer struct {
 	URL   string // the JWKS
+	mu    sync.Mutex
+	keys  []jose.JSONWebKey
 	key   *rsa.PrivateKey
+	kid   string
 	other *rsa.PrivateKey
 }
 
-// NewIssuer starts an Issuer; it stops at the end of the test.
+// NewIssuer starts an Issuer with key k1; it stops at the end of the test.
 func NewIssuer(tb testing.TB) *Issuer {
 	tb.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	other, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}
+	is := &Issuer{other: newKey(tb)}
+	is.Rotate(tb, "k1")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(set)
+		is.mu.Lock()
+		defer is.mu.Unlock()
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: is.keys})
 	}))
 	tb.Cleanup(srv.Close)
-	return &Issuer{URL: srv.URL, key: key, other: other}
+	is.URL = srv.URL
+	return is
+}
+
+func newKey(tb testing.TB) *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// Rotate signs from now on with a new key, kid, which the JWKS adds.
+func (is *Issuer) Rotate(tb testing.TB, kid string) {
+	k := newKey(tb)
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.key, is.kid = k, kid
+	is.keys = append(is.keys, jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: "RS256", Use: "sig"})
 }
 
 // IssuerName and Audience are what the runtimes of AuthFlow accept.
@@ -73,19 +90,30 @@ func (is *Issuer) Authenticator(tb testing.TB) auth.Authenticator {
 }
 
 // Token is a token of the issuer for scope, changed by change (nil: as
-// is), signed with its key, or with another if forged.
+// is), signed with its current key, or, if forged, with another key under
+// the current key's kid.
 func (is *Issuer) Token(tb testing.TB, scope string, forged bool, change func(map[string]any)) string {
+	return is.TokenAs(tb, scope, forged, "", change)
+}
+
+// TokenAs is Token with its header naming kid ("": the current key's).
+func (is *Issuer) TokenAs(tb testing.TB, scope string, forged bool, kid string, change func(map[string]any)) string {
 	tb.Helper()
 	now := time.Now()
 	claims := map[string]any{"iss": IssuerName, "aud": Audience, "sub": "apitest", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "scope": scope}
 	if change != nil {
 		change(claims)
 	}
+	is.mu.Lock()
 	key := is.key
+	if kid == "" {
+		kid = is.kid
+	}
+	is.mu.Unlock()
 	if forged {
 		key = is.other
 	}
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", kid).WithType("JWT"))
 	if err != nil {
 		tb.Fatal(err)
 	}

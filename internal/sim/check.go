@@ -80,28 +80,8 @@ func (w *world) check() {
 		if a, b := mustJSON(view), mustJSON(fold); a != b || view.Version != fold.Version || !slices.Equal(view.RecentCommands, fold.RecentCommands) || !view.Due.Equal(fold.Due) {
 			w.violate("execution %s: the view is not the fold of its events:\nview %s\nfold %s", id, a, b)
 		}
-		type stepRun struct{ step, run int }
-		runs := map[int]int{}
-		completed := map[stepRun]int{}
-		ends := 0
-		for _, e := range events {
-			switch {
-			case e.Type == model.EventStepStarted:
-				var d model.StepStarted
-				_ = json.Unmarshal(e.Data, &d)
-				runs[d.Step]++
-			case e.Type == model.EventStepCompleted:
-				var d model.StepCompleted
-				_ = json.Unmarshal(e.Data, &d)
-				k := stepRun{d.Step, runs[d.Step]}
-				if completed[k]++; completed[k] > 1 {
-					w.violate("execution %s: run %d of step %d completed twice (seq %d)", id, k.run, d.Step, e.Seq)
-				}
-			case model.IsTerminalEvent(e.Type):
-				if ends++; ends > 1 {
-					w.violate("execution %s: ended twice (seq %d, %s)", id, e.Seq, e.Type)
-				}
-			}
+		if err := model.CheckHistory(events); err != nil {
+			w.violate("execution %s: %v", id, err)
 		}
 		if !model.IsTerminal(fold.Status) {
 			w.violate("execution %s is %s at step %d at the end, not finished", id, fold.Status, fold.CurrentStep)
