@@ -65,19 +65,6 @@ type Principal struct {
 	Method  string // "api-key" or "bearer"
 }
 
-type principalKey struct{}
-
-// WithPrincipal returns ctx carrying p, the caller of the request.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// PrincipalOf returns the caller ctx carries, if any.
-func PrincipalOf(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
-}
-
 // Errors of Authenticate. A *Failure says why a credential was refused.
 var ErrNoCredentials = errors.New("no credentials: send an API key (Authorization: Bearer <key>, or X-API-Key) or an OIDC bearer token")
 

@@ -11,8 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 )
 
 // ErrNotFound: no source has the secret.
@@ -74,44 +72,4 @@ func (c Chain) Secret(ctx context.Context, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w (looked in the environment as %s and the secrets directory)", ErrNotFound, EnvName(name))
-}
-
-// Cached remembers each value Source gives for TTL (a remote store is
-// not asked on every call).
-type Cached struct {
-	Source Source
-	TTL    time.Duration
-	Now    func() time.Time // nil: time.Now
-
-	mu sync.Mutex
-	m  map[string]cachedValue
-}
-
-type cachedValue struct {
-	value string
-	until time.Time
-}
-
-func (c *Cached) Secret(ctx context.Context, name string) (string, error) {
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
-	c.mu.Lock()
-	if v, ok := c.m[name]; ok && now().Before(v.until) {
-		c.mu.Unlock()
-		return v.value, nil
-	}
-	c.mu.Unlock()
-	v, err := c.Source.Secret(ctx, name)
-	if err != nil {
-		return "", err
-	}
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[string]cachedValue{}
-	}
-	c.m[name] = cachedValue{value: v, until: now().Add(c.TTL)}
-	c.mu.Unlock()
-	return v, nil
 }

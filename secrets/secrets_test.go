@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/workflowd/workflowd/secrets"
 )
@@ -31,22 +30,5 @@ func TestSources(t *testing.T) {
 		if _, err := c.Secret(ctx, name); !errors.Is(err, secrets.ErrNotFound) || !strings.Contains(err.Error(), "WORKFLOWD_SECRET_") {
 			t.Errorf("%s: %v, want not found naming where it looked", name, err)
 		}
-	}
-}
-
-// A cached source asks again only after the TTL.
-func TestCached(t *testing.T) {
-	asked := 0
-	now := time.Unix(0, 0)
-	c := &secrets.Cached{Source: secrets.Env{Getenv: func(string) string { asked++; return "v" }}, TTL: time.Minute, Now: func() time.Time { return now }}
-	for range 3 {
-		if v, err := c.Secret(context.Background(), "x"); err != nil || v != "v" {
-			t.Fatal(v, err)
-		}
-	}
-	now = now.Add(2 * time.Minute)
-	c.Secret(context.Background(), "x")
-	if asked != 2 {
-		t.Fatalf("asked %d times, want 2", asked)
 	}
 }
